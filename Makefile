@@ -1,0 +1,59 @@
+# Every target here is what CI runs too. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export KAFKA_PORT ?= 9092
+
+.PHONY: help install test unit integration lint typecheck schemas-check demo bench \
+        kafka-up kafka-down kafka-reset clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the locked dependency set
+
+lock: ## re-resolve requirements.lock (runtime) and requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -c requirements.lock -q -o requirements-dev.lock
+
+lint: $(STAMP) ## ruff + mypy strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+schemas-check: $(STAMP) ## exported JSON Schemas equal the committed ones
+	$(BIN)/python -m schemas.export --check schemas/json
+
+unit: $(STAMP) ## tests that need no broker
+	$(BIN)/pytest -q tests/unit
+
+test: $(STAMP) kafka-up ## lint, schema check, unit and integration tests against a real broker
+	$(MAKE) lint schemas-check
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/pytest -q tests
+
+demo: $(STAMP) kafka-up ## build the demo bundle and run the whole job end to end
+	$(BIN)/python -m examples.demo
+
+bench: $(STAMP) kafka-up ## throughput/latency benchmarks, writes docs/benchmarks.md
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python -m bench
+
+kafka-up: ## start the local single-node Apache Kafka (KRaft)
+	scripts/kafka-local up
+
+kafka-down: ## stop it
+	scripts/kafka-local down
+
+kafka-reset: ## stop it and wipe its data
+	scripts/kafka-local reset
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

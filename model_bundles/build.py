@@ -1,0 +1,290 @@
+"""Build a bundle: from a training config and a data file, or from any fitted pipeline."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.model_selection import train_test_split
+
+from model_bundles import metrics
+from model_bundles.config import TrainingConfig, load_config
+from model_bundles.data import fingerprint, read_data
+from model_bundles.digest import canonical_json, canonical_skops
+from model_bundles.errors import BadInputError
+from model_bundles.estimators import make_estimator, make_pipeline
+from model_bundles.events import events_to_frame, frame_to_events, normalize_frame
+from model_bundles.params import json_safe, params_of
+from model_bundles.predict import Outputs, predict_outputs
+from model_bundles.reference import (
+    CategoricalReference,
+    GoldenRow,
+    NumericReference,
+    Reference,
+    categorical_reference,
+    feature_references,
+    numeric_reference,
+)
+from model_bundles.store import MODEL, REFERENCE, write_bundle
+from model_bundles.versions import runtime_versions
+from schemas.manifest import FORMAT_VERSION, DataFingerprint, FeatureSpec, Manifest, Task
+
+GOLDEN_ROWS = 200
+
+
+def build_from_config(config_path: Path, data_path: Path, out_dir: Path) -> Manifest:
+    """The `bundle build` command: config + data file -> fitted, verified-on-load bundle."""
+    config = load_config(config_path)
+    frame = read_data(data_path)
+    return build_from_frame(config, frame, out_dir, data_source=data_path.name)
+
+
+def build_from_frame(
+    config: TrainingConfig, frame: pd.DataFrame, out_dir: Path, data_source: str = "dataframe"
+) -> Manifest:
+    numeric, categorical = config.features.numeric, config.features.categorical
+    target = config.data.target
+    _require_columns(frame, [target, *numeric, *categorical], config.data.id_column)
+    labelled = frame[frame[target].notna()].reset_index(drop=True)
+    if len(labelled) < 2:
+        raise BadInputError(f"data has {len(labelled)} labelled row(s); need at least 2")
+    task = config.model.task or _infer_task(labelled[target])
+    estimator = make_estimator(config.model.estimator, task, config.model.params, config.model.seed)
+    specs = _feature_specs(labelled, numeric, categorical, nullable=set(numeric) | set(categorical))
+    train, holdout = _split(labelled, target, task, config.data.test_size, config.data.split_seed)
+    pipeline = make_pipeline(numeric, categorical, estimator)
+    pipeline.fit(normalize_frame(train, specs), _target(train[target], task))
+    return build_bundle(
+        pipeline,
+        train,
+        out_dir,
+        holdout=holdout,
+        name=config.bundle.name,
+        version=config.bundle.version,
+        target=target,
+        features=specs,
+        task=task,
+        id_column=config.data.id_column,
+        estimator_name=config.model.estimator,
+        seeds={"split_seed": config.data.split_seed, "model_seed": config.model.seed},
+        data=frame,
+        data_source=data_source,
+    )
+
+
+def build_bundle(
+    pipeline: Any,
+    train: pd.DataFrame,
+    out_dir: Path,
+    *,
+    name: str,
+    version: str,
+    target: str,
+    features: Sequence[FeatureSpec] | None = None,
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    holdout: pd.DataFrame | None = None,
+    task: Task | None = None,
+    id_column: str | None = None,
+    estimator_name: str = "custom",
+    seeds: Mapping[str, int | None] | None = None,
+    data: pd.DataFrame | None = None,
+    data_source: str = "dataframe",
+) -> Manifest:
+    """Python API: save an already fitted pipeline with everything needed to reproduce it.
+
+    ``train`` is the frame it was fitted on (features + target); ``holdout``, when
+    given, supplies the golden sample and metrics (else the training rows do).
+    ``features`` may be omitted: then ``numeric``/``categorical`` name them, and
+    whether a null is allowed is found by asking the pipeline itself.
+    """
+    task = task or _infer_task(train[target])
+    specs = (
+        list(features) if features else _probe_specs(pipeline, train, numeric, categorical, task)
+    )
+    evaluation = holdout if holdout is not None else train
+    golden_frame = evaluation.head(GOLDEN_ROWS)
+    golden_events = _golden_events(golden_frame, specs, id_column)
+    golden_outputs = predict_outputs(pipeline, events_to_frame(golden_events, specs), task)
+    eval_outputs = predict_outputs(pipeline, normalize_frame(evaluation, specs), task)
+    classes = [_plain(c) for c in pipeline.classes_] if task == "classification" else None
+    reference = Reference(
+        features=feature_references(normalize_frame(train, specs), specs),
+        prediction=_prediction_reference(eval_outputs, classes),
+        class_scores=_class_score_references(eval_outputs, classes),
+        golden=_golden_rows(golden_events, golden_outputs),
+    )
+    y_eval = _target(evaluation[target], task)
+    scored = metrics.holdout_metrics(task, y_eval, eval_outputs, classes)
+    if holdout is None:
+        scored = {f"train_{k}": v for k, v in scored.items()}
+    source = data if data is not None else train
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": version,
+        "task": task,
+        "target": target,
+        "id_column": id_column,
+        "classes": classes,
+        "features": [s.model_dump() for s in specs],
+        "estimator": _estimator_spec(pipeline, estimator_name),
+        "seeds": dict(seeds or {}),
+        "data": DataFingerprint(
+            sha256=fingerprint(source),
+            rows=len(source),
+            columns=len(source.columns),
+            source=data_source,
+            train_rows=len(train),
+            holdout_rows=0 if holdout is None else len(holdout),
+        ).model_dump(),
+        "versions": runtime_versions(),
+        "metrics": scored,
+        "build": {"created_at": datetime.now(UTC).isoformat(), "host": platform.node()},
+    }
+    files = {
+        MODEL: canonical_skops(sio.dumps(pipeline)),
+        REFERENCE: canonical_json(reference.model_dump(mode="json")),
+    }
+    return write_bundle(out_dir, manifest, files)
+
+
+def _require_columns(frame: pd.DataFrame, needed: list[str], id_column: str | None) -> None:
+    if frame.empty:
+        raise BadInputError("data has no rows")
+    absent = [c for c in [*needed, *([id_column] if id_column else [])] if c not in frame.columns]
+    if absent:
+        raise BadInputError(f"column(s) not in the data: {', '.join(absent)}")
+
+
+def _infer_task(target: pd.Series) -> Task:
+    """Strings and booleans are labels; numbers are values unless the config says otherwise."""
+    if pd.api.types.is_bool_dtype(target) or not pd.api.types.is_numeric_dtype(target):
+        return "classification"
+    return "regression"
+
+
+def _target(y: pd.Series, task: Task) -> np.ndarray[Any, Any]:
+    return y.to_numpy(dtype=np.float64) if task == "regression" else y.to_numpy(dtype=object)
+
+
+def _split(
+    frame: pd.DataFrame, target: str, task: Task, test_size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    stratify = None
+    if task == "classification" and frame[target].value_counts().min() >= 2:
+        stratify = frame[target].to_numpy(dtype=object)
+    try:
+        train, holdout = train_test_split(
+            frame, test_size=test_size, random_state=seed, stratify=stratify
+        )
+    except ValueError as exc:
+        raise BadInputError(f"cannot split the data: {exc}") from None
+    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+
+
+def _feature_specs(
+    frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str], nullable: set[str]
+) -> list[FeatureSpec]:
+    specs = [
+        FeatureSpec(name=n, kind="numeric", dtype="float64", nullable=n in nullable)
+        for n in numeric
+    ]
+    for name in categorical:
+        seen = sorted({str(v) for v in frame[name].dropna().tolist()})
+        specs.append(
+            FeatureSpec(
+                name=name,
+                kind="categorical",
+                dtype="object",
+                nullable=name in nullable,
+                categories=seen,
+            )
+        )
+    for spec in specs:
+        if spec.kind == "numeric" and not pd.api.types.is_numeric_dtype(frame[spec.name]):
+            raise BadInputError(f"numeric feature {spec.name!r} has non-numeric values in the data")
+    return specs
+
+
+def _probe_specs(
+    pipeline: Any,
+    train: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    task: Task,
+) -> list[FeatureSpec]:
+    """A feature is nullable when the fitted pipeline scores a row with it missing."""
+    if not numeric and not categorical:
+        raise BadInputError("name the features: pass features=, or numeric=/categorical=")
+    draft = _feature_specs(train, numeric, categorical, nullable=set())
+    row = normalize_frame(train.head(1), draft)
+    nullable: set[str] = set()
+    for spec in draft:
+        probe = row.copy()
+        probe[spec.name] = np.nan if spec.kind == "numeric" else np.array([np.nan], dtype=object)
+        try:
+            outputs = predict_outputs(pipeline, probe, task)
+        except ValueError:
+            continue
+        finite = outputs.scores if outputs.scores is not None else outputs.predictions
+        if np.all(np.isfinite(np.asarray(finite, dtype=np.float64))):
+            nullable.add(spec.name)
+    return _feature_specs(train, numeric, categorical, nullable)
+
+
+def _golden_events(
+    frame: pd.DataFrame, specs: Sequence[FeatureSpec], id_column: str | None
+) -> list[dict[str, Any]]:
+    events = frame_to_events(frame, specs)
+    if id_column and id_column in frame.columns:
+        for event, event_id in zip(events, frame[id_column].tolist(), strict=True):
+            event[id_column] = None if pd.isna(event_id) else str(event_id)
+    return events
+
+
+def _golden_rows(events: list[dict[str, Any]], outputs: Outputs) -> list[GoldenRow]:
+    rows = []
+    for i, event in enumerate(events):
+        scores = None if outputs.scores is None else [float(s) for s in outputs.scores[i]]
+        rows.append(
+            GoldenRow(event=event, prediction=_plain(outputs.predictions[i]), scores=scores)
+        )
+    return rows
+
+
+def _prediction_reference(
+    outputs: Outputs, classes: list[Any] | None
+) -> NumericReference | CategoricalReference:
+    if classes is None:
+        return numeric_reference(np.asarray(outputs.predictions, dtype=np.float64))
+    labels = [str(_plain(p)) for p in outputs.predictions]
+    return categorical_reference(labels, [str(c) for c in classes])
+
+
+def _class_score_references(
+    outputs: Outputs, classes: list[Any] | None
+) -> dict[str, NumericReference] | None:
+    if classes is None or outputs.scores is None:
+        return None
+    return {str(c): numeric_reference(outputs.scores[:, i]) for i, c in enumerate(classes)}
+
+
+def _estimator_spec(pipeline: Any, estimator_name: str) -> dict[str, Any]:
+    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    return {
+        "name": estimator_name,
+        "class_path": f"{type(final).__module__}.{type(final).__qualname__}",
+        "params": params_of(final, deep=False),
+        "pipeline_params": params_of(pipeline, deep=True),
+    }
+
+
+def _plain(value: Any) -> Any:
+    return json_safe(value.item() if isinstance(value, np.generic) else value)

@@ -1,0 +1,85 @@
+"""Estimators a training config can name, and the preprocessing SPEC.md fixes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from model_bundles.errors import BadInputError
+from schemas.manifest import Task
+
+Factory = Callable[..., Any]
+
+# name -> (classifier, regressor); None where the task makes no sense for it.
+ESTIMATORS: dict[str, tuple[Factory | None, Factory | None]] = {
+    "logistic_regression": (LogisticRegression, None),
+    "random_forest": (RandomForestClassifier, RandomForestRegressor),
+    "extra_trees": (ExtraTreesClassifier, ExtraTreesRegressor),
+    "decision_tree": (DecisionTreeClassifier, DecisionTreeRegressor),
+    "hist_gradient_boosting": (HistGradientBoostingClassifier, HistGradientBoostingRegressor),
+    "gradient_boosting": (GradientBoostingClassifier, GradientBoostingRegressor),
+    "ridge": (None, Ridge),
+    "linear_regression": (None, LinearRegression),
+    "lasso": (None, Lasso),
+    "elastic_net": (None, ElasticNet),
+}
+
+
+def make_estimator(name: str, task: Task, params: dict[str, Any], seed: int | None) -> Any:
+    """Instantiate a named estimator; the seed goes to ``random_state`` where it exists."""
+    if name not in ESTIMATORS:
+        known = ", ".join(sorted(ESTIMATORS))
+        raise BadInputError(f"unknown estimator {name!r} (known: {known})")
+    factory = ESTIMATORS[name][0 if task == "classification" else 1]
+    if factory is None:
+        raise BadInputError(f"estimator {name!r} does not support {task}")
+    try:
+        estimator = factory(**params)
+    except TypeError as exc:
+        raise BadInputError(f"bad params for {name}: {exc}") from None
+    if seed is not None and "random_state" in estimator.get_params():
+        estimator.set_params(random_state=seed)
+    return estimator
+
+
+def make_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+    """Numeric: median imputation + scaling; categorical: most-frequent + one-hot.
+
+    Unknown categories are ignored by the encoder (all zeros), as SPEC.md fixes.
+    """
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        numeric_steps = Pipeline(
+            [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+        )
+        transformers.append(("numeric", numeric_steps, numeric))
+    if categorical:
+        categorical_steps = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="most_frequent")),
+                ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ]
+        )
+        transformers.append(("categorical", categorical_steps, categorical))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def make_pipeline(numeric: list[str], categorical: list[str], estimator: Any) -> Pipeline:
+    return Pipeline([("preprocess", make_preprocessor(numeric, categorical)), ("model", estimator)])

@@ -1,0 +1,67 @@
+"""Model outputs that do not depend on batch size.
+
+Two facts measured on this project's pipelines make a bare ``predict_proba``
+unsafe for a streaming worker:
+
+- a one-row input takes BLAS's matrix-vector path, whose sums can differ in
+  the last bits from the matrix-matrix path every larger batch takes; so a
+  single row is scored padded to two rows and the copy dropped;
+- multi-threaded BLAS may split work differently by batch size; scoring runs
+  with BLAS limited to one thread (the worker parallelises by partitions).
+
+The load-time self-check re-scores the golden sample at several batch sizes,
+so a pipeline for which this is still not enough refuses to load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from schemas.manifest import Task
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """Model outputs for a batch, row-aligned with its input frame."""
+
+    predictions: npt.NDArray[Any]
+    """Class labels (classification) or float64 values (regression)."""
+    scores: npt.NDArray[np.float64] | None
+    """Class probabilities, shape (rows, classes), column order = ``classes``."""
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+
+_limiter: threadpool_limits | None = None
+
+
+def _single_threaded_blas() -> None:
+    global _limiter
+    if _limiter is None:
+        _limiter = threadpool_limits(limits=1, user_api="blas")
+
+
+def predict_outputs(pipeline: Any, frame: pd.DataFrame, task: Task) -> Outputs:
+    """Score a frame; identical per row whatever the frame's length."""
+    _single_threaded_blas()
+    rows = len(frame)
+    if rows == 0:
+        empty_scores = np.empty((0, 0)) if task == "classification" else None
+        return Outputs(np.empty(0, dtype=object), empty_scores)
+    padded = pd.concat([frame, frame], ignore_index=True) if rows == 1 else frame
+    if task == "classification":
+        scores = np.asarray(pipeline.predict_proba(padded), dtype=np.float64)[:rows]
+        classes = np.asarray(pipeline.classes_)
+        # argmax over the probabilities, as predict() does for every sklearn classifier
+        # with predict_proba; computed here once instead of a second model pass.
+        predictions = classes[np.argmax(scores, axis=1)]
+        return Outputs(predictions, scores)
+    values = np.asarray(pipeline.predict(padded), dtype=np.float64)[:rows]
+    return Outputs(values, None)

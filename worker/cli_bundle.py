@@ -1,0 +1,116 @@
+"""`bundle build|verify|inspect` and `score`: the research side of the CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from model_bundles.build import build_from_config
+from model_bundles.bundle import load_bundle
+from model_bundles.store import read_manifest
+from model_bundles.verify import SELFCHECK_BATCH_SIZES
+from schemas.manifest import Manifest
+from worker.cli_options import bundle_option, option, warn_only_option
+from worker.research import score_file
+
+_file = click.Path(dir_okay=False, path_type=Path)
+_dir = click.Path(file_okay=False, path_type=Path)
+
+
+@click.group()
+def bundle() -> None:
+    """Build, verify and inspect model bundles."""
+
+
+@bundle.command()
+@option("--config", type=_file, required=True, help="training config (TOML)")
+@option("--data", type=_file, required=True, help="training data (.csv or .parquet)")
+@option("--out", type=_dir, required=True, help="bundle directory to write")
+def build(config: Path, data: Path, out: Path) -> None:
+    """Fit the pipeline of CONFIG on DATA and save a verifiable bundle."""
+    manifest = build_from_config(config, data, out)
+    click.echo(f"built {manifest.name} {manifest.version} {manifest.digest} -> {out}")
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(manifest.metrics.items()))
+    click.echo(f"holdout: {metrics}")
+
+
+@bundle.command()
+@click.argument("bundle_dir", type=_dir)
+@warn_only_option()
+def verify(bundle_dir: Path, warn_only: bool) -> None:
+    """Check file digests, trusted types, library versions and golden outputs."""
+    loaded = load_bundle(bundle_dir, warn_only=warn_only, warn=_warn)
+    m = loaded.manifest
+    sizes = ", ".join(str(s or "all") for s in SELFCHECK_BATCH_SIZES)
+    click.echo(f"ok {m.name} {m.version} {m.digest}")
+    click.echo(f"  files: {len(m.files)} digests match")
+    click.echo(f"  versions: {'match' if not loaded.selfcheck.version_problems else 'DIFFER'}")
+    state = "identical" if not loaded.selfcheck.golden_problems else "DIFFER"
+    click.echo(
+        f"  golden sample: {loaded.selfcheck.golden_rows} rows at batch sizes {sizes}: {state}"
+    )
+
+
+@bundle.command()
+@click.argument("bundle_dir", type=_dir)
+@click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
+def inspect(bundle_dir: Path, as_json: bool) -> None:
+    """Show what a bundle holds (reads the manifest only)."""
+    manifest = read_manifest(bundle_dir)
+    if as_json:
+        dumped = manifest.model_dump(mode="json")
+        click.echo(orjson.dumps(dumped, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        return
+    for line in describe(manifest):
+        click.echo(line)
+
+
+def describe(m: Manifest) -> list[str]:
+    params = ", ".join(f"{k}={v}" for k, v in sorted(m.estimator.params.items()) if v is not None)
+    features = ", ".join(
+        f"{f.name} ({f.kind}{', nullable' if f.nullable else ''})" for f in m.features
+    )
+    lines = [
+        f"{m.name} {m.version}  {m.digest}",
+        f"task: {m.task}, target {m.target!r}" + (f", classes {m.classes}" if m.classes else ""),
+        f"estimator: {m.estimator.name} ({m.estimator.class_path})",
+        f"params: {params}",
+        f"seeds: {m.seeds}",
+        f"features: {features}",
+        f"data: sha256 {m.data.sha256[:16]}..., {m.data.rows} rows x {m.data.columns} columns "
+        f"from {m.data.source} (train {m.data.train_rows}, holdout {m.data.holdout_rows})",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(m.versions.items())),
+        "metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(m.metrics.items())),
+    ]
+    lines += [f"file: {name} {digest}" for name, digest in sorted(m.files.items())]
+    return lines
+
+
+@click.command()
+@bundle_option()
+@option("--input", "input_path", type=_file, required=True, help="events, one JSON per line")
+@option("--output", type=_file, required=True, help="prediction records (JSONL)")
+@option("--rejects", type=_file, default=None, help="write rejected lines here (JSONL)")
+@option("--batch-size", type=click.IntRange(1), default=1000, show_default=True)
+@option("--id-field", default=None, help="event id field (default: the bundle's id column)")
+@warn_only_option()
+def score(
+    bundle: Path,
+    input_path: Path,
+    output: Path,
+    rejects: Path | None,
+    batch_size: int,
+    id_field: str | None,
+    warn_only: bool,
+) -> None:
+    """Research path: score a JSONL file of events with a bundle, no Kafka."""
+    loaded = load_bundle(bundle, warn_only=warn_only, warn=_warn)
+    summary = score_file(loaded, input_path, output, rejects, batch_size, id_field, _warn)
+    click.echo(summary.line(output), err=True)
+
+
+def _warn(message: str) -> None:
+    print(f"scoring-worker: warning: {message}", file=sys.stderr)

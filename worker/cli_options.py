@@ -1,0 +1,49 @@
+"""Shared CLI plumbing: options that also read ``SCORING_WORKER_<OPTION>`` from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+ENV_PREFIX = "SCORING_WORKER_"
+
+F = Callable[..., Any]
+
+
+def env_name(option: str) -> str:
+    """``--bootstrap-servers`` -> ``SCORING_WORKER_BOOTSTRAP_SERVERS``."""
+    return ENV_PREFIX + option.lstrip("-").upper().replace("-", "_")
+
+
+def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option whose value may also come from the environment (SPEC.md)."""
+    long_name = next(d for d in decls if d.startswith("--")).split("/")[0]
+    kwargs.setdefault("envvar", env_name(long_name))
+    kwargs.setdefault("show_envvar", True)
+    return click.option(*decls, **kwargs)
+
+
+def bundle_option(required: bool = True) -> Callable[[F], F]:
+    return option(
+        "--bundle",
+        type=click.Path(file_okay=False, path_type=_path_type()),
+        required=required,
+        help="bundle directory",
+    )
+
+
+def warn_only_option() -> Callable[[F], F]:
+    return option(
+        "--warn-only",
+        is_flag=True,
+        default=False,
+        help="warn on version or golden-output mismatches instead of refusing the bundle",
+    )
+
+
+def _path_type() -> Any:
+    from pathlib import Path
+
+    return Path

@@ -1,0 +1,104 @@
+"""The research path over files: JSONL events in, JSONL prediction records out."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from model_bundles.bundle import Bundle
+from model_bundles.errors import BadInputError
+from worker.scoring import BatchScorer, InputEvent
+
+MAX_REPORTED_REJECTS = 20
+
+
+@dataclass
+class ScoreSummary:
+    scored: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    unknown_categories: Counter[str] = field(default_factory=Counter)
+
+    def line(self, output: Path) -> str:
+        rejects = sum(self.rejected.values())
+        detail = ", ".join(f"{r} {n}" for r, n in sorted(self.rejected.items()))
+        text = f"scored {self.scored} events, rejected {rejects}"
+        text += f" ({detail})" if detail else ""
+        if self.unknown_categories:
+            unknown = ", ".join(f"{k} {n}" for k, n in sorted(self.unknown_categories.items()))
+            text += f", unknown categories scored: {unknown}"
+        return text + f" -> {output}"
+
+
+def score_file(
+    bundle: Bundle,
+    input_path: Path,
+    output: Path,
+    rejects: Path | None,
+    batch_size: int,
+    id_field: str | None,
+    report: Callable[[str], None],
+) -> ScoreSummary:
+    """Score every line; each bad line is reported with its number and counted."""
+    scorer = BatchScorer(bundle, id_field=id_field, include_source=False)
+    summary = ScoreSummary()
+    try:
+        source = input_path.open("rb")
+    except OSError as exc:
+        raise BadInputError(f"cannot read {input_path}: {exc.strerror}") from None
+    with source, output.open("wb") as out, _maybe_open(rejects) as rejects_out:
+        for batch in _batches(source, input_path.name, batch_size):
+            result = scorer.score(batch)
+            out.writelines(record + b"\n" for record in result.records)
+            summary.scored += len(result.records)
+            summary.unknown_categories.update(result.unknown_categories)
+            for rejected in result.rejected:
+                event = batch[rejected.index]
+                reason = rejected.rejection.reason.value
+                summary.rejected[reason] += 1
+                if sum(summary.rejected.values()) <= MAX_REPORTED_REJECTS:
+                    report(f"{input_path}:{event.offset}: {reason}: {rejected.rejection.detail}")
+                if rejects_out is not None:
+                    rejects_out.write(_reject_line(event, reason, rejected.rejection.detail))
+    hidden = sum(summary.rejected.values()) - MAX_REPORTED_REJECTS
+    if hidden > 0:
+        report(f"... and {hidden} more rejected lines")
+    return summary
+
+
+def _batches(source: IO[bytes], name: str, size: int) -> Iterator[list[InputEvent]]:
+    batch: list[InputEvent] = []
+    for number, line in enumerate(source, start=1):
+        value = line.rstrip(b"\r\n")
+        if not value.strip():
+            continue
+        batch.append(InputEvent(value=value, topic=name, partition=0, offset=number))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _reject_line(event: InputEvent, reason: str, detail: str) -> bytes:
+    value = event.value or b""
+    return (
+        orjson.dumps(
+            {
+                "line": event.offset,
+                "reason": reason,
+                "detail": detail,
+                "value": value.decode("utf-8", errors="replace"),
+            }
+        )
+        + b"\n"
+    )
+
+
+def _maybe_open(path: Path | None) -> AbstractContextManager[IO[bytes] | None]:
+    return path.open("wb") if path is not None else nullcontext()
