@@ -67,9 +67,14 @@ HEADER_BUNDLE_DIGEST = "scoring.bundle.digest"
 
 
 class DeadLetter(BaseModel):
-    """One per rejected event: the original bytes plus why (sent as Kafka headers)."""
+    """One per rejected event: the original bytes plus why (sent as Kafka headers).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    In JSON (files, schemas) ``value`` is base64, since a rejected event need not be UTF-8.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+    )
 
     reason: RejectReason
     detail: str

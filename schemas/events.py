@@ -1,0 +1,40 @@
+"""The input event of a bundle, as a pydantic model derived from its feature list.
+
+The worker validates events with ``model_bundles.events.check_event`` (it must
+name SPEC's reject reason, and it is on the hot path); this model is the same
+contract for documentation, JSON Schema export and producers that want to
+validate before sending. A test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, create_model
+
+from schemas.manifest import FeatureSpec
+
+
+class _EventBase(BaseModel):
+    # Extra fields are allowed and ignored by the model, as SPEC.md says.
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+
+def event_model(
+    features: Sequence[FeatureSpec], id_field: str = "event_id", name: str = "Event"
+) -> type[BaseModel]:
+    """A model whose fields are the bundle's features (every key required, null only if imputed)."""
+    fields: dict[str, Any] = {
+        id_field: (StrictStr | StrictInt | None, Field(default=None, description="event id")),
+    }
+    for feature in features:
+        kind: Any = StrictStr if feature.kind == "categorical" else StrictFloat | StrictInt
+        if feature.nullable:
+            kind = kind | None
+        description = f"{feature.kind} feature"
+        if feature.categories:
+            description += f"; categories seen in training: {', '.join(feature.categories)}"
+        fields[feature.name] = (kind, Field(..., description=description))
+    model: type[BaseModel] = create_model(name, __base__=_EventBase, **fields)
+    return model

@@ -1,0 +1,27 @@
+"""Shared unit-test fixtures: real bundles built from the demo data (no broker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model_bundles.build import build_from_config
+from model_bundles.bundle import Bundle, load_bundle
+
+REPO = Path(__file__).resolve().parents[2]
+PENGUINS = REPO / "examples" / "penguins"
+PENGUINS_CSV = PENGUINS / "penguins.csv"
+PENGUINS_CONFIG = PENGUINS / "config.toml"
+
+
+@pytest.fixture(scope="session")
+def penguins_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "penguins"
+    build_from_config(PENGUINS_CONFIG, PENGUINS_CSV, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def penguins_bundle(penguins_bundle_dir: Path) -> Bundle:
+    return load_bundle(penguins_bundle_dir)
