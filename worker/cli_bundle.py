@@ -108,8 +108,12 @@ def score(
 ) -> None:
     """Research path: score a JSONL file of events with a bundle, no Kafka."""
     loaded = load_bundle(bundle, warn_only=warn_only, warn=_warn)
-    summary = score_file(loaded, input_path, output, rejects, batch_size, id_field, _warn)
+    summary = score_file(loaded, input_path, output, rejects, batch_size, id_field, _rejected)
     click.echo(summary.line(output), err=True)
+
+
+def _rejected(message: str) -> None:
+    print(f"scoring-worker: rejected: {message}", file=sys.stderr)
 
 
 def _warn(message: str) -> None:
