@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export KAFKA_PORT ?= 9092
 
 .PHONY: help install test unit integration lint typecheck schemas-check demo bench \
-        kafka-up kafka-down kafka-reset clean
+        kafka-up kafka-down kafka-reset clean deploy-tools static-checks
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -36,8 +36,8 @@ schemas-check: $(STAMP) ## exported JSON Schemas equal the committed ones
 unit: $(STAMP) ## tests that need no broker
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP) kafka-up ## lint, schema check, unit and integration tests against a real broker
-	$(MAKE) lint schemas-check
+test: $(STAMP) kafka-up deploy-tools ## lint, schema and static checks, unit + integration tests on a real broker
+	$(MAKE) lint schemas-check static-checks
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/pytest -q tests
 
 demo: $(STAMP) kafka-up ## build the demo bundle and run the whole job end to end
@@ -45,6 +45,14 @@ demo: $(STAMP) kafka-up ## build the demo bundle and run the whole job end to en
 
 bench: $(STAMP) kafka-up ## throughput/latency benchmarks, writes docs/benchmarks.md
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python -m bench
+
+deploy-tools: $(STAMP) ## install promtool (Debian prometheus), hadolint, docker-compose for static checks
+	scripts/install-prometheus
+	scripts/install-hadolint
+	scripts/install-compose
+
+static-checks: deploy-tools ## Dockerfile, compose, Prometheus config/rules/tests, Grafana dashboard
+	scripts/static-checks
 
 kafka-up: ## start the local single-node Apache Kafka (KRaft)
 	scripts/kafka-local up
