@@ -1,62 +1,198 @@
-"""`make demo`: the whole job end to end on this machine, with a short summary.
+"""`make demo`: the whole job end to end on this machine, then a short summary.
 
-Steps: build the demo bundle, verify it, generate a demo stream, score it
-through the research path. Run with `python -m examples.demo`.
+1. build the demo bundle (Palmer penguins, logistic regression) and verify it;
+2. generate a demo stream (seeded; a few bad events; `--drift` or DEMO_DRIFT shifts features);
+3. score it through the research path (`score`);
+4. start two worker replicas in one consumer group on a 4-partition topic, and a
+   local Prometheus when Debian's package is installed;
+5. publish the stream, wait until the workers have consumed all of it, read their metrics;
+6. stop the workers (SIGTERM), record the output topic and check research/live parity.
+
+Nothing is left running unless `--keep-running`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from examples.stack import (
+    Prometheus,
+    Worker,
+    by_label,
+    start_prometheus,
+    start_worker,
+    total,
+    wait_for,
+)
+from worker.kafka_ranges import Connection, ensure_topic
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "out" / "demo"
 CLI = str(Path(sys.executable).parent / "scoring-worker")
+PENGUINS = REPO / "examples" / "penguins"
 
 
-def step(title: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+def step(title: str, args: list[str], quiet: bool = False) -> subprocess.CompletedProcess[str]:
     print(f"==> {title}", flush=True)
     result = subprocess.run(args, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+    if result.returncode not in (0, 1) or (result.returncode == 1 and "parity" not in args):
         sys.stderr.write(result.stdout + result.stderr)
         raise SystemExit(f"demo step failed ({title}), exit {result.returncode}")
+    if not quiet:
+        print(result.stdout, end="")
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m examples.demo")
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--drift", action="append", default=[], help="e.g. bill_length_mm=+6")
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--poison-rate", type=float, default=0.01)
-    args = parser.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    bundle = OUT / "bundle"
-    penguins = REPO / "examples" / "penguins"
-    built = step(
-        "build the demo bundle",
-        [CLI, "bundle", "build", "--config", str(penguins / "config.toml"),
-         "--data", str(penguins / "penguins.csv"), "--out", str(bundle)],
-    )  # fmt: skip
-    print(built.stdout, end="")
-    print(step("verify it", [CLI, "bundle", "verify", str(bundle)]).stdout, end="")
-    events = OUT / "events.jsonl"
+    env_drift = [d for d in os.environ.get("DEMO_DRIFT", "").split(",") if d]
+    parser.add_argument("--drift", action="append", default=env_drift,
+                        help="shift a feature, e.g. bill_length_mm=+6 (or DEMO_DRIFT)")  # fmt: skip
+    parser.add_argument("--keep-running", action="store_true")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    parser.add_argument("--bootstrap-servers", default=bootstrap)
+    return parser.parse_args(argv)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    bundle, events, research = OUT / "bundle", OUT / "events.jsonl", OUT / "research.jsonl"
+    config, data = str(PENGUINS / "config.toml"), str(PENGUINS / "penguins.csv")
+    build = [CLI, "bundle", "build", "--config", config, "--data", data, "--out", str(bundle)]
+    step("build the demo bundle", build)
+    step("verify it", [CLI, "bundle", "verify", str(bundle)])
     drift = [item for d in args.drift for item in ("--drift", d)]
-    step(
-        f"generate {args.events} demo events",
-        [sys.executable, "-m", "examples.stream", "--events", str(args.events),
-         "--poison-rate", str(args.poison_rate), "--output", str(events), *drift],
-    )  # fmt: skip
-    scored = step(
-        "score them through the research path",
-        [CLI, "score", "--bundle", str(bundle), "--input", str(events),
-         "--output", str(OUT / "research.jsonl"), "--rejects", str(OUT / "rejects.jsonl")],
-    )  # fmt: skip
-    print("\nsummary")
-    print(f"  research path: {scored.stderr.strip().splitlines()[-1]}")
-    print(f"  outputs in {OUT}")
-    return 0
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    generate = [sys.executable, "-m", "examples.stream", "--events", str(args.events),
+                "--start-time", now, "--poison-rate", str(args.poison_rate),
+                "--output", str(events), *drift]  # fmt: skip
+    step(f"generate {args.events} demo events" + (f" drifted {args.drift}" if drift else ""),
+         generate)  # fmt: skip
+    scored = step("score them through the research path", [CLI, "score", "--bundle", str(bundle),
+                  "--input", str(events), "--output", str(research)], quiet=True)  # fmt: skip
+    print("   " + scored.stderr.strip().splitlines()[-1])
+    return bundle, events, research
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    bundle, events, research = prepare(args)
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    topics = {k: f"demo-{k}-{run_id}" for k in ("events", "predictions", "dead-letters")}
+    connection = Connection(args.bootstrap_servers)
+    for topic in topics.values():
+        ensure_topic(connection, topic, partitions=4)
+    worker_args = ["--bundle", str(bundle), "--bootstrap-servers", args.bootstrap_servers,
+                   "--input-topic", topics["events"], "--output-topic", topics["predictions"],
+                   "--dlq-topic", topics["dead-letters"],
+                   "--group-id", f"demo-{run_id}"]  # fmt: skip
+    print(f"==> start {args.workers} workers in group demo-{run_id}", flush=True)
+    workers = [start_worker(CLI, f"worker-{i}", worker_args, OUT) for i in range(args.workers)]
+    prometheus = start_prometheus(workers, OUT / "prometheus-data")
+    try:
+        report = stream(args, connection, topics, events, workers, prometheus)
+    finally:
+        if not args.keep_running:
+            codes = [w.stop() for w in workers]
+            print(f"==> workers stopped (SIGTERM), exit codes {codes}")
+            if prometheus:
+                prometheus.stop()
+    live = OUT / "live.jsonl"
+    step("record the output topic", [CLI, "record", "--bootstrap-servers", args.bootstrap_servers,
+         "--topic", topics["predictions"], "--output", str(live)], quiet=True)  # fmt: skip
+    parity = step("check research/live parity", [CLI, "parity", "--expected", str(research),
+                  "--actual", str(live)], quiet=True)  # fmt: skip
+    verdict = "IDENTICAL, bit for bit" if parity.returncode == 0 else "MISMATCH"
+    report.append(f"  parity research vs live: {verdict} ({parity.stdout.strip().splitlines()[0]})")
+    print("\nsummary\n" + "\n".join(report))
+    return 0 if parity.returncode == 0 else 1
+
+
+def stream(
+    args: argparse.Namespace,
+    connection: Connection,
+    topics: dict[str, str],
+    events: Path,
+    workers: list[Worker],
+    prometheus: Prometheus | None,
+) -> list[str]:
+    print(f"==> publish the stream to {topics['events']}", flush=True)
+    publish = subprocess.Popen([CLI, "publish", "--bootstrap-servers",
+                                connection.bootstrap_servers, "--topic", topics["events"],
+                                "--input", str(events)])  # fmt: skip
+
+    def consumed() -> float:
+        return total([w.samples() for w in workers], "scoring_events_consumed_total")
+
+    wait_for("the first event to be consumed", lambda: consumed() > 0, deadline_s=120)
+    started, first = time.monotonic(), consumed()
+    wait_for("the workers to consume every event", lambda: consumed() >= args.events, 300)
+    elapsed = time.monotonic() - started
+    if publish.wait(timeout=60) != 0:
+        raise SystemExit("demo: publish failed")
+    samples = [w.samples() for w in workers]
+    produced = total(samples, "scoring_predictions_produced_total")
+    rejects = by_label(samples, "scoring_events_rejected_total", "reason")
+    feature_psi = {
+        dict(labels)["feature"]: value
+        for s in samples[:1]
+        for (name, labels), value in s.items()
+        if name == "scoring_feature_drift" and dict(labels).get("statistic") == "psi"
+    }
+    drift = {
+        stat: total(samples[:1], "scoring_prediction_drift", statistic=stat)
+        for stat in ("psi", "ks", "js")
+    }
+    lines = [
+        f"  events: {args.events} published, {produced:.0f} predictions, "
+        f"{sum(rejects.values()):.0f} dead letters "
+        f"({', '.join(f'{k} {v:.0f}' for k, v in sorted(rejects.items()) if v)})",
+        f"  throughput: {(args.events - first) / elapsed:,.0f} events/s over "
+        f"{len(workers)} workers (first to last event consumed, {elapsed:.1f}s)",
+        f"  prediction drift (worker-0 window): psi {drift['psi']:.4f}, ks {drift['ks']:.4f}, "
+        f"js {drift['js']:.4f}",
+        "  feature psi: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(feature_psi.items())),
+        "  metrics: " + ", ".join(f"{w.url}/metrics" for w in workers),
+    ]
+    if prometheus:
+        lines.append(fleet_line(prometheus, produced))
+    return lines
+
+
+def fleet_line(prometheus: Prometheus, produced: float) -> str:
+    """The fleet PSI recording rule, once evaluated over scrapes that saw every prediction."""
+    seen_at: list[float] = []
+
+    def scraped_all() -> bool:
+        result = prometheus.query("sum(scoring_predictions_produced_total)")
+        if result and float(result[0]["value"][1]) >= produced:
+            seen_at.append(float(result[0]["value"][0]))
+            return True
+        return False
+
+    fleet: list[float] = []
+
+    def evaluated_after() -> bool:
+        result = prometheus.query("timestamp(scoring:prediction_psi:fleet_total)")
+        if not result or float(result[0]["value"][1]) <= seen_at[0]:
+            return False
+        fleet.append(float(prometheus.query("scoring:prediction_psi:fleet_total")[0]["value"][1]))
+        return True
+
+    try:
+        wait_for("Prometheus to scrape every prediction", scraped_all, 30, every_s=1.0)
+        wait_for("Prometheus to evaluate the fleet PSI", evaluated_after, 30, every_s=1.0)
+    except SystemExit as exc:
+        return f"  prometheus: {prometheus.url} ({exc})"
+    return f"  prometheus: {prometheus.url}, fleet prediction PSI over all replicas {fleet[0]:.4f}"
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import cast
 
 import numpy as np
+from prometheus_client import utils
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -20,7 +22,6 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from worker.drift import STATISTICS, Counts, DriftSettings, DriftStats, Floats, SlidingWindow
 from worker.drift_bins import DriftLayout, DriftReport, Segment, drift_report
@@ -68,7 +69,9 @@ class DriftCollector(Collector):
             "scoring_prediction_drift", "Live prediction window vs research reference", labels=stat
         )
         features = GaugeMetricFamily(
-            "scoring_feature_drift", "Live feature window vs training reference", ["feature", *stat]
+            "scoring_feature_drift",
+            "Live feature window vs training reference",
+            labels=["feature", *stat],
         )
         classes = GaugeMetricFamily(
             "scoring_class_score_drift",
@@ -118,6 +121,10 @@ def _add_bins(
         family.add_metric([*labels, label], value)
 
 
+# the client's own formatting of an ``le`` bound (untyped in prometheus_client)
+_go_float = cast(Callable[[float], str], utils.floatToGoString)
+
+
 class BulkHistogram(Collector):
     """A label-less histogram observed a batch at a time (Prometheus ``le`` buckets)."""
 
@@ -147,7 +154,7 @@ class BulkHistogram(Collector):
         with self._lock:
             cumulative = np.cumsum(self._counts).tolist()
             total = self._sum
-        bounds = [floatToGoString(b) for b in self._bounds.tolist()]
+        bounds = [_go_float(b) for b in self._bounds.tolist()]
         buckets = list(zip([*bounds, "+Inf"], cumulative, strict=True))
         family = HistogramMetricFamily(self.name, self.documentation)
         family.add_metric([], buckets, total)

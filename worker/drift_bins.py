@@ -14,19 +14,21 @@ a few vectorised numpy/pandas calls per segment, no Python loop over events:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 
 from model_bundles.reference import CategoricalReference, Distribution, Reference
 from schemas.manifest import FeatureSpec, Label
 from worker.drift import NO_DATA, Counts, DriftStats, Floats, drift_stats
 
 SegmentKind = Literal["prediction", "feature", "class_score"]
+Values = npt.NDArray[Any] | ExtensionArray
 
 
 class NumericBinner:
@@ -34,7 +36,7 @@ class NumericBinner:
         self.edges = np.asarray(edges, dtype=np.float64)
         self.bins = len(self.edges) + 1
 
-    def count(self, values: npt.NDArray[Any]) -> Counts:
+    def count(self, values: Values) -> Counts:
         """Counts per bin, then the number of NaN values (length bins + 1)."""
         v = np.asarray(values, dtype=np.float64)
         index = np.searchsorted(self.edges, v, side="left")
@@ -54,9 +56,13 @@ class CategoricalBinner:
             found = self._index.get(str(value))  # e.g. integer class labels
         return self.unknown if found is None else found
 
-    def count(self, values: npt.NDArray[Any]) -> Counts:
+    def count(self, values: Values) -> Counts:
         """Counts per category, unknown, then the number of missing values."""
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        uniques: Iterable[Any]
+        if isinstance(values, ExtensionArray):  # e.g. pandas' Arrow-backed ``str`` columns
+            codes, uniques = values.factorize(use_na_sentinel=True)
+        else:
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
         # one lookup per distinct value; code -1 (missing) picks the last entry
         lookup = np.array([*(self._bin(u) for u in uniques), self.bins], dtype=np.intp)
         return np.bincount(lookup[codes], minlength=self.bins + 1).astype(np.int64, copy=False)
@@ -106,9 +112,7 @@ class DriftLayout:
     ) -> None:
         self.width = 0
         self.prediction = self._add("prediction", "prediction", reference.prediction)
-        self.features = [
-            self._add("feature", f.name, reference.features[f.name]) for f in features
-        ]
+        self.features = [self._add("feature", f.name, reference.features[f.name]) for f in features]
         scores = reference.class_scores or {}
         labels = [str(c) for c in classes or ()]
         self.class_scores = (
@@ -141,7 +145,8 @@ class DriftLayout:
     ) -> Counts:
         """The count vector of one batch (frame rows aligned with the outputs)."""
         parts = [self.prediction.binner.count(predictions)]
-        parts.extend(s.binner.count(frame[s.name].to_numpy()) for s in self.features)
+        # ``.array``: no conversion (pandas keeps strings as an Arrow-backed str array)
+        parts.extend(s.binner.count(frame[s.name].array) for s in self.features)
         if self.class_scores and scores is not None and len(scores):
             parts.extend(s.binner.count(scores[:, i]) for i, s in enumerate(self.class_scores))
         elif self.class_scores:

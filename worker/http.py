@@ -42,7 +42,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    # the do_<METHOD> names and log_message's ``format`` are http.server's
+
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             self._metrics()
@@ -53,7 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found\n")
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self.do_GET()
 
     def _metrics(self) -> None:
@@ -74,7 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
             ok = False
         self._send(200 if ok else 503, f"{yes if ok else no}\n".encode())
 
-    def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -82,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
+    def log_message(self, format: str, *args: Any) -> None:
         """Nothing per request: scrapes every few seconds would flood the log."""
 
 

@@ -78,6 +78,7 @@ class WorkerMetrics:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.registry = registry
         self.settings = settings or DriftSettings()
         self._ready = False
         manifest = bundle.manifest
@@ -143,7 +144,10 @@ class WorkerMetrics:
         r = registry
         manifest = bundle.manifest
         info = Gauge(
-            "scoring_bundle_info", "1 for the loaded bundle", ["name", "version", "digest"], registry=r
+            "scoring_bundle_info",
+            "1 for the loaded bundle",
+            ["name", "version", "digest"],
+            registry=r,
         )
         info.labels(manifest.name, manifest.version, manifest.digest).set(1)
         selfcheck = Gauge(
@@ -176,7 +180,9 @@ class WorkerMetrics:
 
     # --- the observer interface of the run loop and replay ---
 
-    def batch_scored(self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float) -> None:
+    def batch_scored(
+        self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
+    ) -> None:
         """One micro-batch: counts, rejects, sizes, unknown categories and drift."""
         child = self._consumed_by_topic.get(topic)
         if child is None:

@@ -25,3 +25,16 @@ def penguins_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def penguins_bundle(penguins_bundle_dir: Path) -> Bundle:
     return load_bundle(penguins_bundle_dir)
+
+
+# --- metrics and drift (issue 5) ---
+
+PENGUINS_MASS_CONFIG = PENGUINS / "config-mass.toml"
+
+
+@pytest.fixture(scope="session")
+def mass_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """The regression bundle (no classes, no scores); its events need ``with_species``."""
+    out = tmp_path_factory.mktemp("bundles") / "penguins-mass"
+    build_from_config(PENGUINS_MASS_CONFIG, PENGUINS_CSV, out)
+    return load_bundle(out)

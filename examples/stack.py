@@ -1,0 +1,176 @@
+"""Local processes for `make demo`: worker replicas and Prometheus, and reading their metrics.
+
+The same topology as docker-compose.yml, without Docker: the broker comes from
+scripts/kafka-local, the workers are `scoring-worker run` processes on loopback
+ports, Prometheus (when Debian's package is installed) scrapes them with
+deploy/prometheus/prometheus-local.yml.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parent.parent
+PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for(what: str, check: Callable[[], bool], deadline_s: float, every_s: float = 0.2) -> None:
+    """Poll ``check`` until it holds; fail with ``what`` after the deadline."""
+    give_up = time.monotonic() + deadline_s
+    while not check():
+        if time.monotonic() > give_up:
+            raise SystemExit(f"demo: timed out after {deadline_s:g}s waiting for {what}")
+        time.sleep(every_s)
+
+
+def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except (urllib.error.URLError, OSError):
+        return 0, ""
+
+
+@dataclass
+class Worker:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def samples(self) -> Samples:
+        status, text = http_get(self.url + "/metrics")
+        if status != 200:
+            return {}
+        found: Samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return found
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+        finally:
+            self.log.close()
+
+
+def start_worker(cli: str, name: str, args: Sequence[str], log_dir: Path) -> Worker:
+    port = free_port()
+    log = (log_dir / f"{name}.log").open("wb")
+    command = [cli, "run", *args, "--instance-id", name,
+               "--metrics-host", "127.0.0.1", "--metrics-port", str(port)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    worker = Worker(name, port, process, log)
+    wait_for(f"{name} /healthz", lambda: _alive(worker), deadline_s=60)
+    return worker
+
+
+def _alive(worker: Worker) -> bool:
+    if worker.process.poll() is not None:
+        raise SystemExit(f"demo: {worker.name} exited early; see {worker.log.name}")
+    return http_get(worker.url + "/healthz")[0] == 200
+
+
+def total(samples: Sequence[Samples], name: str, **labels: str) -> float:
+    """Sum of a metric over workers, over the series whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(
+        value
+        for worker_samples in samples
+        for (sample_name, sample_labels), value in worker_samples.items()
+        if sample_name == name and wanted <= set(sample_labels)
+    )
+
+
+def by_label(samples: Sequence[Samples], name: str, label: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for worker_samples in samples:
+        for (sample_name, sample_labels), value in worker_samples.items():
+            if sample_name == name:
+                key = dict(sample_labels).get(label, "")
+                out[key] = out.get(key, 0.0) + value
+    return out
+
+
+@dataclass
+class Prometheus:
+    process: subprocess.Popen[bytes]
+    port: int
+    targets_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        status, body = http_get(f"{self.url}/api/v1/query?query={urllib.parse.quote(expr)}")
+        if status != 200:
+            return []
+        result: list[dict[str, Any]] = json.loads(body)["data"]["result"]
+        return result
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.targets_file.unlink(missing_ok=True)
+
+
+def start_prometheus(workers: Sequence[Worker], data_dir: Path) -> Prometheus | None:
+    binary = shutil.which("prometheus") or _cached("prometheus")
+    if binary is None:
+        return None
+    targets_file = PROMETHEUS_DIR / "targets" / "demo-workers.json"
+    targets = [f"127.0.0.1:{w.port}" for w in workers]
+    targets_file.write_text(json.dumps([{"targets": targets, "labels": {"stack": "demo"}}]))
+    port = free_port()
+    log = (data_dir.parent / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [binary, f"--config.file={PROMETHEUS_DIR / 'prometheus-local.yml'}",
+         f"--storage.tsdb.path={data_dir}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    prometheus = Prometheus(process, port, targets_file)
+    wait_for("Prometheus", lambda: http_get(prometheus.url + "/-/ready")[0] == 200, 60)
+    return prometheus
+
+
+def _cached(name: str) -> str | None:
+    candidate = REPO / ".cache" / "bin" / name
+    return str(candidate) if candidate.exists() else None
