@@ -36,6 +36,7 @@ from model_bundles.versions import runtime_versions
 from schemas.manifest import FORMAT_VERSION, DataFingerprint, FeatureSpec, Manifest, Task
 
 GOLDEN_ROWS = 200
+MIN_REFERENCE_ROWS = 500
 
 
 def build_from_config(config_path: Path, data_path: Path, out_dir: Path) -> Manifest:
@@ -113,11 +114,12 @@ def build_bundle(
     golden_events = _golden_events(golden_frame, specs, id_column)
     golden_outputs = predict_outputs(pipeline, events_to_frame(golden_events, specs), task)
     eval_outputs = predict_outputs(pipeline, normalize_frame(evaluation, specs), task)
+    reference_outputs = _reference_outputs(pipeline, train, holdout, specs, task, eval_outputs)
     classes = [_plain(c) for c in pipeline.classes_] if task == "classification" else None
     reference = Reference(
         features=feature_references(normalize_frame(train, specs), specs),
-        prediction=_prediction_reference(eval_outputs, classes),
-        class_scores=_class_score_references(eval_outputs, classes),
+        prediction=_prediction_reference(reference_outputs, classes),
+        class_scores=_class_score_references(reference_outputs, classes),
         golden=_golden_rows(golden_events, golden_outputs),
     )
     y_eval = _target(evaluation[target], task)
@@ -153,6 +155,26 @@ def build_bundle(
         REFERENCE: canonical_json(reference.model_dump(mode="json")),
     }
     return write_bundle(out_dir, manifest, files)
+
+
+def _reference_outputs(
+    pipeline: Any,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    specs: Sequence[FeatureSpec],
+    task: Task,
+    holdout_outputs: Outputs,
+) -> Outputs:
+    """Research predictions the live distribution is compared with.
+
+    The holdout when it is large enough; else every labelled row, because decile
+    bins over a few dozen predictions give drift a noise floor near the alert
+    threshold (measured: PSI ~0.13 for an undrifted stream against 69 rows).
+    """
+    if holdout is not None and len(holdout) >= MIN_REFERENCE_ROWS:
+        return holdout_outputs
+    every_row = train if holdout is None else pd.concat([train, holdout], ignore_index=True)
+    return predict_outputs(pipeline, normalize_frame(every_row, specs), task)
 
 
 def _require_columns(frame: pd.DataFrame, needed: list[str], id_column: str | None) -> None:
