@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export KAFKA_PORT ?= 9092
+export DEMO_DRIFT ?=
 
 .PHONY: help install test unit integration lint typecheck schemas-check demo bench \
         kafka-up kafka-down kafka-reset clean deploy-tools static-checks
