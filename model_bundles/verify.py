@@ -10,8 +10,8 @@ if TYPE_CHECKING:
     from model_bundles.bundle import Bundle
 
 # Batch sizes the golden sample is re-scored at: the whole sample, one row at a
-# time (the live worker's light-load case) and an odd size that leaves a remainder.
-SELFCHECK_BATCH_SIZES = (0, 1, 7)
+# time (the live worker's light-load case) and sizes that leave BLAS remainders.
+SELFCHECK_BATCH_SIZES = (0, 1, 2, 3, 7)
 MAX_REPORTED = 3
 
 

@@ -143,3 +143,22 @@ def test_empty_data_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     data.write_text(PENGUINS_CSV.read_text().splitlines()[0] + "\n")
     assert run_cli(_build_args(tmp_path, PENGUINS_CONFIG, data)) == 2
     assert "has no rows" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bundle_name", ["penguins_bundle", "mass_bundle"])
+def test_outputs_do_not_depend_on_the_batch_size(
+    bundle_name: str, request: pytest.FixtureRequest
+) -> None:
+    """Matrix-vector (ridge) and matrix-matrix (logistic) products alike: BLAS
+    leftover-row kernels must never see one of our rows."""
+    bundle: Bundle = request.getfixturevalue(bundle_name)
+    lines = generate_labelled_events(1200, seed=11, with_species=True)
+    events = [e for line, _ in lines if bundle.check_event(e := orjson.loads(line)) is None]
+    whole = bundle.predict_events(events)
+    for size in (1, 2, 3, 5, 7, 13, 64, 1000):
+        parts = [bundle.predict_events(events[i : i + size]) for i in range(0, len(events), size)]
+        predictions = np.concatenate([p.predictions for p in parts])
+        assert np.array_equal(predictions, whole.predictions), f"batch size {size}"
+        if whole.scores is not None:
+            scores = np.concatenate([p.scores for p in parts if p.scores is not None])
+            assert np.array_equal(scores, whole.scores), f"batch size {size}"

@@ -1,0 +1,328 @@
+"""Bounded Kafka I/O for `record`, `publish` and `replay`: the second confluent_kafka edge.
+
+Reading never joins a consumer group: partitions are assigned explicitly, one
+after the other (so messages come out by partition, then offset), nothing is
+committed, and the ``group.id`` librdkafka insists on is a throwaway. The end
+of the range is fixed when it is resolved: the end offsets at that moment
+(the last stable offsets, since the reader is ``read_committed``). Every broker
+wait has a deadline; running past it is a ``RuntimeFailure`` (exit 3).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from model_bundles.errors import BadInputError
+from worker.errors import RuntimeFailure
+from worker.kafka import FailureKind, KafkaFailure, failure, partition_count
+from worker.recording import Header, OutgoingMessage, RecordedMessage, TimestampType
+from worker.replay import Bounds, PartitionRange
+
+POLL_S = 0.1
+TIMESTAMP_TYPES: dict[int, TimestampType] = {
+    TIMESTAMP_CREATE_TIME: "create_time",
+    TIMESTAMP_LOG_APPEND_TIME: "log_append_time",
+}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the broker is, librdkafka passthrough properties, and how long to wait for it."""
+
+    bootstrap_servers: str
+    properties: Mapping[str, str] = field(default_factory=dict)
+    """Passed to every client; ``consumer.``/``producer.`` prefixed keys to that client only
+    (the same convention as ``run --kafka-property``)."""
+    timeout_s: float = 30.0
+
+    def config(self, scope: str, **forced: Any) -> dict[str, Any]:
+        shared = {k: v for k, v in self.properties.items() if k.split(".", 1)[0] not in SCOPES}
+        prefix = scope + "."
+        own = {k[len(prefix) :]: v for k, v in self.properties.items() if k.startswith(prefix)}
+        return {"bootstrap.servers": self.bootstrap_servers, **shared, **own, **forced}
+
+    def unreachable(self, what: str, cause: object) -> RuntimeFailure:
+        return RuntimeFailure(
+            f"{what}: broker {self.bootstrap_servers} did not answer within "
+            f"{self.timeout_s:g}s ({cause})"
+        )
+
+
+SCOPES = ("consumer", "producer")
+
+
+class RangeReader:
+    """Reads bounded ranges of one topic, by partition then offset (a context manager)."""
+
+    def __init__(self, connection: Connection, topic: str) -> None:
+        self.connection = connection
+        self.topic = topic
+        config = connection.config(
+            "consumer",
+            **{
+                "group.id": f"scoring-worker-range-{uuid.uuid4().hex}",  # never joined
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+            },
+        )
+        self._consumer = Consumer(config)
+
+    def __enter__(self) -> RangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._consumer.close()
+
+    def resolve(self, bounds: Bounds) -> list[PartitionRange]:
+        """Fix the range now: per partition, the first offset to read and the one to stop at.
+
+        The start is ``from_offset``, or the first offset whose timestamp is at or after
+        ``from_time`` (every earlier one is older); the end is the end offset now. The
+        time window itself is applied to the messages read (``replay.in_window``).
+        """
+        try:
+            marks = self._watermarks()
+            ends = {p: high for p, (_low, high) in marks.items()}
+            starts = self._offsets_at(bounds.from_time_ms, ends)
+        except (KafkaFailure, KafkaException) as exc:
+            raise self.connection.unreachable(f"offsets of {self.topic}", exc) from None
+        ranges = []
+        for p, (low, end) in sorted(marks.items()):
+            first = bounds.from_offset if bounds.from_offset is not None else starts.get(p, low)
+            ranges.append(PartitionRange(p, max(first, low), end))
+        return ranges
+
+    def _watermarks(self) -> dict[int, tuple[int, int]]:
+        """Partition -> (low, end): the end is the last stable offset (read_committed)."""
+        timeout = self.connection.timeout_s
+        count = partition_count(self._consumer, self.topic, timeout)
+        if count is None:
+            raise BadInputError(f"topic {self.topic} does not exist")
+        marks = {}
+        for p in range(count):
+            found = self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout)
+            if found is None:
+                raise KafkaException(f"no end offset for {self.topic}[{p}]")
+            marks[p] = found
+        return marks
+
+    def _offsets_at(self, time_ms: int | None, ends: Mapping[int, int]) -> dict[int, int]:
+        """First offset at or after ``time_ms`` per partition (the end offset when none)."""
+        if time_ms is None:
+            return {}
+        asked = [TopicPartition(self.topic, p, time_ms) for p in ends]
+        found = self._consumer.offsets_for_times(asked, self.connection.timeout_s)
+        offsets = {}
+        for tp in found:
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            offsets[tp.partition] = tp.offset if tp.offset >= 0 else ends[tp.partition]
+        return offsets
+
+    def read(
+        self, ranges: Iterable[PartitionRange], max_batch: int
+    ) -> Iterator[list[RecordedMessage]]:
+        """Batches of at most ``max_batch`` messages: partition by partition, in offset order."""
+        for part in ranges:
+            if part.size:
+                yield from self._read_partition(part, max_batch)
+
+    def _read_partition(
+        self, part: PartitionRange, max_batch: int
+    ) -> Iterator[list[RecordedMessage]]:
+        self._consumer.assign([TopicPartition(self.topic, part.partition, part.start)])
+        deadline = time.monotonic() + self.connection.timeout_s
+        done = False
+        try:
+            while not done:
+                batch, done = self._take(self._consume(max_batch), part)
+                if batch:
+                    deadline = time.monotonic() + self.connection.timeout_s
+                    yield batch
+                elif time.monotonic() > deadline:
+                    what = f"reading {self.topic}[{part.partition}] up to offset {part.end}"
+                    raise self.connection.unreachable(what, "no progress")
+        finally:
+            self._consumer.unassign()
+
+    def _consume(self, max_batch: int) -> list[Message]:
+        try:
+            return list(self._consumer.consume(max_batch, POLL_S))
+        except KafkaException as exc:
+            raise RuntimeFailure(f"reading {self.topic}: {exc}") from None
+
+    def _take(
+        self, messages: list[Message], part: PartitionRange
+    ) -> tuple[list[RecordedMessage], bool]:
+        """The messages inside the range, and whether the partition's range is finished.
+
+        Finished at the last offset of the range, at any offset past it, or at the end
+        of the partition past the range (transaction markers occupy offsets no message has).
+        """
+        batch: list[RecordedMessage] = []
+        for msg in messages:
+            error, offset = msg.error(), msg.offset()
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                problem = failure(error)  # librdkafka retries the others by itself
+                if not (problem.broker_down or problem.kind == FailureKind.RETRIABLE):
+                    raise RuntimeFailure(f"reading {self.topic}: {problem}")
+            elif msg.partition() != part.partition or offset is None:
+                continue
+            elif offset >= part.end:  # a message past the range, or the end of the partition
+                return batch, True
+            elif error is None:
+                batch.append(recorded(msg))
+                if offset == part.end - 1:
+                    return batch, True
+        return batch, False
+
+
+def recorded(msg: Message) -> RecordedMessage:
+    """A consumed message, detached from librdkafka (timestamp as the live worker reads it)."""
+    kind, stamp = msg.timestamp()
+    kind_name = TIMESTAMP_TYPES.get(kind) if stamp >= 0 else None
+    return RecordedMessage(
+        topic=msg.topic() or "",
+        partition=msg.partition() or 0,
+        offset=msg.offset() or 0,
+        timestamp_ms=stamp if kind_name else None,
+        timestamp_type=kind_name,
+        key=msg.key(),
+        value=msg.value(),
+        headers=_headers(msg),
+    )
+
+
+def _headers(msg: Message) -> tuple[Header, ...]:
+    found = msg.headers() or ()
+    pairs = found.items() if isinstance(found, dict) else found
+    return tuple((k, v.encode() if isinstance(v, str) else v) for k, v in pairs)
+
+
+# --- topics and producing -----------------------------------------------------------------
+
+
+def ensure_topic(connection: Connection, topic: str, partitions: int | None) -> int:
+    """The topic's partition count, creating it with ``partitions`` when it does not exist."""
+    admin = AdminClient(connection.config("admin"))
+    timeout = connection.timeout_s
+    try:
+        count = _partition_count(admin, topic, timeout)
+        if count is None:
+            if partitions is None:
+                raise BadInputError(
+                    f"topic {topic} does not exist: give --partitions N to create it"
+                )
+            _create(admin, topic, partitions, timeout)
+            count = _wait_for_leaders(admin, topic, partitions, timeout)
+    except KafkaException as exc:
+        raise connection.unreachable(f"topic {topic}", exc) from None
+    if partitions is not None and count != partitions:
+        raise BadInputError(f"topic {topic} exists with {count} partitions, not {partitions}")
+    return count
+
+
+def _partition_count(admin: AdminClient, topic: str, timeout_s: float) -> int | None:
+    """From a metadata request for all topics: asking for one could auto-create it."""
+    meta = admin.list_topics(timeout=timeout_s).topics.get(topic)
+    return None if meta is None or meta.error is not None else len(meta.partitions)
+
+
+def _create(admin: AdminClient, topic: str, partitions: int, timeout_s: float) -> None:
+    future = admin.create_topics([NewTopic(topic, partitions)], operation_timeout=timeout_s)[topic]
+    try:
+        future.result(timeout_s)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+            raise
+
+
+def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        meta = admin.list_topics(topic, timeout_s).topics.get(topic)
+        if meta is not None and meta.error is None:
+            led = [p for p in meta.partitions.values() if p.leader >= 0 and p.error is None]
+            if len(led) == len(meta.partitions) > 0:
+                return len(led)
+        if time.monotonic() > deadline:
+            raise KafkaException(f"topic {topic} has no leader for every partition yet")
+        time.sleep(0.05)
+
+
+class TopicWriter:
+    """An idempotent producer to one topic: keys, headers, timestamps and partitions kept."""
+
+    def __init__(self, connection: Connection, topic: str) -> None:
+        self.connection = connection
+        self.topic = topic
+        self.sent = 0
+        self._failures: list[KafkaError] = []
+        config = connection.config(
+            "producer",
+            **{
+                "enable.idempotence": True,
+                "acks": "all",
+                # the Java clients' partitioner: a key goes to the same partition from any client
+                "partitioner": "murmur2_random",
+                "message.timeout.ms": max(int(connection.timeout_s * 1000), 1000),
+            },
+        )
+        config.setdefault("linger.ms", 5)
+        self._producer = Producer(config)
+
+    def send(self, messages: Iterable[OutgoingMessage]) -> None:
+        """Queue every message (stopping at the first failed delivery report)."""
+        for m in messages:
+            if self._failures:
+                return
+            kwargs: dict[str, Any] = {"headers": list(m.headers), "on_delivery": self._on_delivery}
+            if m.partition is not None:
+                kwargs["partition"] = m.partition
+            if m.timestamp_ms is not None:
+                kwargs["timestamp"] = m.timestamp_ms
+            while True:
+                try:
+                    self._producer.produce(self.topic, m.value, m.key, **kwargs)
+                    break
+                except BufferError:  # local queue full: serve delivery reports, then retry
+                    self._producer.poll(0.05)
+                except KafkaException as exc:
+                    raise RuntimeFailure(f"producing to {self.topic}: {exc}") from None
+            self.sent += 1
+
+    def _on_delivery(self, error: KafkaError | None, _msg: Message) -> None:
+        if error is not None:
+            self._failures.append(error)
+
+    def finish(self) -> int:
+        """Wait for every delivery report; RuntimeFailure unless all were delivered."""
+        try:
+            left = self._producer.flush(self.connection.timeout_s)
+        finally:
+            self._producer.close()
+        if self._failures:
+            raise RuntimeFailure(f"producing to {self.topic}: {failure(self._failures[0])}")
+        if left:
+            raise self.connection.unreachable(f"producing to {self.topic}", f"{left} undelivered")
+        return self.sent

@@ -1,0 +1,225 @@
+"""Bounded replay: score a recorded range of a topic with a bundle, deterministically.
+
+The range is fixed before the first read (see ``worker.kafka_ranges``) and read
+partition by partition in offset order, so the output is ordered by partition,
+then offset: two replays of the same range with the same bundle write the same
+bytes. Records are exactly what the live worker produces for the same messages
+(same scorer, same ``source``), so a replay file can be compared with a
+recording of the live output topic, or with the research path's output.
+
+With an expected file, every record is compared as it is written and the
+``scoring_parity_*`` counters move batch by batch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Protocol
+
+from model_bundles.errors import BadInputError
+from worker.parity import ParityChecker
+from worker.recording import OutgoingMessage, RecordedMessage
+from worker.scoring import BatchScorer, InputEvent, ScoredBatch
+
+MAX_REPORTED_REJECTS = 20
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A range of a topic: start by offset or time, end by time or the end offsets at start."""
+
+    from_offset: int | None = None
+    from_time_ms: int | None = None
+    to_time_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    partition: int
+    start: int
+    end: int
+    """Exclusive: the first offset not read."""
+
+    @property
+    def size(self) -> int:
+        return max(self.end - self.start, 0)
+
+
+class ReplayObserver(Protocol):
+    """What replay reports as it goes; ``worker.metrics.WorkerMetrics`` is one."""
+
+    def batch_scored(
+        self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
+    ) -> None: ...
+    def delivered(
+        self, count: int, event_timestamps_ms: list[int | None], now_s: float
+    ) -> None: ...
+    def parity_checked(self, checked: int, mismatched: int) -> None: ...
+
+
+class Sink(Protocol):
+    """Where the prediction records go, in order."""
+
+    def write(self, events: list[InputEvent], batch: ScoredBatch) -> None: ...
+
+
+def parse_time(text: str, option: str) -> int:
+    """An ISO 8601 time (UTC when it names no offset) as epoch milliseconds."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInputError(f"{option}: not an ISO 8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def bounds(from_offset: int | None, from_time: str | None, to_time: str | None) -> Bounds:
+    """The range options, checked: one start at most, and a time range that is not empty."""
+    if from_offset is not None and from_time is not None:
+        raise BadInputError("give --from-offset or --from-time, not both")
+    start = parse_time(from_time, "--from-time") if from_time else None
+    stop = parse_time(to_time, "--to-time") if to_time else None
+    if start is not None and stop is not None and stop <= start:
+        raise BadInputError("--to-time must be later than --from-time")
+    return Bounds(from_offset=from_offset, from_time_ms=start, to_time_ms=stop)
+
+
+def in_window(
+    batches: Iterable[list[RecordedMessage]], span: Bounds
+) -> Iterator[list[RecordedMessage]]:
+    """Keep the messages whose timestamp is in ``[from_time, to_time)``, when times are given.
+
+    Filtering (rather than cutting the range at an offset) makes a time range exact even
+    when timestamps are out of order within a partition; messages without one are left out.
+    """
+    low, high = span.from_time_ms, span.to_time_ms
+    if low is None and high is None:
+        yield from batches
+        return
+    for batch in batches:
+        kept = [m for m in batch if _within(m.timestamp_ms, low, high)]
+        if kept:
+            yield kept
+
+
+def _within(stamp: int | None, low: int | None, high: int | None) -> bool:
+    return stamp is not None and (low is None or stamp >= low) and (high is None or stamp < high)
+
+
+def describe(ranges: Iterable[PartitionRange]) -> str:
+    """``0:[0,512) 1:[0,498)`` (the half-open offset range of each partition)."""
+    return " ".join(f"{r.partition}:[{r.start},{max(r.end, r.start)})" for r in ranges)
+
+
+def input_event(message: RecordedMessage) -> InputEvent:
+    return InputEvent(
+        value=message.value,
+        key=message.key,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=message.timestamp_ms,
+    )
+
+
+@dataclass
+class ReplaySummary:
+    read: int = 0
+    scored: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def line(self, source: str, target: str) -> str:
+        detail = ", ".join(f"{r} {n}" for r, n in sorted(self.rejected.items()))
+        rejects = sum(self.rejected.values())
+        text = f"replayed {self.read} events of {source}: scored {self.scored}, rejected {rejects}"
+        return text + (f" ({detail})" if detail else "") + f" -> {target}"
+
+
+def replay(
+    batches: Iterable[list[RecordedMessage]],
+    scorer: BatchScorer,
+    sink: Sink,
+    *,
+    observer: ReplayObserver | None = None,
+    checker: ParityChecker | None = None,
+    report: Callable[[str], None] = lambda _line: None,
+) -> ReplaySummary:
+    """Score every batch in order and hand the records to ``sink``; counts in the summary."""
+    summary = ReplaySummary()
+    for messages in batches:
+        events = [input_event(m) for m in messages]
+        started = time.perf_counter()
+        scored = scorer.score(events)
+        duration_s = time.perf_counter() - started
+        sink.write(events, scored)
+        summary.read += len(events)
+        summary.scored += len(scored.records)
+        for rejected in scored.rejected:
+            reason = rejected.rejection.reason.value
+            summary.rejected[reason] += 1
+            if sum(summary.rejected.values()) <= MAX_REPORTED_REJECTS:
+                e = events[rejected.index]
+                report(f"{e.topic}:{e.partition}:{e.offset}: {reason}: {rejected.rejection.detail}")
+        compared = checker.add_actual(scored.records) if checker is not None else None
+        if observer is not None:
+            topic = events[0].topic if events else ""
+            observer.batch_scored(topic, len(events), scored, duration_s)
+            observer.delivered(len(scored.records), [], time.time())
+            if compared is not None:
+                observer.parity_checked(*compared)
+    hidden = sum(summary.rejected.values()) - MAX_REPORTED_REJECTS
+    if hidden > 0:
+        report(f"... and {hidden} more rejected events")
+    return summary
+
+
+class FileSink:
+    """JSON lines; the file appears only complete (written aside, then renamed on commit)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._partial = path.with_name(f".{path.name}.partial")
+        try:
+            self._out: IO[bytes] = self._partial.open("wb")
+        except OSError as exc:
+            raise BadInputError(f"cannot write {path}: {exc.strerror}") from None
+
+    def write(self, events: list[InputEvent], batch: ScoredBatch) -> None:
+        self.write_lines(batch.records)
+
+    def write_lines(self, lines: Iterable[bytes]) -> None:
+        self._out.writelines(line + b"\n" for line in lines)
+
+    def commit(self) -> None:
+        self._out.close()
+        os.replace(self._partial, self.path)
+
+    def discard(self) -> None:
+        self._out.close()
+        self._partial.unlink(missing_ok=True)
+
+
+def outgoing(events: list[InputEvent], batch: ScoredBatch) -> list[OutgoingMessage]:
+    """Records as messages: key = the input's key, timestamp = the input's timestamp."""
+    return [
+        OutgoingMessage(value=record, key=events[i].key, timestamp_ms=events[i].timestamp_ms)
+        for i, record in zip(batch.indices, batch.records, strict=True)
+    ]
+
+
+class TopicSink:
+    """Records to a topic through ``send`` (``kafka_ranges.TopicWriter.send``)."""
+
+    def __init__(self, send: Callable[[list[OutgoingMessage]], None]) -> None:
+        self.send = send
+
+    def write(self, events: list[InputEvent], batch: ScoredBatch) -> None:
+        self.send(outgoing(events, batch))
