@@ -1,0 +1,174 @@
+"""`scoring-worker run`: the live path (SPEC.md "Command line", "Delivery")."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from model_bundles.bundle import Bundle, load_bundle
+from worker.cli_options import bundle_option, option, warn_only_option
+from worker.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
+from worker.instance import claim_instance_id
+from worker.kafka import (
+    GroupConsumer,
+    IdempotentProducer,
+    KafkaFailure,
+    TransactionalProducer,
+)
+from worker.logs import EventLog
+from worker.loop import NullObserver, Observer, Source, Worker
+from worker.scoring import BatchScorer
+from worker.settings import WorkerSettings, parse_kafka_property
+
+
+class KafkaConnector:
+    """The real Kafka side of a Worker (``loop.Connector``)."""
+
+    def __init__(self, settings: WorkerSettings, log: EventLog) -> None:
+        self.settings = settings
+        self.log = log
+        self.logger = log.librdkafka_logger()
+
+    def source(self, on_error: Callable[[KafkaFailure], None]) -> Source:
+        return GroupConsumer(self.settings.consumer_config(), on_error, self.logger)
+
+    def delivery(self, status: Status, group: Group) -> Delivery:
+        s = self.settings
+        backoff = Backoff(s.retry_backoff_initial_ms / 1e3, s.retry_backoff_max_ms / 1e3)
+        on_error = _producer_errors(self.log)
+        if s.delivery == "at-least-once":
+            return AtLeastOnce(
+                lambda: IdempotentProducer(s.producer_config(), on_error, self.logger),
+                group,
+                status,
+                self.log,
+                backoff,
+            )
+        return ExactlyOnce(
+            lambda: TransactionalProducer(s.producer_config(), on_error, self.logger),
+            group,
+            status,
+            self.log,
+            backoff,
+        )
+
+
+def _producer_errors(log: EventLog) -> Callable[[KafkaFailure], None]:
+    """Producer-side errors are acted on where the calls fail; here they are only noted."""
+
+    def note(problem: KafkaFailure) -> None:
+        log.limited(f"producer:{problem.code}", 10.0, "kafka_error", "warning", error=str(problem))
+
+    return note
+
+
+def build_settings(options: dict[str, Any]) -> WorkerSettings:
+    """Options given (None = not given) over SCORING_WORKER_* environment, over defaults."""
+    given = {k: v for k, v in options.items() if v is not None and k != "kafka_property"}
+    properties = dict(parse_kafka_property(p) for p in options.get("kafka_property") or ())
+    if properties:
+        given["kafka"] = properties
+    try:
+        return WorkerSettings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise click.UsageError(f"{where}: {first['msg']}") from None
+
+
+def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Observer:
+    if settings.metrics_port is None:
+        return NullObserver()
+    from prometheus_client import CollectorRegistry
+
+    from worker.http import serve
+    from worker.metrics import WorkerMetrics
+
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry, bundle)
+    handle = serve(
+        registry, settings.metrics_host, settings.metrics_port, lambda: True, metrics.is_ready
+    )
+    stack.callback(handle.close)
+    return metrics
+
+
+def _on_signals(worker: Worker) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        worker.request_stop(signal.Signals(signum).name)
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def _warn(message: str) -> None:
+    print(f"scoring-worker: warning: {message}", file=sys.stderr)
+
+
+@click.command("run")
+@bundle_option()
+@option("--bootstrap-servers", default=None, help="Kafka bootstrap servers [required]")
+@option("--input-topic", default=None, help="topic of input events [required]")
+@option("--output-topic", default=None, help="topic of prediction records [required]")
+@option("--dlq-topic", default=None, help="dead-letter topic for rejected events")
+@option("--group-id", default=None, help="consumer group (default scoring-worker)")
+@option("--instance-id", default=None, help="stable replica name (default <host>-<slot>)")
+@option("--delivery", type=click.Choice(["exactly-once", "at-least-once"]), default=None)
+@option("--max-events", type=click.IntRange(1), default=None, help="stop after N events")
+@option(
+    "--idle-timeout",
+    "idle_timeout_s",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="stop after SECONDS without events",
+)
+@option("--max-batch-events", type=click.IntRange(1), default=None, help="batch size cap (1000)")
+@option("--max-batch-age-ms", type=click.IntRange(1), default=None, help="batch wait cap (250)")
+@option("--metrics-host", default=None, help="metrics bind address (0.0.0.0)")
+@option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
+@option("--id-field", default=None, help="event id field (default: the bundle's id column)")
+@option("--max-event-bytes", type=click.IntRange(1), default=None, help="reject larger events")
+@option(
+    "--kafka-property",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="librdkafka property (repeatable; consumer./producer. prefix scopes it)",
+)
+@warn_only_option()
+def run(**options: Any) -> int:
+    """Live path: consume, score and produce predictions, exactly once by default."""
+    for required in ("bootstrap_servers", "input_topic", "output_topic"):
+        if options.get(required) is None:
+            raise click.UsageError(f"missing option --{required.replace('_', '-')}")
+    try:
+        settings = build_settings(options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    bundle = load_bundle(Path(settings.bundle), warn_only=settings.warn_only, warn=_warn)
+    with ExitStack() as stack:
+        if settings.instance_id is None:
+            instance_id, lock = claim_instance_id(settings.group_id)
+            if lock is not None:
+                stack.callback(lock.close)
+            settings = settings.model_copy(update={"instance_id": instance_id})
+        log = EventLog(static={"instance": settings.instance_id})
+        observer = _observer(settings, bundle, stack)
+        scorer = BatchScorer(
+            bundle, id_field=settings.id_field, max_event_bytes=settings.max_event_bytes
+        )
+        worker = Worker(settings, scorer, KafkaConnector(settings, log), log, observer)
+        _on_signals(worker)
+        worker.run()
+    return 0
+
+
+COMMANDS = [run]

@@ -1,0 +1,298 @@
+"""Delivery guarantees: how a scored batch leaves the worker.
+
+``ExactlyOnce``: one Kafka transaction per batch holding the prediction records, the dead
+letters and the consumed offsets (``send_offsets_to_transaction`` with the consumer's
+group metadata, KIP-447). A read_committed reader sees all of a batch or none of it.
+The transactional id is stable per instance, so a restarted replica fences its
+predecessor and aborts what it left open at once. Abortable errors abort the
+transaction; if the abort itself fails, or the producer hits a fatal non-fencing error,
+the producer is recreated (``init_transactions`` with the same id cleans up). Either way
+``deliver`` returns False and the loop rewinds the consumer to the batch's first offsets.
+
+``AtLeastOnce``: idempotent producer; the offsets are committed (asynchronously) only once
+every message of the batch is confirmed delivered. A failed delivery redoes the batch
+(duplicates of what was delivered); a lost commit leaves the batch to be redone by the
+next owner.
+
+Fenced or unauthorised: ``RuntimeFailure`` (exit 3). Broker away: retry with backoff,
+telling ``Status`` so readiness goes false, until the broker answers or ``Status.check``
+gives up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from worker.errors import RuntimeFailure
+from worker.kafka import (
+    FailureKind,
+    IdempotentProducer,
+    KafkaFailure,
+    Outgoing,
+    Partition,
+    TransactionalProducer,
+)
+from worker.logs import EventLog
+
+STEP_S = 5.0
+"""Longest single blocking call; between calls the worker checks stop and give-up deadlines."""
+MAX_RECREATIONS = 5
+"""Producer recreations in a row without a committed batch before giving up."""
+STOPPING = (FailureKind.FENCED, FailureKind.AUTH)
+
+
+class Status(Protocol):
+    """What delivery tells the loop, and asks it, while it waits for the broker."""
+
+    def unavailable(self, detail: str) -> None: ...
+    def available(self) -> None: ...
+    def check(self) -> None:
+        """Raise RuntimeFailure when it is time to give up (broker gone too long, stop)."""
+
+
+class Group(Protocol):
+    def group_metadata(self) -> Any: ...
+    def commit(self, offsets: dict[Partition, int], asynchronous: bool = False) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryBatch:
+    messages: list[Outgoing]
+    offsets: dict[Partition, int]
+    """Next offset to read per partition, committed with the batch."""
+
+
+class Delivery(Protocol):
+    def start(self) -> None: ...
+    def deliver(self, batch: DeliveryBatch) -> bool:
+        """True: delivered and committed. False: rolled back, rewind and redo the batch."""
+
+    def broker_lost(self) -> None:
+        """The loop saw the broker go away (cached connection state is suspect)."""
+
+    def close(self) -> None: ...
+
+
+class Backoff:
+    """Exponential waits between retries: initial, doubled each time, capped."""
+
+    def __init__(
+        self, initial_s: float, max_s: float, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self._sleep = sleep
+        self.next_s = initial_s
+
+    def wait(self) -> None:
+        self._sleep(self.next_s)
+        self.next_s = min(self.next_s * 2, self.max_s)
+
+    def reset(self) -> None:
+        self.next_s = self.initial_s
+
+
+class _Retrying:
+    """Shared retry loop: repeat a call while its failure is retriable."""
+
+    def __init__(self, status: Status, log: EventLog, backoff: Backoff) -> None:
+        self.status = status
+        self.log = log
+        self.backoff = backoff
+
+    def retry(self, what: str, operation: Callable[[float], None]) -> None:
+        """librdkafka's transactional calls resume where they left off when called again
+        after a retriable timeout; a transaction that expires meanwhile fails the call
+        with an abortable or fencing error, which ends the loop."""
+        self.backoff.reset()
+        while True:
+            self.status.check()
+            try:
+                operation(STEP_S)
+            except KafkaFailure as exc:
+                if exc.kind != FailureKind.RETRIABLE:
+                    raise
+                self.status.unavailable(f"{what}: {exc}")
+                self.backoff.wait()
+                continue
+            self.status.available()
+            return
+
+
+def _stop_on(exc: KafkaFailure, log: EventLog, what: str) -> None:
+    if exc.kind in STOPPING:
+        log.error(
+            "fenced" if exc.kind == FailureKind.FENCED else "error", during=what, error=str(exc)
+        )
+        raise RuntimeFailure(f"{exc.kind.value} during {what}: {exc}") from None
+
+
+class ExactlyOnce(_Retrying):
+    """One transaction per batch (see the module docstring)."""
+
+    def __init__(
+        self,
+        make_producer: Callable[[], TransactionalProducer],
+        group: Group,
+        status: Status,
+        log: EventLog,
+        backoff: Backoff,
+    ) -> None:
+        super().__init__(status, log, backoff)
+        self._make_producer = make_producer
+        self._group = group
+        self._producer: TransactionalProducer | None = None
+        self._stale = False
+        self._recreations = 0
+
+    def start(self) -> None:
+        """A producer with ``init_transactions`` done; a fresh instance for every attempt,
+        so no state cached from before an outage survives (see ``broker_lost``)."""
+        self.backoff.reset()
+        while True:
+            self.status.check()
+            producer = self._make_producer()
+            try:
+                producer.init(STEP_S)
+            except KafkaFailure as exc:
+                producer.close()
+                _stop_on(exc, self.log, "init_transactions")
+                if exc.kind != FailureKind.RETRIABLE:
+                    raise RuntimeFailure(f"cannot initialise transactions: {exc}") from None
+                self.status.unavailable(f"init_transactions: {exc}")
+                self.backoff.wait()
+                continue
+            self.status.available()
+            self._producer, self._stale = producer, False
+            return
+
+    def broker_lost(self) -> None:
+        """The broker went away: replace the producer before the next transaction. After a
+        broker restart librdkafka may keep a decommissioned group coordinator cached, and
+        ``send_offsets_to_transaction`` then never returns (librdkafka#5511)."""
+        self._stale = True
+
+    def deliver(self, batch: DeliveryBatch) -> bool:
+        if self._producer is None or self._stale:
+            self._replace(self._producer, "broker was unavailable")
+        producer = self._producer
+        assert producer is not None
+        try:
+            producer.begin()
+            producer.send(batch.messages)
+            if batch.offsets:
+                producer.send_offsets(batch.offsets, self._group.group_metadata(), STEP_S)
+            self.retry("commit_transaction", producer.commit)
+        except KafkaFailure as exc:
+            self._roll_back(producer, exc)
+            return False
+        self._recreations = 0
+        return True
+
+    def _roll_back(self, producer: TransactionalProducer, exc: KafkaFailure) -> None:
+        """Abort an abortable transaction; for anything else start over with a new producer:
+        its ``init_transactions`` finishes whatever the old one left (aborts it, or completes
+        a commit already under way), and the loop then rewinds to the committed offsets."""
+        _stop_on(exc, self.log, "transaction")
+        if exc.kind == FailureKind.REBALANCE or "GENERATION" in exc.code or "MEMBER" in exc.code:
+            self.log.error("fenced", scope="group", error=str(exc))
+        self.log.error("rolled_back", kind=exc.kind.value, error=str(exc))
+        if exc.kind == FailureKind.ABORTABLE:
+            try:
+                self.retry("abort_transaction", producer.abort)
+                return
+            except KafkaFailure as abort_exc:
+                _stop_on(abort_exc, self.log, "abort_transaction")
+                self.log.error("error", during="abort_transaction", error=str(abort_exc))
+        self._replace(producer, exc.code)
+
+    def _replace(self, old: TransactionalProducer | None, why: str) -> None:
+        if old is not None:
+            self._recreations += 1
+            if self._recreations > MAX_RECREATIONS:
+                raise RuntimeFailure(
+                    f"transactional producer failed {MAX_RECREATIONS} times in a row ({why})"
+                )
+            self._producer = None
+            old.close()
+            self.log.emit("producer_recreated", reason=why, attempt=self._recreations)
+        self.start()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
+
+
+class AtLeastOnce(_Retrying):
+    """Deliver, wait for every delivery report, then commit the offsets."""
+
+    def __init__(
+        self,
+        make_producer: Callable[[], IdempotentProducer],
+        group: Group,
+        status: Status,
+        log: EventLog,
+        backoff: Backoff,
+    ) -> None:
+        super().__init__(status, log, backoff)
+        self._make_producer = make_producer
+        self._group = group
+        self._producer: IdempotentProducer | None = None
+        self.commits_lost = 0
+        """Batches delivered whose offsets could not be committed (their events come again)."""
+
+    def start(self) -> None:
+        self._producer = self._make_producer()
+
+    def broker_lost(self) -> None:
+        """Nothing to do: the idempotent producer has no coordinator state to go stale."""
+
+    def deliver(self, batch: DeliveryBatch) -> bool:
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("AtLeastOnce.deliver before start")
+        producer.failures.clear()
+        try:
+            producer.send(batch.messages)
+        except KafkaFailure as exc:
+            _stop_on(exc, self.log, "produce")
+            raise RuntimeFailure(f"produce failed: {exc}") from None
+        self._await_delivery(producer)
+        if producer.failures:
+            first = producer.failures[0]
+            _stop_on(first, self.log, "delivery")
+            self.log.error("rolled_back", kind=first.kind.value, error=str(first))
+            return False
+        return self._commit(batch.offsets)
+
+    def _await_delivery(self, producer: IdempotentProducer) -> None:
+        self.backoff.reset()
+        while producer.flush(STEP_S) > 0:
+            self.status.unavailable("delivery reports outstanding")
+            self.status.check()
+        self.status.available()
+
+    def _commit(self, offsets: dict[Partition, int]) -> bool:
+        """Commit asynchronously, after delivery. A synchronous commit can block for good
+        when the group must rejoin (after a broker restart), since the rejoin needs the next
+        poll; a failed commit is reported through the error callback and only means the
+        batch's events come again (duplicates, never losses). Closing the consumer waits
+        for the commits still in flight."""
+        if offsets:
+            try:
+                self._group.commit(offsets, asynchronous=True)
+            except KafkaFailure as exc:
+                _stop_on(exc, self.log, "commit")
+                self.commits_lost += 1
+                self.log.error("commit_failed", kind=exc.kind.value, error=str(exc))
+        return True
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(STEP_S)
+            self._producer.close()
+            self._producer = None

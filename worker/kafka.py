@@ -1,0 +1,421 @@
+"""The Kafka edge: the only module that imports confluent_kafka.
+
+Everything above it speaks plain Python: partitions are ``(topic, partition)`` tuples,
+messages in are ``InputEvent``s, messages out are ``Outgoing``, and every librdkafka
+error becomes a ``KafkaFailure`` whose ``kind`` says how to route it (retry, abort the
+transaction, stop). The live loop, replay, record and publish build on these pieces.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from worker.scoring import InputEvent
+
+Partition = tuple[str, int]
+"""(topic, partition)"""
+ErrorHandler = Callable[["KafkaFailure"], None]
+
+
+class FailureKind(StrEnum):
+    RETRIABLE = "retriable"  # the broker may answer later: retry the same call
+    ABORTABLE = "abortable"  # the open transaction must be aborted, then the batch redone
+    REBALANCE = "rebalance"  # the group moved on: this member's generation is stale
+    FENCED = "fenced"  # another producer owns the transactional id: stop
+    AUTH = "auth"  # authentication or authorisation refused: stop
+    FATAL = "fatal"  # the client instance is unusable: recreate it
+    OTHER = "other"
+
+
+_AUTH = {
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+}
+_FENCED = {
+    KafkaError.PRODUCER_FENCED,
+    KafkaError._FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.TRANSACTION_COORDINATOR_FENCED,
+    KafkaError.FENCED_INSTANCE_ID,
+}
+_REBALANCE = {
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError._ASSIGNMENT_LOST,
+}
+_RETRIABLE = {
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._TIMED_OUT,
+    KafkaError._RESOLVE,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.BROKER_NOT_AVAILABLE,
+    KafkaError.NETWORK_EXCEPTION,
+    KafkaError._WAIT_COORD,
+    KafkaError._TIMED_OUT_QUEUE,
+    KafkaError.UNSTABLE_OFFSET_COMMIT,
+}
+BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+
+
+class KafkaFailure(Exception):
+    """A librdkafka error, with how to route it."""
+
+    def __init__(self, kind: FailureKind, code: str, reason: str, broker_down: bool = False):
+        super().__init__(f"{code}: {reason}")
+        self.kind = kind
+        self.code = code
+        self.reason = reason
+        self.broker_down = broker_down
+
+
+def classify(error: KafkaError) -> FailureKind:
+    code = error.code()
+    if code in _AUTH:
+        return FailureKind.AUTH
+    if code in _FENCED and (error.fatal() or code != KafkaError.INVALID_PRODUCER_EPOCH):
+        return FailureKind.FENCED
+    if error.txn_requires_abort():
+        return FailureKind.ABORTABLE
+    if error.fatal():
+        return FailureKind.FATAL
+    if code in _REBALANCE:
+        return FailureKind.REBALANCE
+    if error.retriable() or code in _RETRIABLE:
+        return FailureKind.RETRIABLE
+    return FailureKind.OTHER
+
+
+def failure(error: KafkaError) -> KafkaFailure:
+    return KafkaFailure(classify(error), error.name(), error.str(), error.code() in BROKER_DOWN)
+
+
+def _from_exception(exc: KafkaException) -> KafkaFailure:
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError):
+        return failure(error)
+    return KafkaFailure(FailureKind.OTHER, "UNKNOWN", str(exc))
+
+
+def _call(operation: Callable[[], Any]) -> Any:
+    """Run one client call, turning KafkaException into KafkaFailure."""
+    try:
+        return operation()
+    except KafkaException as exc:
+        raise _from_exception(exc) from None
+
+
+class Call:
+    """A blocking client call run in a helper thread, so the caller can wait for it in
+    slices (reporting readiness meanwhile) and give up on it: librdkafka may overrun the
+    timeouts it is given, or never return (librdkafka#5511). A call given up on cannot be
+    cancelled: its client must not be used, nor closed, by anyone else afterwards."""
+
+    def __init__(self, what: str, operation: Callable[[], Any]) -> None:
+        self.what = what
+        self._outcome: list[tuple[Any, BaseException | None]] = []
+        self._thread = threading.Thread(
+            target=self._run, args=(operation,), name=f"kafka-{what}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, operation: Callable[[], Any]) -> None:
+        try:
+            self._outcome.append((operation(), None))
+        except KafkaException as exc:
+            self._outcome.append((None, _from_exception(exc)))
+        except BaseException as exc:  # handed over to the waiting thread
+            self._outcome.append((None, exc))
+
+    def wait(self, timeout_s: float) -> bool:
+        """True once the call returned (or raised)."""
+        self._thread.join(timeout_s)
+        return bool(self._outcome)
+
+    def result(self) -> Any:
+        """The call's value; its exception re-raised (KafkaException as KafkaFailure)."""
+        if not self._outcome:
+            raise KafkaFailure(FailureKind.RETRIABLE, "_HUNG", f"{self.what} has not returned")
+        value, error = self._outcome[0]
+        if error is not None:
+            raise error
+        return value
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to produce."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass(slots=True)
+class Polled:
+    """What one poll returned: events, and the errors that came instead of messages."""
+
+    events: list[InputEvent] = field(default_factory=list)
+    failures: list[KafkaFailure] = field(default_factory=list)
+
+
+def to_input_events(messages: Iterable[Message]) -> Polled:
+    """Messages -> InputEvents; error messages become failures (partition EOF is dropped)."""
+    polled = Polled()
+    for msg in messages:
+        error = msg.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                polled.failures.append(failure(error))
+            continue
+        kind, stamp = msg.timestamp()
+        polled.events.append(
+            InputEvent(
+                value=msg.value(),
+                key=msg.key(),
+                topic=msg.topic() or "",
+                partition=msg.partition() or 0,
+                offset=msg.offset() or 0,
+                timestamp_ms=stamp if kind != 0 and stamp >= 0 else None,
+            )
+        )
+    return polled
+
+
+def _tps(offsets: Mapping[Partition, int]) -> list[TopicPartition]:
+    return [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+
+
+def _with_callbacks(
+    config: Mapping[str, Any], on_error: ErrorHandler | None, logger: Any
+) -> dict[str, Any]:
+    out = dict(config)
+    if on_error is not None:
+        out["error_cb"] = lambda err: on_error(failure(err))
+        if "group.id" in out:  # asynchronous commit results
+
+            def on_commit(err: KafkaError | None, _tps: list[TopicPartition]) -> None:
+                if err is not None:
+                    on_error(failure(err))
+
+            out["on_commit"] = on_commit
+    if logger is not None:
+        out["logger"] = logger
+    return out
+
+
+# --- consumer -------------------------------------------------------------------------------
+
+
+class RebalanceListener(Protocol):
+    def on_assigned(self, partitions: list[Partition]) -> None: ...
+    def on_revoked(self, partitions: list[Partition]) -> None: ...
+    def on_lost(self, partitions: list[Partition]) -> None: ...
+
+
+class GroupConsumer:
+    """A group member that hands out InputEvents and commits explicit offsets."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        on_error: ErrorHandler | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._consumer = Consumer(_with_callbacks(config, on_error, logger))
+
+    def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
+        def parts(tps: list[TopicPartition]) -> list[Partition]:
+            return [(tp.topic, tp.partition) for tp in tps]
+
+        self._consumer.subscribe(
+            topics,
+            on_assign=lambda _c, tps: listener.on_assigned(parts(tps)),
+            on_revoke=lambda _c, tps: listener.on_revoked(parts(tps)),
+            on_lost=lambda _c, tps: listener.on_lost(parts(tps)),
+        )
+
+    def poll_batch(self, max_events: int, timeout_s: float) -> Polled:
+        """Up to ``max_events`` messages, waiting at most ``timeout_s`` for them to arrive."""
+        return to_input_events(_call(lambda: self._consumer.consume(max_events, timeout_s)))
+
+    def assignment(self) -> list[Partition]:
+        return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
+
+    def seek(self, offsets: Mapping[Partition, int]) -> None:
+        """Rewind (or skip) assigned partitions; partitions no longer assigned are ignored."""
+        assigned = set(self.assignment())
+        for tp in _tps(offsets):
+            if (tp.topic, tp.partition) in assigned:
+                self._seek(tp)
+
+    def _seek(self, tp: TopicPartition) -> None:
+        _call(lambda: self._consumer.seek(tp))
+
+    def group_metadata(self) -> Any:
+        """The consumer group metadata KIP-447 transactions are fenced with."""
+        return self._consumer.consumer_group_metadata()
+
+    def commit(self, offsets: Mapping[Partition, int], asynchronous: bool = False) -> None:
+        """Commit ``offsets`` (next offset to read). Asynchronous commits report failures
+        to the error handler (from a later poll); ``close`` waits for those in flight."""
+        tps = _tps(offsets)
+        if asynchronous:
+            _call(lambda: self._consumer.commit(offsets=tps, asynchronous=True))
+        else:
+            _call(lambda: self._consumer.commit(offsets=tps, asynchronous=False))
+
+    def committed(self, partitions: Sequence[Partition], timeout_s: float) -> dict[Partition, int]:
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        found = _call(lambda: self._consumer.committed(tps, timeout_s))
+        return {(tp.topic, tp.partition): tp.offset for tp in found}
+
+    def lags(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
+        """End offset minus position from cached watermarks: no broker round trip."""
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        lags: dict[Partition, int] = {}
+        for tp in _call(lambda: self._consumer.position(tps)):
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                lags[(tp.topic, tp.partition)] = max(high - tp.offset, 0)
+        return lags
+
+    def partition_count(self, topic: str, timeout_s: float) -> int | None:
+        """Partitions of ``topic`` (None: no such topic); KafkaFailure if the broker is away."""
+        return partition_count(self._consumer, topic, timeout_s)
+
+    def close(self) -> None:
+        """Leave the group (revoking the assignment) and release the client."""
+        _call(self._consumer.close)
+
+
+def partition_count(client: Consumer | Producer, topic: str, timeout_s: float) -> int | None:
+    """Partitions of ``topic`` from a metadata request; None when there is no such topic."""
+    meta = _call(lambda: client.list_topics(topic, timeout_s)).topics.get(topic)
+    if meta is None:
+        return None
+    if meta.error is not None:
+        if meta.error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+            return None
+        raise failure(meta.error)
+    return len(meta.partitions)
+
+
+def end_offsets(client: Consumer, topic: str, timeout_s: float) -> dict[int, int]:
+    """Partition -> end offset (high watermark, or LSO for a read_committed consumer)."""
+    count = partition_count(client, topic, timeout_s)
+    if count is None:
+        raise KafkaFailure(FailureKind.OTHER, "UNKNOWN_TOPIC_OR_PART", f"no topic {topic}")
+
+    def end(partition: int) -> int:
+        tp = TopicPartition(topic, partition)
+        return int(_call(lambda: client.get_watermark_offsets(tp, timeout_s))[1])
+
+    return {p: end(p) for p in range(count)}
+
+
+def make_consumer(config: Mapping[str, Any], **callbacks: Any) -> Consumer:
+    """A plain confluent_kafka Consumer (for replay/record): callbacks as librdkafka keys."""
+    return Consumer({**config, **callbacks})
+
+
+# --- producers ----------------------------------------------------------------------------
+
+
+class _Sender:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        on_error: ErrorHandler | None,
+        logger: logging.Logger | None,
+    ) -> None:
+        self._producer = Producer(_with_callbacks(config, on_error, logger))
+        self.failures: list[KafkaFailure] = []
+        self.hung = False
+        """A call on this producer never returned: abandon it (do not close it)."""
+
+    def _on_delivery(self, error: KafkaError | None, _msg: Message) -> None:
+        if error is not None:
+            self.failures.append(failure(error))
+
+    def send(self, messages: Iterable[Outgoing]) -> None:
+        """Queue every message, serving delivery reports whenever the local queue is full."""
+        for m in messages:
+            while True:
+                try:
+                    self._producer.produce(
+                        m.topic,
+                        m.value,
+                        m.key,
+                        headers=[(k, v) for k, v in m.headers],
+                        on_delivery=self._on_delivery,
+                    )
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+                except KafkaException as exc:
+                    raise _from_exception(exc) from None
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for delivery reports; returns how many messages are still undelivered."""
+        return int(self._producer.flush(timeout_s))
+
+    def close(self) -> None:
+        """Release the client; a hung producer is only dropped (closing would block)."""
+        if not self.hung:
+            self._producer.close()
+
+
+class IdempotentProducer(_Sender):
+    """``enable.idempotence`` producer for at-least-once: send, flush, read ``failures``."""
+
+
+class TransactionalProducer(_Sender):
+    """A ``transactional.id`` producer; every call raises KafkaFailure on error."""
+
+    def init(self, timeout_s: float) -> None:
+        """Fence older instances of this id and abort what they left open."""
+        _call(lambda: self._producer.init_transactions(timeout_s))
+
+    def begin(self) -> None:
+        self.failures.clear()
+        _call(self._producer.begin_transaction)
+
+    def send_offsets(self, offsets: Mapping[Partition, int], group: Any, timeout_s: float) -> None:
+        """Add the consumed offsets to the transaction. librdkafka may overrun ``timeout_s``
+        (up to the transaction timeout) or, with a decommissioned coordinator cached, never
+        return (librdkafka#5511): past ``3 * timeout_s`` this raises a retriable failure and
+        the call is left behind (the caller must stop using this producer)."""
+        tps = _tps(offsets)
+        call = Call(
+            "send_offsets_to_transaction",
+            lambda: self._producer.send_offsets_to_transaction(tps, group, timeout_s),
+        )
+        if not call.wait(3 * timeout_s):
+            self.hung = True
+        call.result()
+
+    def commit(self, timeout_s: float) -> None:
+        _call(lambda: self._producer.commit_transaction(timeout_s))
+
+    def abort(self, timeout_s: float) -> None:
+        _call(lambda: self._producer.abort_transaction(timeout_s))

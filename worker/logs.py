@@ -1,0 +1,95 @@
+"""Structured log lines: one JSON object per line on stderr, per event of note.
+
+The lines are a contract (tests and operators parse them): every line has ``ts`` (UTC,
+ISO 8601), ``level`` and ``event``; the events of the live worker are
+
+    start, assigned, revoked, lost, broker_unavailable, broker_available, rolled_back,
+    fenced, kafka_error, librdkafka, stop, error
+
+Nothing is logged per message. Repeated broker noise is rate limited per key.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import orjson
+
+Clock = Callable[[], float]
+
+
+class EventLog:
+    """Writes JSON lines; thread-safe (librdkafka callbacks may come from poll calls)."""
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        static: dict[str, Any] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._stream = stream
+        self._static = dict(static or {})
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self.lines = 0
+
+    def bind(self, **fields: Any) -> None:
+        """Fields added to every following line (e.g. the instance id once it is known)."""
+        self._static.update(fields)
+
+    def emit(self, event: str, level: str = "info", **fields: Any) -> None:
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": level,
+            "event": event,
+            **self._static,
+            **fields,
+        }
+        line = orjson.dumps(record, default=str).decode() + "\n"
+        with self._lock:
+            stream = self._stream or sys.stderr
+            stream.write(line)
+            stream.flush()
+            self.lines += 1
+
+    def error(self, event: str, **fields: Any) -> None:
+        self.emit(event, "error", **fields)
+
+    def limited(self, key: str, every_s: float, event: str, level: str, **fields: Any) -> None:
+        """Emit at most one line per ``key`` every ``every_s`` seconds."""
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < every_s:
+                return
+            self._last[key] = now
+        self.emit(event, level, **fields)
+
+    def librdkafka_logger(self, name: str = "scoring_worker.librdkafka") -> logging.Logger:
+        """A logging.Logger for librdkafka's ``logger`` property: warnings and worse become
+        ``librdkafka`` lines, at most one per facility every 10 s."""
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+        logger.handlers[:] = [_Forward(self)]
+        return logger
+
+
+class _Forward(logging.Handler):
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(logging.WARNING)
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        facility = message.split("|", 3)[1] if message.count("|") >= 3 else record.name
+        level = "error" if record.levelno >= logging.ERROR else "warning"
+        self._log.limited(f"rdk:{facility}", 10.0, "librdkafka", level, message=message)

@@ -1,0 +1,233 @@
+"""The live worker's settings: one frozen model, read from options and ``SCORING_WORKER_*``.
+
+Any librdkafka property passes through: ``SCORING_WORKER_KAFKA_<PROPERTY>`` (upper case,
+``.`` written ``_``) or ``--kafka-property KEY=VALUE``. A key may be scoped with
+``consumer.`` or ``producer.`` to reach only that client. Values of secret-looking keys
+(passwords, secrets, tokens, private keys) are kept as ``SecretStr``: masked whenever the
+settings are printed or logged, revealed only in the dicts handed to librdkafka.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from worker.scoring import DEFAULT_MAX_EVENT_BYTES
+
+ENV_PREFIX = "SCORING_WORKER_"
+KAFKA_ENV_PREFIX = ENV_PREFIX + "KAFKA_"
+# the environment form of the repeatable --kafka-property option, not a librdkafka property
+KAFKA_PROPERTY_ENV = ENV_PREFIX + "KAFKA_PROPERTY"
+SCOPES = ("consumer", "producer")
+_SECRET = re.compile(r"password|secret|token|credential|private|\.pem$|jaas|oauthbearer\.config")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Properties the worker sets itself: overriding them would break a delivery guarantee.
+CONTROLLED = frozenset(
+    {
+        "bootstrap.servers",
+        "group.id",
+        "transactional.id",
+        "enable.idempotence",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "isolation.level",
+        "enable.partition.eof",
+    }
+)
+
+Delivery = Literal["exactly-once", "at-least-once"]
+KafkaValue = str | SecretStr
+
+
+def is_secret(key: str) -> bool:
+    """True for librdkafka properties whose values must never be printed."""
+    return bool(_SECRET.search(key))
+
+
+def kafka_key_from_env(name: str) -> str:
+    """``SCORING_WORKER_KAFKA_SASL_PASSWORD`` -> ``sasl.password``."""
+    return name[len(KAFKA_ENV_PREFIX) :].lower().replace("_", ".")
+
+
+class _KafkaEnvSource(PydanticBaseSettingsSource):
+    """Collects ``SCORING_WORKER_KAFKA_<PROPERTY>`` variables into the ``kafka`` field."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {
+            kafka_key_from_env(name.upper()): value
+            for name, value in os.environ.items()
+            if name.upper().startswith(KAFKA_ENV_PREFIX)
+            and len(name) > len(KAFKA_ENV_PREFIX)
+            and name.upper() != KAFKA_PROPERTY_ENV
+        }
+        return {"kafka": found} if found else {}
+
+
+class WorkerSettings(BaseSettings):
+    """Everything `scoring-worker run` needs; built once at start and never changed."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", use_attribute_docstrings=True
+    )
+
+    bundle: Path
+    """Bundle directory, loaded and self-checked before the worker joins the group."""
+    bootstrap_servers: str
+    """Kafka bootstrap servers, ``host:port[,host:port...]``."""
+    input_topic: str
+    """Topic of input events."""
+    output_topic: str
+    """Topic the prediction records go to (key = input key)."""
+    dlq_topic: str | None = None
+    """Dead-letter topic for rejected events; without it rejects are only counted."""
+    group_id: str = "scoring-worker"
+    """Consumer group; also the first half of the transactional id."""
+    instance_id: str | None = None
+    """Stable name of this replica (transactional id ``<group>-<instance>``); None: derived."""
+    delivery: Delivery = "exactly-once"
+    """``exactly-once`` (one transaction per batch) or ``at-least-once``."""
+    max_events: int | None = Field(default=None, ge=1)
+    """Stop after this many events were consumed and committed (None: run until stopped)."""
+    idle_timeout_s: float | None = Field(default=None, gt=0)
+    """Stop after this many seconds without a new event while the broker answers
+    (option ``--idle-timeout``)."""
+    max_batch_events: int = Field(default=1000, ge=1, le=100_000)
+    """A micro-batch closes at this many events..."""
+    max_batch_age_ms: int = Field(default=250, ge=1, le=60_000)
+    """...or this many milliseconds after the worker started waiting for it."""
+    metrics_host: str = "0.0.0.0"
+    """Address the metrics/health HTTP server binds to."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of ``/metrics``, ``/healthz``, ``/readyz``; None: no HTTP server."""
+    id_field: str | None = None
+    """Event id field (default: the bundle's id column, else ``event_id``)."""
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1)
+    """Events larger than this are rejected as ``too_large`` without being parsed."""
+    max_dead_letter_bytes: int = Field(default=900_000, ge=1024)
+    """A dead letter's value is cut to this size (header ``scoring.value.truncated``) so the
+    DLQ accepts it under Kafka's default 1 MB message limit."""
+    warn_only: bool = False
+    """Start even when the bundle self-check finds differences (warn instead)."""
+    broker_timeout_s: float = Field(default=300.0, ge=0)
+    """Give up (exit 3) after the broker was unreachable this long; 0: retry forever."""
+    retry_backoff_initial_ms: int = Field(default=100, ge=1)
+    """First wait before retrying a failed broker operation; doubles on each retry..."""
+    retry_backoff_max_ms: int = Field(default=5000, ge=1)
+    """...up to this."""
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    """After SIGTERM/SIGINT, how long the batch in hand may take to commit."""
+    kafka: dict[str, KafkaValue] = Field(default_factory=dict)
+    """librdkafka passthrough properties; secret-looking values are SecretStr."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        kafka_env = _KafkaEnvSource(settings_cls)
+        return init_settings, env_settings, kafka_env, dotenv_settings, file_secret_settings
+
+    @field_validator("kafka", mode="before")
+    @classmethod
+    def _check_kafka(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        checked: dict[str, KafkaValue] = {}
+        for raw_key, raw in value.items():
+            key = str(raw_key).strip().lower()
+            if not _KEY.match(key):
+                raise ValueError(f"kafka property {raw_key!r} is not a librdkafka property name")
+            if unscoped(key) in CONTROLLED:
+                raise ValueError(f"kafka property {key!r} is set by the worker itself")
+            text = raw.get_secret_value() if isinstance(raw, SecretStr) else str(raw)
+            checked[key] = SecretStr(text) if is_secret(key) else text
+        return checked
+
+    # --- derived values -------------------------------------------------------------------
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable per instance, so a restarted replica fences its predecessor at once."""
+        return f"{self.group_id}-{self.instance_id or 'default'}"
+
+    @property
+    def client_id(self) -> str:
+        return f"scoring-worker-{self.instance_id or 'default'}"
+
+    def consumer_config(self) -> dict[str, Any]:
+        """librdkafka consumer properties (secrets revealed: hand only to the client)."""
+        base: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "max.partition.fetch.bytes": 1_048_576,
+        }
+        forced = {
+            "group.id": self.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": False,
+            "isolation.level": "read_committed",
+        }
+        return {**base, **self.kafka_properties("consumer"), **forced}
+
+    def producer_config(self) -> dict[str, Any]:
+        """librdkafka producer properties for the chosen delivery mode."""
+        base: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "linger.ms": 5,
+            "acks": "all",
+        }
+        forced: dict[str, Any] = {"enable.idempotence": True}
+        if self.delivery == "exactly-once":
+            forced["transactional.id"] = self.transactional_id
+        return {**base, **self.kafka_properties("producer"), **forced}
+
+    def kafka_properties(self, scope: Literal["consumer", "producer"]) -> dict[str, str]:
+        """Passthrough properties for one client: unscoped ones, then ``<scope>.`` ones."""
+        shared: dict[str, str] = {}
+        scoped: dict[str, str] = {}
+        for key, value in self.kafka.items():
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            head, _, rest = key.partition(".")
+            if head == scope and rest:
+                scoped[rest] = text
+            elif head not in SCOPES:
+                shared[key] = text
+        return {**shared, **scoped}
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as JSON-ready values, every secret shown as ``**********``."""
+        dumped = self.model_dump(mode="json")
+        dumped["kafka"] = {k: "**********" if is_secret(k) else v for k, v in self.kafka.items()}
+        return dumped
+
+
+def unscoped(key: str) -> str:
+    """``producer.linger.ms`` -> ``linger.ms``; unscoped keys unchanged."""
+    head, _, rest = key.partition(".")
+    return rest if head in SCOPES and rest else key
+
+
+def parse_kafka_property(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` from ``--kafka-property``; ValueError naming the problem."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--kafka-property wants KEY=VALUE, got {text!r}")
+    return key.strip(), value
