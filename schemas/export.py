@@ -1,7 +1,7 @@
 """Export the JSON Schemas of everything on the wire and on disk; `--check` fails on drift.
 
-    python -m schemas.export --write schemas/json
-    python -m schemas.export --check schemas/json     (make schemas-check, in CI)
+`python -m schemas.export --write schemas/json` rewrites them;
+`python -m schemas.export --check schemas/json` (make schemas-check, in CI) compares.
 """
 
 from __future__ import annotations

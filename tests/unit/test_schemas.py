@@ -82,8 +82,10 @@ def test_event_model_accepts_exactly_what_check_event_accepts(
 def test_recorded_predictions_validate(penguins_bundle: Bundle) -> None:
     from worker.scoring import BatchScorer, InputEvent
 
-    event = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181,
-             "body_mass_g": 3750, "island": "Torgersen", "sex": "male", "event_id": "e1"}  # fmt: skip
+    event = {
+        "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181,
+        "body_mass_g": 3750, "island": "Torgersen", "sex": "male", "event_id": "e1",
+    }  # fmt: skip
     batch = BatchScorer(penguins_bundle).score(
         [InputEvent(value=orjson.dumps(event), key=b"k", topic="t", partition=2, offset=9)]
     )
