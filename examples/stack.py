@@ -152,11 +152,19 @@ class Prometheus:
         self.targets_file.unlink(missing_ok=True)
 
 
-def start_prometheus(workers: Sequence[Worker], data_dir: Path) -> Prometheus | None:
-    binary = shutil.which("prometheus") or _cached("prometheus")
+def prometheus_binary() -> str | None:
+    return shutil.which("prometheus") or _cached("prometheus")
+
+
+def start_prometheus(
+    workers: Sequence[Worker], data_dir: Path, name: str = "demo-workers"
+) -> Prometheus | None:
+    """Prometheus with deploy/prometheus/prometheus-local.yml (its rules included),
+    scraping ``workers`` through a file_sd targets file called ``name``."""
+    binary = prometheus_binary()
     if binary is None:
         return None
-    targets_file = PROMETHEUS_DIR / "targets" / "demo-workers.json"
+    targets_file = PROMETHEUS_DIR / "targets" / f"{name}.json"
     targets = [f"127.0.0.1:{w.port}" for w in workers]
     targets_file.write_text(json.dumps([{"targets": targets, "labels": {"stack": "demo"}}]))
     port = free_port()
