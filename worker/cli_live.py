@@ -89,11 +89,18 @@ def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Obs
         return NullObserver()
     from prometheus_client import CollectorRegistry
 
+    from worker.drift import DriftSettings
     from worker.http import serve
     from worker.metrics import WorkerMetrics
 
     registry = CollectorRegistry()
-    metrics = WorkerMetrics(registry, bundle)
+    drift = DriftSettings(
+        window_events=settings.drift_window_events,
+        window_s=settings.drift_window_s,
+        psi_warning=settings.psi_warning,
+        psi_critical=settings.psi_critical,
+    )
+    metrics = WorkerMetrics(registry, bundle, drift)
     handle = serve(
         registry, settings.metrics_host, settings.metrics_port, lambda: True, metrics.is_ready
     )
@@ -133,8 +140,13 @@ def _warn(message: str) -> None:
 )
 @option("--max-batch-events", type=click.IntRange(1), default=None, help="batch size cap (1000)")
 @option("--max-batch-age-ms", type=click.IntRange(1), default=None, help="batch wait cap (250)")
-@option("--metrics-host", default=None, help="metrics bind address (0.0.0.0)")
+@option("--metrics-host", default=None, help="metrics bind address (127.0.0.1)")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
+@option("--drift-window-events", type=click.IntRange(1), default=None, help="drift window (10000)")
+@option("--drift-window-s", type=click.FloatRange(0, min_open=True), default=None,
+        help="drift window in seconds (unset)")  # fmt: skip
+@option("--psi-warning", type=click.FloatRange(0, min_open=True), default=None, help="(0.1)")
+@option("--psi-critical", type=click.FloatRange(0, min_open=True), default=None, help="(0.25)")
 @option("--id-field", default=None, help="event id field (default: the bundle's id column)")
 @option("--max-event-bytes", type=click.IntRange(1), default=None, help="reject larger events")
 @option(

@@ -107,7 +107,7 @@ def connection(bootstrap: str, properties: tuple[str, ...], timeout_s: float) ->
 @option("--expected", type=_existing, default=None, help="compare with these predictions")
 @option("--batch-size", type=click.IntRange(1), default=1000, show_default=True)
 @option("--id-field", default=None, help="event id field (default: the bundle's id column)")
-@option("--metrics-host", default="0.0.0.0", show_default=True, help="metrics bind address")
+@option("--metrics-host", default="127.0.0.1", show_default=True, help="metrics bind address")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
 @warn_only_option()
 def replay_command(**o: Any) -> int:

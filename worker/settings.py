@@ -105,10 +105,19 @@ class WorkerSettings(BaseSettings):
     """A micro-batch closes at this many events..."""
     max_batch_age_ms: int = Field(default=250, ge=1, le=60_000)
     """...or this many milliseconds after the worker started waiting for it."""
-    metrics_host: str = "0.0.0.0"
-    """Address the metrics/health HTTP server binds to."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics/health HTTP server binds to: loopback unless told otherwise
+    (the container sets 0.0.0.0)."""
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     """Port of ``/metrics``, ``/healthz``, ``/readyz``; None: no HTTP server."""
+    drift_window_events: int | None = Field(default=10_000, gt=0)
+    """Drift is computed over (at least) the most recent this many scored events."""
+    drift_window_s: float | None = Field(default=None, gt=0)
+    """...or over the events scored in the last this many seconds (both: whichever is set)."""
+    psi_warning: float = Field(default=0.1, gt=0)
+    """PSI above which drift deserves a look (exported for the alert rules)."""
+    psi_critical: float = Field(default=0.25, gt=0)
+    """PSI above which drift is significant (exported for the alert rules)."""
     id_field: str | None = None
     """Event id field (default: the bundle's id column, else ``event_id``)."""
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1)
