@@ -68,6 +68,7 @@ def test_fleet_psi_over_two_replicas_equals_offline_psi(
         publish = [CLI, "publish", "--bootstrap-servers", bootstrap, "--topic", events_in,
                    "--input", str(tmp_path / "events.jsonl")]  # fmt: skip
         subprocess.run(publish, check=True, capture_output=True)
+
         def delivered() -> list[float]:
             return [total([w.samples()], "scoring_predictions_produced_total") for w in workers]
 
