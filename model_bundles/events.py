@@ -1,8 +1,10 @@
 """Events (decoded JSON objects) to the model's input frame.
 
 Every path that scores (research ``score``, the Python API, the live worker,
-replay, the load-time self-check) goes through ``events_to_frame``, so an
-event's outputs cannot depend on which path or batch size scored it.
+replay, the load-time self-check) builds its frame with ``events_to_frame``, or
+with ``check_batch``, which validates and builds the same frame column by column
+(a property test holds the two to ``check_event`` and ``events_to_frame``), so
+an event's outputs cannot depend on which path or batch size scored it.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from schemas.manifest import FeatureSpec
 from schemas.records import RejectReason
+
+_FLOAT_MAX_INT = 2**1024 - 2**970
+"""The smallest integer that ``float()`` refuses (it would round to 2**1024)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,12 @@ def _check_value(feature: FeatureSpec, value: Any) -> Rejection | None:
         return _wrong_type(feature, "a number", value)
     if isinstance(value, float) and not math.isfinite(value):
         return Rejection(RejectReason.NON_FINITE, f"feature {feature.name!r} is {value!r}")
+    if isinstance(value, int) and not -_FLOAT_MAX_INT < value < _FLOAT_MAX_INT:
+        # JSON allows it (orjson refuses, the lenient stdlib fallback reads it), but as a
+        # float64 it is infinite: scoring it would fail the whole batch.
+        return Rejection(
+            RejectReason.NON_FINITE, f"feature {feature.name!r} is an integer beyond float64"
+        )
     return None
 
 
@@ -78,18 +91,149 @@ def events_to_frame(
     as object with NaN (never None) for null, so imputers see the same missing
     value in a 1-row frame as in a 10,000-row one.
     """
-    columns: dict[str, Any] = {}
+    columns: list[npt.NDArray[Any]] = []
     for feature in features:
+        values = [e[feature.name] for e in events]
+        columns.append(
+            _numbers(values) if feature.kind == "numeric" else _categories(values, len(values))
+        )
+    return _frame(features, columns)
+
+
+def _numbers(values: list[Any]) -> npt.NDArray[np.float64]:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _categories(values: list[Any], rows: int) -> npt.NDArray[np.object_]:
+    column = np.empty(rows, dtype=object)
+    column[:] = [np.nan if v is None else v for v in values]
+    return column
+
+
+def _frame(features: Sequence[FeatureSpec], columns: Sequence[npt.NDArray[Any]]) -> pd.DataFrame:
+    # An explicit object Series: from a bare object array pandas would infer its ``str``
+    # dtype, which every transformer converts back to object on every call. One index
+    # object for all: pandas then has no indexes to align.
+    index = pd.RangeIndex(len(columns[0]) if columns else 0)
+    return pd.DataFrame(
+        {
+            f.name: pd.Series(c, index=index, dtype=object, copy=False)
+            if f.kind == "categorical"
+            else c
+            for f, c in zip(features, columns, strict=True)
+        },
+        index=index,
+        copy=False,
+    )
+
+
+# --- the batch path: check_event and events_to_frame, one column at a time -----------------
+
+
+class _Absent:
+    """Stands for an absent key in a gathered column: its type is never a valid one."""
+
+
+_ABSENT = _Absent()
+_PLAIN: dict[tuple[str, bool], frozenset[type]] = {
+    ("numeric", False): frozenset({float, int}),
+    ("numeric", True): frozenset({float, int, type(None)}),
+    ("categorical", False): frozenset({str}),
+    ("categorical", True): frozenset({str, type(None)}),
+}
+"""Exact value types that ``check_event`` accepts for a feature (numbers still need a
+finiteness check). Any other type, subclasses included, is left to ``check_event``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBatch:
+    """A batch of decoded events, validated and turned into the model input frame."""
+
+    accepted: list[int]
+    """Positions (in the batch) of the events that can be scored, in batch order."""
+    rejected: list[tuple[int, Rejection]]
+    """Position and ``check_event``'s verdict of every other event, in batch order."""
+    frame: pd.DataFrame
+    """``events_to_frame`` of the accepted events."""
+    unknown_categories: dict[str, int]
+    """Accepted values never seen in training, per categorical feature (when any)."""
+
+
+def check_batch(
+    events: Sequence[Mapping[str, Any]], features: Sequence[FeatureSpec]
+) -> CheckedBatch:
+    """``check_event`` on each event, then ``events_to_frame`` of the valid ones, per column.
+
+    ``check_event`` stays the definition of validity: a value of an exact JSON type
+    that is plainly valid is accepted column-wise; every event holding any other value
+    (absent, null where not imputed, another type, non-finite) is handed to
+    ``check_event``, whose verdict and detail (first failing feature) are kept.
+    """
+    columns = [_Column.gather(feature, events) for feature in features]
+    suspects = sorted(set().union(*(c.suspects for c in columns)))
+    rejected = [(i, r) for i in suspects if (r := check_event(events[i], features)) is not None]
+    accepted = list(range(len(events)))
+    if rejected:
+        dropped = {i for i, _ in rejected}
+        accepted = [i for i in accepted if i not in dropped]
+        columns = [c.take(accepted) for c in columns]
+    unknown = {c.feature.name: n for c in columns if (n := c.unknown_count())}
+    return CheckedBatch(accepted, rejected, _frame(features, [c.array() for c in columns]), unknown)
+
+
+@dataclass(slots=True)
+class _Column:
+    feature: FeatureSpec
+    values: list[Any]
+    suspects: list[int]
+    numbers: npt.NDArray[np.float64] | None = None
+    """The float64 column, when the values were all plain numbers (or nulls)."""
+
+    @classmethod
+    def gather(cls, feature: FeatureSpec, events: Sequence[Mapping[str, Any]]) -> _Column:
         name = feature.name
-        if feature.kind == "numeric":
-            columns[name] = np.array(
-                [np.nan if (v := e[name]) is None else v for e in events], dtype=np.float64
+        try:
+            values = list(map(itemgetter(name), events))
+        except KeyError:
+            values = [e.get(name, _ABSENT) for e in events]
+        plain = _PLAIN[feature.kind, feature.nullable]
+        plain_types = set(map(type, values)) <= plain
+        if feature.kind == "categorical":
+            suspects = (
+                [] if plain_types else [i for i, v in enumerate(values) if type(v) not in plain]
             )
-        else:
-            values = np.empty(len(events), dtype=object)
-            values[:] = [np.nan if (v := e[name]) is None else v for e in events]
-            columns[name] = values
-    return pd.DataFrame(columns, copy=False)
+            return cls(feature, values, suspects)
+        if plain_types:
+            try:
+                numbers = np.array(values, dtype=np.float64)  # None -> NaN, as in _numbers
+            except OverflowError:  # an integer beyond float64: look at each value
+                pass
+            else:
+                infinite = np.flatnonzero(~np.isfinite(numbers)).tolist()
+                return cls(feature, values, [i for i in infinite if values[i] is not None], numbers)
+        suspects = [
+            i
+            for i, v in enumerate(values)
+            if type(v) not in plain or (v is not None and not -_FLOAT_MAX_INT < v < _FLOAT_MAX_INT)
+        ]
+        return cls(feature, values, suspects)
+
+    def take(self, rows: list[int]) -> _Column:
+        values = [self.values[i] for i in rows]
+        numbers = None if self.numbers is None else self.numbers[rows]
+        return _Column(self.feature, values, [], numbers)
+
+    def array(self) -> npt.NDArray[Any]:
+        if self.feature.kind == "categorical":
+            return _categories(self.values, len(self.values))
+        return self.numbers if self.numbers is not None else _numbers(self.values)
+
+    def unknown_count(self) -> int:
+        if self.feature.kind != "categorical":
+            return 0
+        known = frozenset(self.feature.categories or ())
+        values = self.values
+        return len(values) - values.count(None) - sum(map(known.__contains__, values))
 
 
 def normalize_frame(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> pd.DataFrame:

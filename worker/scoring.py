@@ -10,22 +10,27 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 import orjson
 import pandas as pd
 
 from model_bundles.bundle import Bundle
-from model_bundles.events import Rejection, events_to_frame
+from model_bundles.events import Rejection, check_batch
 from model_bundles.predict import Outputs
 from schemas.records import RejectReason
+from worker.encoding import RecordEncoder
 
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
 
 
-@dataclass(frozen=True, slots=True)
-class InputEvent:
-    """One message to score, as read from Kafka or a file line."""
+class InputEvent(NamedTuple):
+    """One message to score, as read from Kafka or a file line.
+
+    A NamedTuple rather than a frozen dataclass: one is made per message, and a frozen
+    dataclass's ``__init__`` (``object.__setattr__`` per field) costs twice as much.
+    """
 
     value: bytes | None
     key: bytes | None = None
@@ -77,44 +82,54 @@ class BatchScorer:
         self.include_source = include_source
         self.max_event_bytes = max_event_bytes
         manifest = bundle.manifest
-        self._model = {
-            "name": manifest.name,
-            "version": manifest.version,
-            "digest": manifest.digest,
-        }
-        self._labels = [str(c) for c in manifest.classes] if manifest.classes else None
-        self._categorical = [
-            (f.name, frozenset(f.categories or ()))
-            for f in manifest.features
-            if f.kind == "categorical"
-        ]
+        model = {"name": manifest.name, "version": manifest.version, "digest": manifest.digest}
+        labels = [str(c) for c in manifest.classes] if manifest.classes else None
+        self._records = RecordEncoder(model, labels, include_source=include_source)
 
     def score(self, events: Sequence[InputEvent]) -> ScoredBatch:
-        valid: list[dict[str, Any]] = []
-        indices: list[int] = []
-        rejected: list[Rejected] = []
-        for index, event in enumerate(events):
-            decoded = self._decode(event.value)
-            if isinstance(decoded, Rejection):
-                rejected.append(Rejected(index, decoded))
-                continue
-            problem = self.bundle.check_event(decoded)
-            if problem is not None:
-                rejected.append(Rejected(index, problem))
-                continue
-            valid.append(decoded)
-            indices.append(index)
-        frame = events_to_frame(valid, self.bundle.manifest.features)
-        outputs = self.bundle.predict_model_frame(frame)
-        records = self._encode(events, indices, valid, outputs)
+        decoded, positions, rejected = self._decode_all(events)
+        checked = check_batch(decoded, self.bundle.manifest.features)
+        if checked.rejected:
+            rejected.extend(Rejected(positions[i], r) for i, r in checked.rejected)
+            rejected.sort(key=attrgetter("index"))
+        indices = [positions[i] for i in checked.accepted]
+        valid = [decoded[i] for i in checked.accepted]
+        outputs = self.bundle.predict_model_frame(checked.frame)
         return ScoredBatch(
             indices=indices,
-            records=records,
+            records=self._encode(events, indices, valid, outputs),
             rejected=rejected,
-            frame=frame,
+            frame=checked.frame,
             outputs=outputs,
-            unknown_categories=self._unknown(valid),
+            unknown_categories=checked.unknown_categories,
         )
+
+    def _decode_all(
+        self, events: Sequence[InputEvent]
+    ) -> tuple[list[dict[str, Any]], list[int], list[Rejected]]:
+        """Decoded objects with their positions in the batch, and the events rejected."""
+        decoded: list[dict[str, Any]] = []
+        positions: list[int] = []
+        rejected: list[Rejected] = []
+        loads, limit = orjson.loads, self.max_event_bytes
+        for index, event in enumerate(events):
+            value = event.value
+            if value is not None and len(value) <= limit:  # the common case, inline
+                try:
+                    obj = loads(value)
+                except orjson.JSONDecodeError:
+                    obj = None
+                if type(obj) is dict:
+                    decoded.append(obj)
+                    positions.append(index)
+                    continue
+            outcome = self._decode(value)
+            if isinstance(outcome, Rejection):
+                rejected.append(Rejected(index, outcome))
+            else:
+                decoded.append(outcome)
+                positions.append(index)
+        return decoded, positions, rejected
 
     def _decode(self, value: bytes | None) -> dict[str, Any] | Rejection:
         if value is None:
@@ -142,21 +157,11 @@ class BatchScorer:
         valid: list[dict[str, Any]],
         outputs: Outputs,
     ) -> list[bytes]:
-        predictions = outputs.predictions.tolist()
-        labels = self._labels or []
-        scores = outputs.scores.tolist() if outputs.scores is not None and labels else None
-        records = []
-        for i, (index, event) in enumerate(zip(indices, valid, strict=True)):
-            source = events[index]
-            record: dict[str, Any] = {
-                "event_id": self._event_id(event, source),
-                "prediction": predictions[i],
-                "scores": dict(zip(labels, scores[i], strict=True)) if scores else None,
-                "model": self._model,
-                "source": self._source(source) if self.include_source else None,
-            }
-            records.append(orjson.dumps(record))
-        return records
+        sources = [events[i] for i in indices]
+        ids: list[Any] = [event.get(self.id_field) for event in valid]
+        if not set(map(type, ids)) <= {str}:  # some id is not a plain string: the general rule
+            ids = [self._event_id(e, source) for e, source in zip(valid, sources, strict=True)]
+        return self._records.encode(ids, sources, outputs)
 
     def _event_id(self, event: dict[str, Any], source: InputEvent) -> str:
         value = event.get(self.id_field)
@@ -165,23 +170,6 @@ class BatchScorer:
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         return source.fallback_id()
-
-    @staticmethod
-    def _source(event: InputEvent) -> dict[str, Any]:
-        return {
-            "topic": event.topic,
-            "partition": event.partition,
-            "offset": event.offset,
-            "timestamp": event.timestamp_ms,
-        }
-
-    def _unknown(self, valid: list[dict[str, Any]]) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for name, known in self._categorical:
-            unknown = sum(1 for e in valid if (v := e[name]) is not None and v not in known)
-            if unknown:
-                counts[name] = unknown
-        return counts
 
 
 def _decode_lenient(value: bytes, error: orjson.JSONDecodeError) -> Any:

@@ -1,0 +1,184 @@
+"""``python -m bench``: every measurement of issue 7 against one broker, then the table.
+
+The broker is KAFKA_BOOTSTRAP_SERVERS (``make bench`` sets it), else 127.0.0.1:9092.
+Topics are fresh per run and deleted after it. The table is printed and written into
+``docs/benchmarks.md`` (``--no-write`` to skip). ``--quick`` is a smoke run (~2 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import suite
+from bench.common import REPO, BenchError, Figure, Kafka
+from bench.e2e import Kind, Mode, RunResult, worker_defaults
+from bench.report import Report
+
+SECTIONS = ("core", "e2e", "naive", "latency")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    p.add_argument("--events", type=int, help="events per end-to-end run (200,000; quick 20,000)")
+    p.add_argument("--repeats", type=int, help="runs per figure (3; quick 1)")
+    p.add_argument("--naive-events", type=int, help="events per naive run (2,000; quick 300)")
+    p.add_argument("--latency-rate", type=float, default=5000.0, help="events/s offered")
+    p.add_argument("--latency-seconds", type=float, help="offered-load duration (10; quick 4)")
+    p.add_argument(
+        "--latency-batch-age-ms",
+        type=int,
+        action="append",
+        help="also measure latency with this --max-batch-age-ms (default: 10)",
+    )
+    p.add_argument(
+        "--max-batch-events",
+        type=int,
+        help="batch cap for the worker and the passthrough (default: the worker's)",
+    )
+    p.add_argument(
+        "--kafka-property",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="librdkafka property for the worker and the passthrough (producer./consumer. scoped)",
+    )
+    p.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    p.add_argument("--quick", action="store_true", help="small counts, one run each")
+    p.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
+    p.add_argument("--no-write", action="store_true", help="print the table only")
+    return p
+
+
+def _plan(args: argparse.Namespace) -> suite.Plan:
+    quick = args.quick
+    ages = args.latency_batch_age_ms if args.latency_batch_age_ms is not None else [10]
+    return suite.Plan(
+        events=args.events or (20_000 if quick else 200_000),
+        repeats=args.repeats or (1 if quick else 3),
+        naive_events=args.naive_events or (300 if quick else 2_000),
+        core_events=10_000 if quick else 50_000,
+        sweep=(1, 100, 1000, 5000) if quick else (1, 10, 100, 1000, 5000, 10000),
+        latency_rate=args.latency_rate,
+        latency_seconds=args.latency_seconds or (4.0 if quick else 10.0),
+        latency_ages_ms=(None, *ages),
+        batch_events=args.max_batch_events,
+        kafka_properties=tuple(args.kafka_property),
+        sections=frozenset(args.only or SECTIONS),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    plan = _plan(args)
+    kafka = Kafka(args.bootstrap)
+    if plan.sections - {"core"} and not kafka.reachable():
+        print(f"bench: error: no broker at {args.bootstrap} (make kafka-up)", file=sys.stderr)
+        return 3
+    command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    batch_events, batch_age_ms = worker_defaults()
+    settings = {
+        "broker": args.bootstrap,
+        "runs per figure": str(plan.repeats),
+        "--max-batch-events": str(plan.batch_events or batch_events),
+        "--max-batch-age-ms (throughput runs)": str(batch_age_ms),
+        "--kafka-property": " ".join(plan.kafka_properties) or "none",
+    }
+    report = Report(command.strip(), settings)
+    if args.quick:
+        report.extra.append(
+            "**Quick run**: small counts and one run each, a smoke test; start-up weighs on"
+            " every figure, so the targets are not judged from it."
+        )
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            _run(plan, kafka, Path(tmp), report)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        kafka.cleanup()
+    report.settings["took"] = f"{time.monotonic() - started:.0f} s"
+    print(report.markdown())
+    if not args.no_write:
+        report.write(args.output)
+        suite.say(f"written to {args.output}")
+    return 0
+
+
+def _run(plan: suite.Plan, kafka: Kafka, workdir: Path, report: Report) -> None:
+    suite.say("building the demo bundles")
+    bundles = suite.build_bundles(workdir)
+    e2e: dict[tuple[Kind, Mode, str | None], list[RunResult]] = {}
+    naive: float | None = None
+    p99: dict[int | None, Figure] = {}
+    if "core" in plan.sections:
+        suite.run_core(plan, bundles, report)
+    if "e2e" in plan.sections:
+        e2e = suite.run_e2e(plan, kafka, workdir, bundles, report)
+    if "naive" in plan.sections:
+        naive = suite.run_naive(plan, kafka, workdir, bundles["LR"], report)
+    if "latency" in plan.sections:
+        p99 = suite.run_latency(plan, kafka, workdir, bundles["LR"], report)
+    _verdicts(report, e2e, naive, p99)
+
+
+def _median(runs: list[RunResult] | None) -> float | None:
+    return Figure.of([r.events_per_s for r in runs], "").median if runs else None
+
+
+def _verdicts(
+    report: Report,
+    e2e: dict[tuple[Kind, Mode, str | None], list[RunResult]],
+    naive: float | None,
+    p99: dict[int | None, Figure],
+) -> None:
+    """The ratios of medians, and issue 7's targets met or not."""
+
+    def ratio(top: float | None, bottom: float | None) -> float | None:
+        return top / bottom if top and bottom else None
+
+    eos = _median(e2e.get(("worker", "exactly-once", "LR")))
+    alo = _median(e2e.get(("worker", "at-least-once", "LR")))
+    share = ratio(eos, _median(e2e.get(("passthrough", "exactly-once", None))))
+    times = ratio(eos, naive)
+    report.ratios += [
+        ("worker / ceiling, exactly-once, LR", share, "same client settings and batch cap"),
+        ("worker / ceiling, at-least-once, LR",
+         ratio(alo, _median(e2e.get(("passthrough", "at-least-once", None)))), ""),
+        ("worker / naive, exactly-once, LR", times, ""),
+        ("worker / naive, at-least-once, LR", ratio(alo, naive), ""),
+    ]  # fmt: skip
+    rss = [r.max_rss_mib for k, runs in e2e.items() if k[0] == "worker" for r in runs]
+    _target(report, "exactly-once >= 50% of the ceiling", share, 0.5, "{:.0%}")
+    _target(report, "exactly-once >= 200x the naive worker", times, 200, "{:,.0f}x")
+    worst = max(rss) if rss else None
+    report.targets.append(
+        ("peak RSS < 400 MB (any worker run)", None if worst is None else worst * 2**20 < 400e6,
+         "n/a" if worst is None else f"{worst:.0f} MiB")
+    )  # fmt: skip
+    for age, figure in p99.items():
+        setting = "default" if age is None else f"{age} ms"
+        report.targets.append(
+            (f"p99 latency < 100 ms at the offered rate, batch age {setting}",
+             figure.median < 100, f"{figure.median:.0f} ms")
+        )  # fmt: skip
+
+
+def _target(report: Report, name: str, value: float | None, floor: float, shown: str) -> None:
+    ok = None if value is None else value >= floor
+    report.targets.append((name, ok, "n/a" if value is None else shown.format(value)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

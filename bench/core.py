@@ -1,0 +1,111 @@
+"""The scoring core in process: bytes in, record bytes out (``BatchScorer.score``), against
+the bare ``predict_proba`` on the prebuilt model frames of the same batches.
+
+The gap between the two is what decoding, validation, frame building and encoding cost
+around the model. A per-stage split of one batch, and a sweep over batch sizes, say where.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from bench.common import Figure
+from model_bundles.bundle import Bundle
+from model_bundles.events import check_batch, events_to_frame
+from worker.scoring import BatchScorer, InputEvent
+
+
+@dataclass(frozen=True)
+class CoreResult:
+    scorer: Figure
+    """events/s through BatchScorer.score"""
+    bare: Figure
+    """rows/s through pipeline.predict_proba on prebuilt frames"""
+    stages_ms: dict[str, float]
+    """best time of each stage on one batch"""
+    sweep: dict[int, float]
+    """batch size -> events/s through BatchScorer.score (best of a few passes)"""
+
+
+def input_events(values: Sequence[bytes], keys: Sequence[bytes]) -> list[InputEvent]:
+    return [
+        InputEvent(value, key, "events", i % 4, i // 4, 1_735_689_600_000 + i)
+        for i, (value, key) in enumerate(zip(values, keys, strict=True))
+    ]
+
+
+def _rate(work: Callable[[], object], count: int) -> float:
+    started = time.perf_counter()
+    work()
+    return count / (time.perf_counter() - started)
+
+
+def _best_ms(work: Callable[[], object], tries: int) -> float:
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def measure(
+    bundle: Bundle, events: list[InputEvent], batch: int, repeats: int, sweep: Sequence[int]
+) -> CoreResult:
+    scorer = BatchScorer(bundle)
+    batches = [events[i : i + batch] for i in range(0, len(events), batch)]
+    features = bundle.manifest.features
+    frames = [events_to_frame([orjson.loads(e.value or b"") for e in b], features) for b in batches]
+
+    def score_all() -> None:
+        for b in batches:
+            scorer.score(b)
+
+    def predict_all() -> None:
+        for frame in frames:
+            bundle.pipeline.predict_proba(frame)
+
+    score_all()  # warm up
+    predict_all()
+    scored, bare = [], []
+    for _ in range(repeats):  # interleaved, so both see the same neighbours
+        scored.append(_rate(score_all, len(events)))
+        bare.append(_rate(predict_all, len(events)))
+    return CoreResult(
+        Figure.of(scored, "events/s"),
+        Figure.of(bare, "rows/s"),
+        stages(scorer, batches[0], tries=max(3, 10 * repeats)),
+        {size: _sweep_rate(scorer, events, size) for size in sweep},
+    )
+
+
+def stages(scorer: BatchScorer, batch: list[InputEvent], tries: int) -> dict[str, float]:
+    """Best time of each step of ``BatchScorer.score`` on one batch, in ms."""
+    bundle = scorer.bundle
+    decoded, positions, _ = scorer._decode_all(batch)
+    checked = check_batch(decoded, bundle.manifest.features)
+    outputs = bundle.predict_model_frame(checked.frame)
+    valid = [decoded[i] for i in checked.accepted]
+    indices = [positions[i] for i in checked.accepted]
+    return {
+        "decode (orjson)": _best_ms(lambda: scorer._decode_all(batch), tries),
+        "validate + frame": _best_ms(lambda: check_batch(decoded, bundle.manifest.features), tries),
+        "predict": _best_ms(lambda: bundle.predict_model_frame(checked.frame), tries),
+        "encode records": _best_ms(lambda: scorer._encode(batch, indices, valid, outputs), tries),
+        "whole score()": _best_ms(lambda: scorer.score(batch), tries),
+    }
+
+
+def _sweep_rate(scorer: BatchScorer, events: list[InputEvent], size: int) -> float:
+    count = min(len(events), max(size * 4, 200))
+    batches = [events[i : i + size] for i in range(0, count, size)]
+
+    def score_all() -> None:
+        for b in batches:
+            scorer.score(b)
+
+    return max(_rate(score_all, count) for _ in range(3))

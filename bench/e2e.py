@@ -1,0 +1,154 @@
+"""End to end through a real broker: the worker (``scoring-worker run``) or the passthrough.
+
+One run: fresh 4-partition input and output topics, the events loaded before the
+consumer starts, the process started with ``--max-events N``, and the time from its
+partition assignment (its first poll follows at once) to the commit of its last output.
+The end is seen from outside: the summed end offsets of the output topic, sampled every
+~20 ms (the last stable offset for exactly-once, which moves only when a transaction
+commits), reach their final value. The output is then read back: exactly N records.
+The peak RSS is the child's ``VmHWM``, sampled with the end offsets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from bench.child import Child, running
+from bench.common import PYTHON, REPO, BenchError, EndWatcher, Kafka, unique
+
+Kind = Literal["worker", "passthrough"]
+Mode = Literal["exactly-once", "at-least-once"]
+WORKER = REPO / ".venv" / "bin" / "scoring-worker"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    events: int
+    seconds: float
+    max_rss_mib: float
+    cpu_s: float
+    """CPU time of the whole process over the measured span."""
+    main_cpu_s: float
+    """CPU time of its main thread (the Python loop) over the span: with 2 cores shared with
+    the broker, it says how busy the loop was whatever the neighbours did."""
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+
+@dataclass(frozen=True)
+class Setup:
+    kafka: Kafka
+    workdir: Path
+    values: list[bytes]
+    keys: list[bytes]
+    batch_events: int | None = None
+    """``--max-batch-events`` for the worker and the passthrough (None: the worker's default)."""
+    kafka_properties: tuple[str, ...] = ()
+    """``KEY=VALUE`` librdkafka properties for both (``--kafka-property``)."""
+    deadline_s: float = 600
+
+    def worker_extra(self) -> list[str]:
+        batch = [] if self.batch_events is None else ["--max-batch-events", str(self.batch_events)]
+        return batch + property_args(self.kafka_properties)
+
+
+def property_args(properties: tuple[str, ...]) -> list[str]:
+    return [arg for p in properties for arg in ("--kafka-property", p)]
+
+
+def worker_defaults() -> tuple[int, int]:
+    """The worker's default (max_batch_events, max_batch_age_ms), for the passthrough."""
+    from worker.settings import WorkerSettings
+
+    fields = WorkerSettings.model_fields
+    return int(fields["max_batch_events"].default), int(fields["max_batch_age_ms"].default)
+
+
+def worker_args(
+    bundle: Path, bootstrap: str, source: str, sink: str, mode: Mode, events: int, *extra: str
+) -> list[str]:
+    """``scoring-worker run`` as the benchmark starts it: metrics on (their cost counts)."""
+    group = unique("group")
+    return [
+        str(WORKER), "run", "--bundle", str(bundle), "--bootstrap-servers", bootstrap,
+        "--input-topic", source, "--output-topic", sink, "--dlq-topic", f"{sink}-dlq",
+        "--group-id", group, "--instance-id", group, "--delivery", mode,
+        "--max-events", str(events), "--idle-timeout", "120",
+        "--metrics-host", "127.0.0.1", "--metrics-port", "0", *extra,
+    ]  # fmt: skip
+
+
+def _passthrough_args(setup: Setup, source: str, sink: str, mode: Mode) -> list[str]:
+    batch_events, batch_age_ms = worker_defaults()
+    return [
+        PYTHON, "-m", "bench.passthrough", "--bootstrap", setup.kafka.bootstrap,
+        "--input", source, "--output", sink, "--group", unique("group"),
+        "--max-events", str(len(setup.values)),
+        "--mode", "eos" if mode == "exactly-once" else "alo",
+        "--max-batch-events", str(setup.batch_events or batch_events),
+        "--max-batch-age-ms", str(batch_age_ms), *property_args(setup.kafka_properties),
+    ]  # fmt: skip
+
+
+def assigned_at(child: Child, kind: Kind) -> float:
+    """Wall time of the child's first partition assignment."""
+    lines = child.json_lines("stderr" if kind == "worker" else "stdout")
+    for line in lines:
+        if line.get("event") == "assigned":
+            ts = line["ts"]
+            return float(ts) if isinstance(ts, int | float) else _epoch(str(ts))
+    raise BenchError(f"{kind} never logged its assignment: {child.stderr()[-2000:]}")
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def run_once(setup: Setup, kind: Kind, mode: Mode, bundle: Path | None = None) -> RunResult:
+    kafka, count = setup.kafka, len(setup.values)
+    source, sink = kafka.topic("in"), kafka.topic("out")
+    kafka.topic_named(f"{sink}-dlq", 1)
+    try:
+        kafka.load(source, setup.values, setup.keys)
+        if kind == "worker":
+            assert bundle is not None
+            args = worker_args(bundle, kafka.bootstrap, source, sink, mode, count)
+            args += setup.worker_extra()
+        else:
+            args = _passthrough_args(setup, source, sink, mode)
+        child = Child(args, setup.workdir)
+        isolation = "read_committed" if mode == "exactly-once" else "read_uncommitted"
+        watcher = EndWatcher(kafka, sink, isolation)
+        try:
+            with running(child):
+                _watch(child, watcher, setup.deadline_s)
+            if child.returncode != 0:
+                raise BenchError(f"{kind} exited {child.returncode}: {child.stderr()[-2000:]}")
+            final = watcher.sample()
+            end = watcher.reached(final)
+        finally:
+            watcher.close()
+        produced = kafka.count(sink)
+        if produced != count:
+            raise BenchError(f"{kind} {mode}: {produced} records out for {count} events in")
+        start = assigned_at(child, kind)
+        cpu, main_cpu = child.cpu_between(start, end)
+        return RunResult(count, end - start, child.peak_rss_kib / 1024, cpu, main_cpu)
+    finally:
+        kafka.cleanup()
+
+
+def _watch(child: Child, watcher: EndWatcher, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while child.poll() is None:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{child.args[:2]} still running after {deadline_s:g}s")
+        watcher.sample()
+        child.sample()
+        time.sleep(0.02)

@@ -1,0 +1,152 @@
+"""Event latency at a fixed offered rate: the worker running, ``bench.pace`` producing.
+
+The worker is started first (exactly-once, metrics on) and the producer only once the
+worker has its partitions. A read_committed reader here consumes the output as it is
+committed. Per event, two latencies (ms), both against the input's CreateTime:
+
+- ``visible``: when the reader got the record: what a downstream consumer sees, commit
+  and fetch included (the reader fetches with ``fetch.wait.max.ms`` = 5);
+- ``produced``: the output record's own CreateTime (when the worker produced it).
+
+Inputs and outputs are matched by key (the event id; the output keeps the input's key).
+
+The first second of offered load is left out (start-up: first fetches, first model call).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import TopicPartition
+
+from bench.child import Child, running
+from bench.common import PYTHON, BenchError, Kafka, unique
+from bench.e2e import Kind, property_args, worker_args, worker_defaults
+
+WARM_UP_S = 1.0
+Samples = np.ndarray[tuple[int, int], np.dtype[np.float64]]
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    visible_p50_ms: float
+    visible_p99_ms: float
+    produced_p50_ms: float
+    produced_p99_ms: float
+    offered_per_s: float
+    events: int
+    max_rss_mib: float
+
+
+@dataclass(frozen=True)
+class LatencyRun:
+    kafka: Kafka
+    workdir: Path
+    bundle: Path
+    rate: float
+    seconds: float
+    batch_age_ms: int | None = None
+    """``--max-batch-age-ms`` (None: the worker's default)."""
+    kind: Kind = "worker"
+    """or the passthrough, under the same load and settings: the floor."""
+    kafka_properties: tuple[str, ...] = ()
+
+    def args(self, source: str, sink: str, count: int) -> list[str]:
+        default_events, default_age = worker_defaults()
+        age = str(self.batch_age_ms or default_age)
+        if self.kind == "passthrough":
+            return [
+                PYTHON, "-m", "bench.passthrough", "--bootstrap", self.kafka.bootstrap,
+                "--input", source, "--output", sink, "--group", unique("group"),
+                "--max-events", str(count), "--mode", "eos",
+                "--max-batch-events", str(default_events), "--max-batch-age-ms", age,
+                *property_args(self.kafka_properties),
+            ]  # fmt: skip
+        args = worker_args(self.bundle, self.kafka.bootstrap, source, sink, "exactly-once", count)
+        return [*args, "--max-batch-age-ms", age, *property_args(self.kafka_properties)]
+
+
+def measure(run: LatencyRun) -> LatencyResult:
+    kafka, count = run.kafka, int(run.rate * run.seconds)
+    source, sink = kafka.topic("lat-in"), kafka.topic("lat-out")
+    kafka.topic_named(f"{sink}-dlq", 1)
+    try:
+        with running(Child(run.args(source, sink, count), run.workdir)) as worker:
+            _wait_assigned(worker, "stderr" if run.kind == "worker" else "stdout")
+            pace = [
+                PYTHON, "-m", "bench.pace", "--bootstrap", kafka.bootstrap, "--topic", source,
+                "--rate", str(run.rate), "--count", str(count),
+            ]  # fmt: skip
+            with running(Child(pace, run.workdir)) as pacer:
+                outputs = _read(kafka, sink, count, worker, run.seconds + 120)
+                pacer.wait(60)
+            worker.wait(60)
+        if pacer.returncode != 0 or worker.returncode != 0:
+            raise BenchError(f"pacer {pacer.returncode}, worker {worker.returncode}")
+        return _result(_join(kafka, source, outputs), count, worker.peak_rss_kib / 1024)
+    finally:
+        kafka.cleanup()
+
+
+def _wait_assigned(worker: Child, stream: str, deadline_s: float = 120) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not any(line.get("event") == "assigned" for line in worker.json_lines(stream)):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"worker not assigned: {worker.stderr()[-2000:]}")
+        time.sleep(0.05)
+
+
+def _read(
+    kafka: Kafka, topic: str, count: int, worker: Child, deadline_s: float
+) -> dict[bytes, tuple[float, float]]:
+    """Output key -> (output CreateTime, received), in ms, for every record of ``topic``."""
+    consumer = kafka.consumer("read_committed", **{"fetch.wait.max.ms": 5})
+    consumer.assign([TopicPartition(topic, p, 0) for p in kafka.partitions(topic)])
+    seen: dict[bytes, tuple[float, float]] = {}
+    deadline = time.monotonic() + deadline_s
+    next_sample = 0.0
+    try:
+        while len(seen) < count:
+            if time.monotonic() > deadline:
+                raise BenchError(f"read {len(seen)} of {count} predictions in {deadline_s:g}s")
+            m = consumer.poll(0.05)  # not consume(n, t): that waits for n or t, late by up to t
+            key = None if m is None or m.error() is not None else m.key()
+            if m is not None and key is not None:
+                seen.setdefault(key, (m.timestamp()[1], time.time() * 1000))
+            if time.monotonic() >= next_sample:
+                worker.sample()
+                next_sample = time.monotonic() + 0.1
+    finally:
+        consumer.close()
+    return seen
+
+
+def _join(kafka: Kafka, source: str, outputs: dict[bytes, tuple[float, float]]) -> Samples:
+    """(input CreateTime, output CreateTime, received) in ms per event, matched by key."""
+    rows = []
+    for m in kafka.read(source):
+        out = outputs.get(m.key() or b"")
+        if out is not None:
+            rows.append((float(m.timestamp()[1]), *out))
+    return np.array(rows, dtype=np.float64)
+
+
+def _result(samples: Samples, count: int, rss_mib: float) -> LatencyResult:
+    inputs = samples[:, 0]
+    first = inputs.min()
+    steady = samples[inputs >= first + WARM_UP_S * 1000]
+    visible = steady[:, 2] - steady[:, 0]
+    produced = steady[:, 1] - steady[:, 0]
+    span_s = (inputs.max() - first) / 1000
+    return LatencyResult(
+        visible_p50_ms=float(np.percentile(visible, 50)),
+        visible_p99_ms=float(np.percentile(visible, 99)),
+        produced_p50_ms=float(np.percentile(produced, 50)),
+        produced_p99_ms=float(np.percentile(produced, 99)),
+        offered_per_s=float(count / span_s) if span_s > 0 else float("nan"),
+        events=len(steady),
+        max_rss_mib=rss_mib,
+    )

@@ -1,0 +1,200 @@
+"""The measurements of one ``python -m bench`` run, each adding its rows to the report."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import core, latency, naive
+from bench.common import Figure, Kafka, events
+from bench.e2e import Kind, Mode, RunResult, Setup, run_once
+from bench.report import Report
+from model_bundles.bundle import load_bundle
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "penguins"
+BUNDLES = {"LR": "config.toml", "HGB": "config-hgb.toml"}
+"""The demo logistic-regression bundle and the hist-gradient-boosting one."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    events: int
+    repeats: int
+    naive_events: int
+    core_events: int
+    sweep: tuple[int, ...]
+    latency_rate: float
+    latency_seconds: float
+    latency_ages_ms: tuple[int | None, ...]
+    """``--max-batch-age-ms`` of each latency configuration (None: the worker's default)."""
+    batch_events: int | None
+    kafka_properties: tuple[str, ...]
+    """librdkafka ``KEY=VALUE`` for the worker and the passthrough alike."""
+    sections: frozenset[str]
+
+
+def say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def build_bundles(workdir: Path) -> dict[str, Path]:
+    from model_bundles.build import build_from_config
+
+    out = {}
+    for name, config in BUNDLES.items():
+        out[name] = workdir / "bundles" / name
+        build_from_config(EXAMPLES / config, EXAMPLES / "penguins.csv", out[name])
+    return out
+
+
+def run_core(plan: Plan, bundles: dict[str, Path], report: Report) -> dict[str, float]:
+    """In-process scorer vs bare predict_proba; returns scorer events/s per bundle."""
+    values, keys = events(plan.core_events)
+    inputs = core.input_events(values, keys)
+    medians = {}
+    for name, path in bundles.items():
+        say(f"core, {name}: {plan.core_events:,} events, {plan.repeats} passes")
+        sweep = plan.sweep if name == "LR" else ()
+        result = core.measure(load_bundle(path), inputs, 1000, max(plan.repeats, 3), sweep)
+        report.add(
+            f"scoring core in process (BatchScorer, batch 1000), {name}",
+            result.scorer,
+            "bytes in -> record bytes out",
+        )
+        report.add(
+            f"bare predict_proba on prebuilt frames (batch 1000), {name}",
+            result.bare,
+            "the model alone",
+        )
+        medians[name] = result.scorer.median
+        report.ratios.append(
+            (
+                f"scoring core / bare model, {name}",
+                result.scorer.median / result.bare.median,
+                "1 = no cost around it",
+            )
+        )
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in result.stages_ms.items())
+        report.extra.append(f"- {name} batch of 1000, best ms per step: {stages}")
+        if result.sweep:
+            sizes = ", ".join(f"{k}: {v:,.0f}" for k, v in result.sweep.items())
+            report.extra.append(f"- {name} events/s in process by batch size: {sizes}")
+    return medians
+
+
+E2E: list[tuple[Kind, Mode, str | None]] = [
+    ("passthrough", "exactly-once", None),
+    ("passthrough", "at-least-once", None),
+    ("worker", "exactly-once", "LR"),
+    ("worker", "at-least-once", "LR"),
+    ("worker", "exactly-once", "HGB"),
+    ("worker", "at-least-once", "HGB"),
+]
+
+
+def run_e2e(
+    plan: Plan, kafka: Kafka, workdir: Path, bundles: dict[str, Path], report: Report
+) -> dict[tuple[Kind, Mode, str | None], list[RunResult]]:
+    values, keys = events(plan.events)
+    setup = Setup(kafka, workdir, values, keys, plan.batch_events, plan.kafka_properties)
+    results: dict[tuple[Kind, Mode, str | None], list[RunResult]] = {c: [] for c in E2E}
+    for repeat in range(plan.repeats):  # interleaved, so every configuration sees the same load
+        for kind, mode, name in E2E:
+            bundle = bundles[name] if name else None
+            result = run_once(setup, kind, mode, bundle)
+            results[kind, mode, name].append(result)
+            say(
+                f"{kind} {mode}{f' {name}' if name else ''} run {repeat + 1}/{plan.repeats}: "
+                f"{result.events_per_s:,.0f} events/s, peak RSS {result.max_rss_mib:.0f} MiB"
+            )
+    for (kind, mode, name), runs in results.items():
+        label = f"{kind} {mode}" + (f", {name}" if name else " (ceiling)")
+        report.add(
+            f"{label}: {plan.events:,} events, 4 partitions",
+            Figure.of([r.events_per_s for r in runs], "events/s"),
+            "first poll -> last commit",
+        )
+    for (kind, mode, name), runs in results.items():
+        if kind == "worker":
+            report.add(
+                f"worker peak RSS, {mode}, {name}",
+                Figure.of([r.max_rss_mib for r in runs], "MiB"),
+                "VmHWM",
+            )
+            report.add(
+                f"worker main-thread CPU per event, {mode}, {name}",
+                Figure.of([r.main_cpu_s / r.events * 1e6 for r in runs], "µs/event"),
+                "the Python loop; its busy share = this x events/s",
+            )
+    return results
+
+
+def run_naive(plan: Plan, kafka: Kafka, workdir: Path, bundle: Path, report: Report) -> float:
+    values, keys = events(plan.naive_events)
+    setup = Setup(kafka, workdir, values, keys)
+    rates = []
+    for repeat in range(plan.repeats):
+        rates.append(naive.measure(setup, bundle))
+        say(f"naive per-message worker run {repeat + 1}/{plan.repeats}: {rates[-1]:,.0f} events/s")
+    figure = Figure.of(rates, "events/s")
+    report.add(
+        f"naive per-message worker, LR: {plan.naive_events:,} events",
+        figure,
+        "json.loads, 1-row DataFrame, predict_proba, produce",
+    )
+    return figure.median
+
+
+def run_latency(
+    plan: Plan, kafka: Kafka, workdir: Path, bundle: Path, report: Report
+) -> dict[int | None, Figure]:
+    """p50/p99 at the offered rate per batch-age setting, for the worker and, as the floor,
+    the passthrough; returns the worker's visible p99 figures."""
+    p99: dict[int | None, Figure] = {}
+    for age in plan.latency_ages_ms:
+        runs = {
+            kind: latency.LatencyRun(
+                kafka,
+                workdir,
+                bundle,
+                plan.latency_rate,
+                plan.latency_seconds,
+                age,
+                kind,
+                plan.kafka_properties,
+            )
+            for kind in ("worker", "passthrough")
+        }
+        results: dict[str, list[latency.LatencyResult]] = {kind: [] for kind in runs}
+        for repeat in range(plan.repeats):
+            for kind, run in runs.items():
+                results[kind].append(latency.measure(run))
+                say(
+                    f"latency, {kind}, batch age {age or 'default'} run "
+                    f"{repeat + 1}/{plan.repeats}: p99 {results[kind][-1].visible_p99_ms:.0f} ms"
+                )
+        where = (
+            f"{plan.latency_rate:,.0f} events/s offered, exactly-once, "
+            f"--max-batch-age-ms {age if age is not None else 'default'}"
+        )
+        for kind, key, label in _LATENCY_ROWS:
+            figure = Figure.of([getattr(r, key) for r in results[kind]], "ms")
+            report.add(f"{label}, {kind}{', LR' if kind == 'worker' else ''}, {where}", figure,
+                       _LATENCY_NOTES[key])  # fmt: skip
+        p99[age] = Figure.of([r.visible_p99_ms for r in results["worker"]], "ms")
+    return p99
+
+
+_LATENCY_ROWS: Sequence[tuple[str, str, str]] = (
+    ("worker", "visible_p50_ms", "event latency p50"),
+    ("worker", "visible_p99_ms", "event latency p99"),
+    ("worker", "produced_p99_ms", "event latency p99 to produce"),
+    ("passthrough", "visible_p99_ms", "event latency p99"),
+)
+_LATENCY_NOTES = {
+    "visible_p50_ms": "input CreateTime -> read by a read_committed consumer",
+    "visible_p99_ms": "input CreateTime -> read by a read_committed consumer",
+    "produced_p99_ms": "input CreateTime -> output CreateTime (before the commit)",
+}

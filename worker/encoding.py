@@ -1,0 +1,161 @@
+"""Prediction records as bytes, a batch at a time, byte for byte what orjson makes of them.
+
+The reference encoding of one record is ``orjson.dumps`` of the dict
+
+    {"event_id": id, "prediction": p, "scores": {label: score, ...} | None,
+     "model": {"name", "version", "digest"}, "source": {...} | None}
+
+(``encode_one``). Building that dict per event cost more than scoring the batch,
+so ``RecordEncoder`` fills a bytes template instead: constant parts (keys, the
+model) are encoded once, and the variable values are encoded with orjson in bulk
+(one call for all the scores of the batch, one for all the source numbers), then
+split; only numbers, nulls and booleans are split that way, as their JSON text
+never holds a comma. A test checks it against ``encode_one`` on random batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import Any, Protocol
+
+import orjson
+
+from model_bundles.predict import Outputs
+
+_BULK_TYPES = frozenset({int, float, bool, type(None)})
+"""Types whose orjson text holds no comma, so a JSON array of them splits on b","."""
+_SOURCE_NUMBERS = (attrgetter("partition"), attrgetter("offset"), attrgetter("timestamp_ms"))
+
+
+class Source(Protocol):
+    """Where an event came from (``worker.scoring.InputEvent``)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp_ms(self) -> int | None: ...
+
+
+def encode_one(
+    event_id: str,
+    prediction: Any,
+    scores: dict[str, float] | None,
+    model: dict[str, str],
+    source: Source | None,
+) -> bytes:
+    """The reference encoding of one prediction record."""
+    where = None
+    if source is not None:
+        where = {
+            "topic": source.topic,
+            "partition": source.partition,
+            "offset": source.offset,
+            "timestamp": source.timestamp_ms,
+        }
+    record = {
+        "event_id": event_id,
+        "prediction": prediction,
+        "scores": scores,
+        "model": model,
+        "source": where,
+    }
+    return orjson.dumps(record)
+
+
+class RecordEncoder:
+    """Encodes the records of a batch; same bytes as ``encode_one`` on each."""
+
+    def __init__(
+        self, model: dict[str, str], labels: Sequence[str] | None, *, include_source: bool
+    ) -> None:
+        self.model = model
+        self.labels = list(labels) if labels else []
+        self.include_source = include_source
+        # duplicate labels (str(1) == str("1")) make the scores dict shorter: left to encode_one
+        self._template_scores = len(set(self.labels)) == len(self.labels)
+        self._topics: dict[str, bytes] = {}
+        scores = b"{" + b",".join(_escape(orjson.dumps(k)) + b":%b" for k in self.labels) + b"}"
+        source = b'{"topic":%b,"partition":%b,"offset":%b,"timestamp":%b}'
+        self._template = (
+            b'{"event_id":%b,"prediction":%b,"scores":'
+            + (scores if self.labels else b"null")
+            + b',"model":'
+            + _escape(orjson.dumps(model))
+            + b',"source":'
+            + (source if include_source else b"null")
+            + b"}"
+        )
+
+    def encode(
+        self, event_ids: Sequence[str], sources: Sequence[Source], outputs: Outputs
+    ) -> list[bytes]:
+        """One record per event; ``event_ids``, ``sources`` and ``outputs`` row-aligned."""
+        rows = len(event_ids)
+        if rows == 0:
+            return []
+        scores = outputs.scores if self.labels else None
+        if self.labels and (
+            scores is None or not self._template_scores or scores.shape != (rows, len(self.labels))
+        ):
+            return self._encode_each(event_ids, sources, outputs)
+        columns: list[Sequence[bytes]] = [
+            [orjson.dumps(i) for i in event_ids],
+            _json_each(outputs.predictions.tolist()),
+        ]
+        if scores is not None:
+            flat = _json_each(scores.ravel().tolist())
+            width = len(self.labels)
+            columns.extend(flat[j::width] for j in range(width))
+        if self.include_source:
+            columns.extend(self._source_columns(sources))
+        template = self._template
+        return [template % values for values in zip(*columns, strict=True)]
+
+    def _source_columns(self, sources: Sequence[Source]) -> list[Sequence[bytes]]:
+        topics = self._topics
+        if len(topics) > 1024:
+            topics.clear()
+        names = [
+            topics.get(s.topic) or topics.setdefault(s.topic, orjson.dumps(s.topic))
+            for s in sources
+        ]
+        return [names, *(_json_each(list(map(field, sources))) for field in _SOURCE_NUMBERS)]
+
+    def _encode_each(
+        self, event_ids: Sequence[str], sources: Sequence[Source], outputs: Outputs
+    ) -> list[bytes]:
+        predictions = outputs.predictions.tolist()
+        scores = outputs.scores.tolist() if outputs.scores is not None and self.labels else None
+        return [
+            encode_one(
+                event_id,
+                predictions[i],
+                dict(zip(self.labels, scores[i], strict=True)) if scores else None,
+                self.model,
+                sources[i] if self.include_source else None,
+            )
+            for i, event_id in enumerate(event_ids)
+        ]
+
+
+def _json_each(values: list[Any]) -> list[bytes]:
+    """``[orjson.dumps(v) for v in values]``, in one orjson call where that is safe."""
+    if not values:
+        return []
+    types = set(map(type, values))
+    if types <= _BULK_TYPES:
+        return orjson.dumps(values)[1:-1].split(b",")
+    if len(types) == 1:  # e.g. string labels: encode each distinct value once
+        memo: dict[Any, bytes] = {}
+        return [memo.get(v) or memo.setdefault(v, orjson.dumps(v)) for v in values]
+    return [orjson.dumps(v) for v in values]
+
+
+def _escape(fragment: bytes) -> bytes:
+    """A constant fragment made safe for a ``%`` template."""
+    return fragment.replace(b"%", b"%%")
