@@ -27,18 +27,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from worker.errors import RuntimeFailure
-from worker.kafka import (
-    FailureKind,
-    IdempotentProducer,
-    KafkaFailure,
-    Outgoing,
-    Partition,
-    TransactionalProducer,
-)
+from worker.kafka import IdempotentProducer, TransactionalProducer
+from worker.kafka_types import Call, FailureKind, KafkaFailure, Outgoing, Partition
 from worker.logs import EventLog
 
 STEP_S = 5.0
 """Longest single blocking call; between calls the worker checks stop and give-up deadlines."""
+GIVE_UP_S = 3 * STEP_S
+"""A call still failing retriably after this long gets its client replaced."""
 MAX_RECREATIONS = 5
 """Producer recreations in a row without a committed batch before giving up."""
 STOPPING = (FailureKind.FENCED, FailureKind.AUTH)
@@ -106,8 +102,11 @@ class _Retrying:
     def retry(self, what: str, operation: Callable[[float], None]) -> None:
         """librdkafka's transactional calls resume where they left off when called again
         after a retriable timeout; a transaction that expires meanwhile fails the call
-        with an abortable or fencing error, which ends the loop."""
+        with an abortable or fencing error, which ends the loop. A call still failing
+        after ``GIVE_UP_S`` once the broker answers again is taken for a client wedged by
+        stale broker state (librdkafka#5511): ``_STUCK``, and the caller replaces it."""
         self.backoff.reset()
+        started = time.monotonic()
         while True:
             self.status.check()
             try:
@@ -115,11 +114,27 @@ class _Retrying:
             except KafkaFailure as exc:
                 if exc.kind != FailureKind.RETRIABLE:
                     raise
+                if time.monotonic() - started > GIVE_UP_S:
+                    raise KafkaFailure(FailureKind.RETRIABLE, "_STUCK", f"{what}: {exc}") from None
                 self.status.unavailable(f"{what}: {exc}")
                 self.backoff.wait()
                 continue
             self.status.available()
             return
+
+    def dispose(self, producer: TransactionalProducer | IdempotentProducer) -> None:
+        """Close a replaced producer without letting a wedged client block the worker: a
+        close that does not return within ``STEP_S`` is left running in its thread. A
+        fence the close reports still stops the worker."""
+        if producer.hung:  # a call still running on it: closing would block
+            return
+        closing = Call("close", producer.close)
+        if closing.wait(STEP_S):
+            try:
+                closing.result()
+            except KafkaFailure as exc:
+                _stop_on(exc, self.log, "close")
+                self.log.error("error", during="close", error=str(exc))
 
 
 def _stop_on(exc: KafkaFailure, log: EventLog, what: str) -> None:
@@ -158,7 +173,7 @@ class ExactlyOnce(_Retrying):
             try:
                 producer.init(STEP_S)
             except KafkaFailure as exc:
-                producer.close()
+                self.dispose(producer)
                 _stop_on(exc, self.log, "init_transactions")
                 if exc.kind != FailureKind.RETRIABLE:
                     raise RuntimeFailure(f"cannot initialise transactions: {exc}") from None
@@ -217,14 +232,14 @@ class ExactlyOnce(_Retrying):
                     f"transactional producer failed {MAX_RECREATIONS} times in a row ({why})"
                 )
             self._producer = None
-            old.close()
+            self.dispose(old)
             self.log.emit("producer_recreated", reason=why, attempt=self._recreations)
         self.start()
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.close()
-            self._producer = None
+            producer, self._producer = self._producer, None
+            self.dispose(producer)
 
 
 class AtLeastOnce(_Retrying):
@@ -261,7 +276,12 @@ class AtLeastOnce(_Retrying):
         except KafkaFailure as exc:
             _stop_on(exc, self.log, "produce")
             raise RuntimeFailure(f"produce failed: {exc}") from None
-        self._await_delivery(producer)
+        if not self._await_delivery(producer):
+            self.log.error("rolled_back", kind="retriable", error="_STUCK: delivery reports")
+            self._producer = self._make_producer()  # a wedged client: start afresh
+            self.dispose(producer)
+            self.log.emit("producer_recreated", reason="_STUCK")
+            return False
         if producer.failures:
             first = producer.failures[0]
             _stop_on(first, self.log, "delivery")
@@ -269,12 +289,16 @@ class AtLeastOnce(_Retrying):
             return False
         return self._commit(batch.offsets)
 
-    def _await_delivery(self, producer: IdempotentProducer) -> None:
-        self.backoff.reset()
+    def _await_delivery(self, producer: IdempotentProducer) -> bool:
+        """Wait for every delivery report; False when still waiting after ``GIVE_UP_S``."""
+        started = time.monotonic()
         while producer.flush(STEP_S) > 0:
             self.status.unavailable("delivery reports outstanding")
             self.status.check()
+            if time.monotonic() - started > GIVE_UP_S:
+                return False
         self.status.available()
+        return True
 
     def _commit(self, offsets: dict[Partition, int]) -> bool:
         """Commit asynchronously, after delivery. A synchronous commit can block for good
@@ -293,6 +317,6 @@ class AtLeastOnce(_Retrying):
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.flush(STEP_S)
-            self._producer.close()
-            self._producer = None
+            producer, self._producer = self._producer, None
+            producer.flush(STEP_S)
+            self.dispose(producer)

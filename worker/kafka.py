@@ -9,30 +9,20 @@ transaction, stop). The live loop, replay, record and publish build on these pie
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from worker.kafka_types import Call as Call
+from worker.kafka_types import ErrorHandler
+from worker.kafka_types import FailureKind as FailureKind
+from worker.kafka_types import KafkaFailure as KafkaFailure
+from worker.kafka_types import Outgoing as Outgoing
+from worker.kafka_types import Partition as Partition
+from worker.kafka_types import Polled as Polled
+from worker.kafka_types import RebalanceListener as RebalanceListener
 from worker.scoring import InputEvent
-
-Partition = tuple[str, int]
-"""(topic, partition)"""
-ErrorHandler = Callable[["KafkaFailure"], None]
-
-
-class FailureKind(StrEnum):
-    RETRIABLE = "retriable"  # the broker may answer later: retry the same call
-    ABORTABLE = "abortable"  # the open transaction must be aborted, then the batch redone
-    REBALANCE = "rebalance"  # the group moved on: this member's generation is stale
-    FENCED = "fenced"  # another producer owns the transactional id: stop
-    AUTH = "auth"  # authentication or authorisation refused: stop
-    FATAL = "fatal"  # the client instance is unusable: recreate it
-    OTHER = "other"
-
 
 _AUTH = {
     KafkaError._AUTHENTICATION,
@@ -73,17 +63,6 @@ _RETRIABLE = {
 BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
-class KafkaFailure(Exception):
-    """A librdkafka error, with how to route it."""
-
-    def __init__(self, kind: FailureKind, code: str, reason: str, broker_down: bool = False):
-        super().__init__(f"{code}: {reason}")
-        self.kind = kind
-        self.code = code
-        self.reason = reason
-        self.broker_down = broker_down
-
-
 def classify(error: KafkaError) -> FailureKind:
     code = error.code()
     if code in _AUTH:
@@ -120,62 +99,7 @@ def _call(operation: Callable[[], Any]) -> Any:
         raise _from_exception(exc) from None
 
 
-class Call:
-    """A blocking client call run in a helper thread, so the caller can wait for it in
-    slices (reporting readiness meanwhile) and give up on it: librdkafka may overrun the
-    timeouts it is given, or never return (librdkafka#5511). A call given up on cannot be
-    cancelled: its client must not be used, nor closed, by anyone else afterwards."""
-
-    def __init__(self, what: str, operation: Callable[[], Any]) -> None:
-        self.what = what
-        self._outcome: list[tuple[Any, BaseException | None]] = []
-        self._thread = threading.Thread(
-            target=self._run, args=(operation,), name=f"kafka-{what}", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, operation: Callable[[], Any]) -> None:
-        try:
-            self._outcome.append((operation(), None))
-        except KafkaException as exc:
-            self._outcome.append((None, _from_exception(exc)))
-        except BaseException as exc:  # handed over to the waiting thread
-            self._outcome.append((None, exc))
-
-    def wait(self, timeout_s: float) -> bool:
-        """True once the call returned (or raised)."""
-        self._thread.join(timeout_s)
-        return bool(self._outcome)
-
-    def result(self) -> Any:
-        """The call's value; its exception re-raised (KafkaException as KafkaFailure)."""
-        if not self._outcome:
-            raise KafkaFailure(FailureKind.RETRIABLE, "_HUNG", f"{self.what} has not returned")
-        value, error = self._outcome[0]
-        if error is not None:
-            raise error
-        return value
-
-
 # --- messages ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message to produce."""
-
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    headers: Sequence[tuple[str, bytes]] = ()
-
-
-@dataclass(slots=True)
-class Polled:
-    """What one poll returned: events, and the errors that came instead of messages."""
-
-    events: list[InputEvent] = field(default_factory=list)
-    failures: list[KafkaFailure] = field(default_factory=list)
 
 
 def to_input_events(messages: Iterable[Message]) -> Polled:
@@ -224,12 +148,6 @@ def _with_callbacks(
 
 
 # --- consumer -------------------------------------------------------------------------------
-
-
-class RebalanceListener(Protocol):
-    def on_assigned(self, partitions: list[Partition]) -> None: ...
-    def on_revoked(self, partitions: list[Partition]) -> None: ...
-    def on_lost(self, partitions: list[Partition]) -> None: ...
 
 
 class GroupConsumer:
@@ -380,9 +298,10 @@ class _Sender:
         return int(self._producer.flush(timeout_s))
 
     def close(self) -> None:
-        """Release the client; a hung producer is only dropped (closing would block)."""
+        """Release the client (KafkaFailure if it reports an error, e.g. fenced); a hung
+        producer is only dropped (closing would block)."""
         if not self.hung:
-            self._producer.close()
+            _call(self._producer.close)
 
 
 class IdempotentProducer(_Sender):
@@ -408,7 +327,9 @@ class TransactionalProducer(_Sender):
         tps = _tps(offsets)
         call = Call(
             "send_offsets_to_transaction",
-            lambda: self._producer.send_offsets_to_transaction(tps, group, timeout_s),
+            lambda: _call(
+                lambda: self._producer.send_offsets_to_transaction(tps, group, timeout_s)
+            ),
         )
         if not call.wait(3 * timeout_s):
             self.hung = True

@@ -9,7 +9,7 @@ re-read by whoever owns the partition, from the committed offset).
 
 Stops: SIGTERM/SIGINT (finish the batch in hand, commit, leave the group), ``max_events``,
 ``idle_timeout_s``. Broker away: readiness false, retry with backoff, give up (exit 3)
-after ``broker_timeout_s``. Fenced or unauthorised: exit 3.
+after ``broker_timeout_s``. Fenced or unauthorised: exit 3 (see ``worker.health``).
 """
 
 from __future__ import annotations
@@ -18,23 +18,24 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from worker.deadletter import dead_letter_messages
-from worker.delivery import Backoff, Delivery, DeliveryBatch, Group, Status
+from worker.delivery import Delivery, DeliveryBatch, Group, Status
 from worker.errors import RuntimeFailure
-from worker.kafka import FailureKind, KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
+from worker.health import FATAL_KINDS, Health
+from worker.kafka_types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
 from worker.logs import EventLog
 from worker.scoring import BatchScorer, InputEvent, ScoredBatch
 from worker.settings import WorkerSettings
 
 HEADER_INSTANCE = "scoring.instance"
 HEADER_SCORED_AT = "scoring.scored_at_ms"
-FATAL_KINDS = (FailureKind.AUTH, FailureKind.FENCED, FailureKind.FATAL)
+_T = TypeVar("_T")
 
 
 class Observer(Protocol):
-    """Where the loop reports what it did (metrics plug in here)."""
+    """Where the loop reports what it did (``worker.metrics.WorkerMetrics`` plugs in here)."""
 
     def batch_scored(
         self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
@@ -81,7 +82,7 @@ class Source(Group, Protocol):
 
 
 class Connector(Protocol):
-    """Builds the Kafka side; the worker hands in its error handler and itself as Status."""
+    """Builds the Kafka side, given where errors go and who answers delivery's questions."""
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source: ...
     def delivery(self, status: Status, group: Group) -> Delivery: ...
@@ -107,7 +108,7 @@ def next_offsets(events: Iterable[InputEvent]) -> dict[Partition, int]:
 
 
 def first_offsets(events: Iterable[InputEvent]) -> dict[Partition, int]:
-    """Where to rewind to redo ``events``: the first offset per partition."""
+    """The first offset per partition of ``events``."""
     out: dict[Partition, int] = {}
     for e in events:
         key = (e.topic, e.partition)
@@ -130,68 +131,51 @@ class Worker(RebalanceListener):
         self.settings = settings
         self.scorer = scorer
         self.log = log
-        self.source = connector.source(self.on_kafka_error)
-        self.delivery = connector.delivery(self, self.source)
         self.observer = observer or NullObserver()
         self.clock = clock
+        self.health = Health(settings, log, self.observer, self._broker_lost, clock)
+        self.source = connector.source(self.health.on_kafka_error)
+        self.delivery = connector.delivery(self.health, self.source)
         self.summary = RunSummary()
         self.assigned: set[Partition] = set()
         self._revoked_in_poll: set[Partition] = set()
-        self._stop_at: float | None = None
-        self._fatal: KafkaFailure | None = None
-        self._broker_ok = True
-        self._down_since = 0.0
-        self._next_probe = 0.0
-        self._ready = False
         self._last_event = clock()
-        s = settings
-        self._probe_backoff = Backoff(
-            s.retry_backoff_initial_ms / 1e3, s.retry_backoff_max_ms / 1e3
-        )
-
-    # --- running ---------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
         """Join the group and loop until a stop condition; RuntimeFailure when fatal."""
-        self._preflight()
-        self.delivery.start()
-        self.source.subscribe([self.settings.input_topic], self)
+        s = self.settings
         self._log_start()
+        for topic in filter(None, (s.input_topic, s.output_topic, s.dlq_topic)):
+            self._require(topic)
+        self.delivery.start()
+        self.source.subscribe([s.input_topic], self)
         started = self.clock()
         try:
-            while self._stop_at is None:
+            while not self.stopping:
                 self._step()
         finally:
             self._shutdown(started)
         return self.summary
 
+    def _require(self, topic: str) -> None:
+        """Every topic the worker reads or writes must exist (waits for the broker)."""
+        if self._ask("metadata", lambda: self.source.partition_count(topic, 5.0)) is None:
+            where = self.settings.bootstrap_servers
+            raise RuntimeFailure(f"topic {topic} does not exist on {where}")
+
     def request_stop(self, reason: str) -> None:
         """Stop after the batch in hand (signal handlers call this)."""
-        if self._stop_at is None:
+        if not self.stopping:
             self.summary.stop_reason = reason
-            self._stop_at = self.clock()
-            self._set_ready()
+            self.health.stop()
 
     @property
     def stopping(self) -> bool:
-        return self._stop_at is not None
-
-    def _log_start(self) -> None:
-        manifest = self.scorer.bundle.manifest
-        settings = self.settings
-        self.log.emit(
-            "start",
-            bundle={"name": manifest.name, "version": manifest.version, "digest": manifest.digest},
-            selfcheck_ok=self.scorer.bundle.selfcheck.ok,
-            transactional_id=settings.transactional_id
-            if settings.delivery == "exactly-once"
-            else None,
-            settings=settings.masked(),
-        )
+        return self.health.stop_at is not None
 
     def _step(self) -> None:
-        self.check()
-        self._probe_broker()
+        self.health.check()
+        self.health.probe(lambda: self.source.partition_count(self.settings.input_topic, 1.0))
         limit = self.settings.max_batch_events
         if self.settings.max_events is not None:
             limit = min(limit, self.settings.max_events - self.summary.consumed)
@@ -199,58 +183,47 @@ class Worker(RebalanceListener):
                 self.request_stop("max_events")
                 return
         events = self._poll(limit)
-        if events:
+        if events or not self.health.broker_ok:  # an outage is not idleness
             self._last_event = self.clock()
+        if events:
             self._process(events)
-        elif self._idle_for() >= (self.settings.idle_timeout_s or float("inf")):
+        elif self.clock() - self._last_event >= (self.settings.idle_timeout_s or float("inf")):
             self.request_stop("idle")
 
     def _poll(self, limit: int) -> list[InputEvent]:
         self._revoked_in_poll.clear()
         polled = self.source.poll_batch(limit, self.settings.max_batch_age_ms / 1000)
         for problem in polled.failures:
-            self.on_kafka_error(problem)
-        if not self._revoked_in_poll:
+            self.health.on_kafka_error(problem)
+        revoked = self._revoked_in_poll
+        if not revoked:
             return polled.events
-        stale = [e for e in polled.events if (e.topic, e.partition) in self._revoked_in_poll]
+        stale = [e for e in polled.events if (e.topic, e.partition) in revoked]
         back = {p: o for p, o in first_offsets(stale).items() if p in self.assigned}
         if back:  # revoked and assigned again within the poll: read them again
             self.source.seek(back)
-        return [e for e in polled.events if (e.topic, e.partition) not in self._revoked_in_poll]
+        return [e for e in polled.events if (e.topic, e.partition) not in revoked]
 
     def _process(self, events: list[InputEvent]) -> None:
         started = self.clock()
         scored = self.scorer.score(events)
         duration_s = self.clock() - started
         batch = DeliveryBatch(self._messages(events, scored), next_offsets(events))
-        if not self.delivery.deliver(batch):
-            self.summary.rolled_back += 1
-            self._rewind(events)
+        if self.delivery.deliver(batch):
+            self._account(events, scored, duration_s)
             return
-        self._account(events, scored, duration_s)
-
-    def _rewind(self, events: list[InputEvent]) -> None:
-        """After a rollback, read again from the committed offsets: a commit that timed out
-        may still have gone through, so the batch's own first offsets could double it."""
+        self.summary.rolled_back += 1
+        # Read again from the committed offsets, not the batch's first ones: a commit
+        # that timed out on the client may still have gone through on the broker.
         first = first_offsets(events)
-        partitions = [p for p in first if p in self.assigned]
-        while partitions:
-            self.check()
-            try:
-                committed = self.source.committed(partitions, 5.0)
-            except KafkaFailure as exc:
-                if exc.kind in FATAL_KINDS:
-                    raise RuntimeFailure(f"reading committed offsets: {exc}") from None
-                self.unavailable(f"committed offsets: {exc}")
-                self._probe_backoff.wait()
-                continue
-            self.available()
+        mine = [p for p in first if p in self.assigned]
+        if mine:
+            committed = self._ask("committed offsets", lambda: self.source.committed(mine, 5.0))
             self.source.seek({p: o if o >= 0 else first[p] for p, o in committed.items()})
-            return
 
     def _messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]:
         s = self.settings
-        headers = [
+        headers = [  # what changes from run to run goes in headers, never in the body
             (HEADER_INSTANCE, (s.instance_id or "").encode()),
             (HEADER_SCORED_AT, str(int(time.time() * 1000)).encode()),
         ]
@@ -280,33 +253,38 @@ class Worker(RebalanceListener):
         for (topic, partition), lag in self.source.lags(sorted(self.assigned)).items():
             self.observer.set_lag(topic, partition, lag)
 
-    def _idle_for(self) -> float:
-        if not self._broker_ok:  # an outage is not idleness
-            self._last_event = self.clock()
-        return self.clock() - self._last_event
+    def _ask(self, what: str, ask: Callable[[], _T]) -> _T:
+        """A broker request, retried with backoff while the broker is away."""
+        while True:
+            self.health.check()
+            try:
+                answer = ask()
+            except KafkaFailure as exc:
+                if exc.kind in FATAL_KINDS:
+                    raise RuntimeFailure(f"{what}: {exc}") from None
+                self.health.unavailable(f"{what}: {exc}")
+                self.health.backoff.wait()
+                continue
+            self.health.available()
+            return answer
 
-    def _preflight(self) -> None:
-        """Wait for the broker; every topic the worker reads or writes must exist."""
-        s = self.settings
-        for topic in filter(None, (s.input_topic, s.output_topic, s.dlq_topic)):
-            while True:
-                self.check()
-                try:
-                    count = self.source.partition_count(topic, 5.0)
-                except KafkaFailure as exc:
-                    if exc.kind in FATAL_KINDS:
-                        raise RuntimeFailure(f"cannot read metadata: {exc}") from None
-                    self.unavailable(f"metadata: {exc}")
-                    self._probe_backoff.wait()
-                    continue
-                if count is None:
-                    raise RuntimeFailure(f"topic {topic} does not exist on {s.bootstrap_servers}")
-                self.available()
-                break
+    def _broker_lost(self) -> None:
+        delivery: Delivery | None = getattr(self, "delivery", None)
+        if delivery is not None:
+            delivery.broker_lost()
+
+    def _log_start(self) -> None:
+        manifest, s = self.scorer.bundle.manifest, self.settings
+        self.log.emit(
+            "start",
+            bundle={"name": manifest.name, "version": manifest.version, "digest": manifest.digest},
+            selfcheck_ok=self.scorer.bundle.selfcheck.ok,
+            transactional_id=s.transactional_id if s.delivery == "exactly-once" else None,
+            settings=s.masked(),
+        )
 
     def _shutdown(self, started: float) -> None:
-        self._stop_at = self._stop_at or self.clock()
-        self._set_ready()
+        self.health.stop()
         for close in (self.source.close, self.delivery.close):
             try:
                 close()
@@ -324,80 +302,12 @@ class Worker(RebalanceListener):
             duration_s=round(self.clock() - started, 3),
         )
 
-    # --- health (delivery.Status) ----------------------------------------------------------
-
-    def unavailable(self, detail: str) -> None:
-        if self._broker_ok:
-            self._broker_ok = False
-            self.delivery.broker_lost()
-            self._down_since = self.clock()
-            self._next_probe = self.clock()
-            self.log.error("broker_unavailable", detail=detail)
-            self._set_ready()
-
-    def available(self) -> None:
-        if not self._broker_ok:
-            self._broker_ok = True
-            self._probe_backoff.reset()
-            down_s = round(self.clock() - self._down_since, 3)
-            self.log.emit("broker_available", down_s=down_s)
-            self._set_ready()
-
-    def check(self) -> None:
-        """Raise RuntimeFailure when a fatal error was seen or a give-up deadline passed."""
-        if self._fatal is not None:
-            raise RuntimeFailure(f"{self._fatal.kind.value}: {self._fatal}")
-        now = self.clock()
-        if self._stop_at is not None and now - self._stop_at > self.settings.shutdown_timeout_s:
-            raise RuntimeFailure(
-                f"stopping: the batch in hand was not committed within "
-                f"{self.settings.shutdown_timeout_s:g}s; it will be processed again"
-            )
-        limit = self.settings.broker_timeout_s
-        if not self._broker_ok and limit and now - self._down_since > limit:
-            raise RuntimeFailure(
-                f"broker {self.settings.bootstrap_servers} unreachable for {limit:g}s"
-            )
-
-    def on_kafka_error(self, problem: KafkaFailure) -> None:
-        """librdkafka's error callback and the poll's error messages land here."""
-        if problem.kind in FATAL_KINDS:
-            self._fatal = self._fatal or problem
-            self.log.error(
-                "fenced" if problem.kind == FailureKind.FENCED else "error", error=str(problem)
-            )
-        elif problem.broker_down:
-            self.unavailable(str(problem))
-        else:
-            self.log.limited(
-                f"kafka:{problem.code}", 10.0, "kafka_error", "warning", error=str(problem)
-            )
-
-    def _probe_broker(self) -> None:
-        if self._broker_ok or self.clock() < self._next_probe:
-            return
-        try:
-            self.source.partition_count(self.settings.input_topic, 1.0)
-        except KafkaFailure:
-            self._next_probe = self.clock() + self._probe_backoff.next_s
-            self._probe_backoff.next_s = min(
-                self._probe_backoff.next_s * 2, self._probe_backoff.max_s
-            )
-            return
-        self.available()
-
-    def _set_ready(self) -> None:
-        ready = self._broker_ok and bool(self.assigned) and self._stop_at is None
-        if ready != self._ready:
-            self._ready = ready
-            self.observer.set_ready(ready)
-
-    # --- rebalances (kafka.RebalanceListener) ----------------------------------------------
+    # --- rebalances (kafka_types.RebalanceListener) ----------------------------------------
 
     def on_assigned(self, partitions: list[Partition]) -> None:
         self.assigned.update(partitions)
         self.log.emit("assigned", partitions=_names(partitions), assignment=_names(self.assigned))
-        self._set_ready()
+        self.health.set_assigned(bool(self.assigned))
 
     def on_revoked(self, partitions: list[Partition]) -> None:
         self._forget(partitions)
@@ -412,7 +322,7 @@ class Worker(RebalanceListener):
         self._revoked_in_poll.update(partitions)
         for topic, partition in partitions:
             self.observer.forget_partition(topic, partition)
-        self._set_ready()
+        self.health.set_assigned(bool(self.assigned))
 
 
 def _names(partitions: Iterable[Partition]) -> list[str]:

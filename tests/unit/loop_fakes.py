@@ -1,0 +1,182 @@
+"""Fakes of the Kafka side for the run-loop tests: a partitioned log, a group, deliveries."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from worker.delivery import DeliveryBatch, Group, Status
+from worker.kafka import FailureKind, KafkaFailure, Partition, Polled, RebalanceListener
+from worker.logs import EventLog
+from worker.scoring import InputEvent
+
+TOPIC = "in"
+
+
+class FakeSource:
+    """Partitions of InputEvents; polls round-robin; commits land in ``committed``."""
+
+    def __init__(self, lines_per_partition: dict[int, list[bytes]]) -> None:
+        self.log = {
+            (TOPIC, p): [
+                InputEvent(v, f"k{p}-{i}".encode(), TOPIC, p, i, 1_000 + i)
+                for i, v in enumerate(lines)
+            ]
+            for p, lines in lines_per_partition.items()
+        }
+        self.position = {tp: 0 for tp in self.log}
+        self.committed_offsets: dict[Partition, int] = {}
+        self.listener: RebalanceListener | None = None
+        self.assigned: list[Partition] = []
+        self.seeks: list[dict[Partition, int]] = []
+        self.closed = False
+        self.before_poll: list[Callable[[FakeSource], None]] = []
+        self.topics = {TOPIC, "out", "dlq"}
+        self.metadata_error: KafkaFailure | None = None
+        self.failures: list[KafkaFailure] = []
+
+    # Source
+    def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
+        self.listener = listener
+
+    def poll_batch(self, max_events: int, timeout_s: float) -> Polled:
+        assert self.listener is not None
+        if not self.assigned:
+            self.assign(sorted(self.log))
+        for hook in list(self.before_poll):
+            hook(self)
+        events: list[InputEvent] = []
+        for tp in self.assigned:
+            take = self.log[tp][self.position[tp] : self.position[tp] + max_events - len(events)]
+            events += take
+            self.position[tp] += len(take)
+        failures, self.failures = self.failures, []
+        return Polled(events, failures)
+
+    def assign(self, partitions: list[Partition]) -> None:
+        assert self.listener is not None
+        self.assigned += partitions
+        for tp in partitions:
+            self.position[tp] = self.committed_offsets.get(tp, 0)
+        self.listener.on_assigned(partitions)
+
+    def revoke(self, partitions: list[Partition], lost: bool = False) -> None:
+        assert self.listener is not None
+        self.assigned = [tp for tp in self.assigned if tp not in partitions]
+        (self.listener.on_lost if lost else self.listener.on_revoked)(partitions)
+
+    def seek(self, offsets: dict[Partition, int]) -> None:
+        self.seeks.append(dict(offsets))
+        self.position.update(offsets)
+
+    def committed(self, partitions: Sequence[Partition], timeout_s: float) -> dict[Partition, int]:
+        return {tp: self.committed_offsets.get(tp, -1001) for tp in partitions}
+
+    def lags(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
+        return {tp: len(self.log[tp]) - self.position[tp] for tp in partitions}
+
+    def partition_count(self, topic: str, timeout_s: float) -> int | None:
+        if self.metadata_error is not None:
+            raise self.metadata_error
+        return len(self.log) if topic in self.topics else None
+
+    def close(self) -> None:
+        self.closed = True
+
+    # Group
+    def group_metadata(self) -> Any:
+        return "generation-1"
+
+    def commit(self, offsets: dict[Partition, int], asynchronous: bool = False) -> None:
+        self.committed_offsets.update(offsets)
+
+
+class FakeDelivery:
+    """Commits offsets to the source on success; ``outcomes`` scripts failures."""
+
+    def __init__(self, source: FakeSource) -> None:
+        self.source = source
+        self.delivered: list[DeliveryBatch] = []
+        self.attempts = 0
+        self.outcomes: list[bool] = []
+        self.started = self.closed = False
+        self.lost = 0
+
+    def start(self) -> None:
+        self.started = True
+
+    def deliver(self, batch: DeliveryBatch) -> bool:
+        self.attempts += 1
+        if self.outcomes and not self.outcomes.pop(0):
+            return False
+        self.delivered.append(batch)
+        self.source.commit(batch.offsets)
+        return True
+
+    def broker_lost(self) -> None:
+        self.lost += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Connector:
+    """``loop.Connector`` over the fakes."""
+
+    def __init__(self, source: FakeSource, delivery: FakeDelivery | None = None) -> None:
+        self._source = source
+        self.fake_delivery = delivery or FakeDelivery(source)
+
+    def source(self, on_error: Callable[[KafkaFailure], None]) -> FakeSource:
+        return self._source
+
+    def delivery(self, status: Status, group: Group) -> FakeDelivery:
+        return self.fake_delivery
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.ready: list[bool] = []
+        self.scored: list[int] = []
+        self.delivered_counts: list[int] = []
+        self.lags: dict[tuple[str, int], int] = {}
+        self.forgotten: list[tuple[str, int]] = []
+
+    def batch_scored(self, topic: str, consumed: int, batch: Any, duration_s: float) -> None:
+        self.scored.append(consumed)
+
+    def delivered(self, count: int, event_timestamps_ms: list[int | None], now_s: float) -> None:
+        self.delivered_counts.append(count)
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.lags[(topic, partition)] = lag
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        self.forgotten.append((topic, partition))
+
+    def set_ready(self, ready: bool) -> None:
+        self.ready.append(ready)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def memory_log() -> tuple[EventLog, io.StringIO]:
+    stream = io.StringIO()
+    return EventLog(stream), stream
+
+
+def lines_of(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def failure(kind: FailureKind, code: str = "X", broker_down: bool = False) -> KafkaFailure:
+    return KafkaFailure(kind, code, "test", broker_down)

@@ -1,0 +1,122 @@
+"""A live worker's health: readiness, broker outages, and when to give up.
+
+Ready means: the consumer has partitions, the broker answers, and no stop was asked.
+An outage (seen by librdkafka's error callback, a failed call, or delivery waiting) makes
+the worker not ready and starts the give-up clock (``broker_timeout_s``); a metadata probe
+with backoff notices the broker's return. ``check`` is the one place that decides to end
+the run: a fatal Kafka error, the broker gone too long, or a stop that cannot finish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from worker.delivery import Backoff
+from worker.errors import RuntimeFailure
+from worker.kafka_types import FailureKind, KafkaFailure
+from worker.logs import EventLog
+from worker.settings import WorkerSettings
+
+FATAL_KINDS = (FailureKind.AUTH, FailureKind.FENCED, FailureKind.FATAL)
+
+
+class ReadinessObserver(Protocol):
+    def set_ready(self, ready: bool) -> None: ...
+
+
+class Health:
+    """The worker's ``delivery.Status``: readiness and the give-up deadlines."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        log: EventLog,
+        observer: ReadinessObserver,
+        on_broker_lost: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self.observer = observer
+        self.clock = clock
+        self._on_broker_lost = on_broker_lost
+        self.broker_ok = True
+        self.assigned = False
+        self.stop_at: float | None = None
+        self.fatal: KafkaFailure | None = None
+        self._down_since = 0.0
+        self._next_probe = 0.0
+        self._ready = False
+        self.backoff = Backoff(
+            settings.retry_backoff_initial_ms / 1e3, settings.retry_backoff_max_ms / 1e3
+        )
+
+    def stop(self) -> None:
+        if self.stop_at is None:
+            self.stop_at = self.clock()
+            self._update()
+
+    def set_assigned(self, assigned: bool) -> None:
+        self.assigned = assigned
+        self._update()
+
+    def unavailable(self, detail: str) -> None:
+        if self.broker_ok:
+            self.broker_ok = False
+            self._on_broker_lost()
+            self._down_since = self._next_probe = self.clock()
+            self.log.error("broker_unavailable", detail=detail)
+            self._update()
+
+    def available(self) -> None:
+        if not self.broker_ok:
+            self.broker_ok = True
+            self.backoff.reset()
+            self.log.emit("broker_available", down_s=round(self.clock() - self._down_since, 3))
+            self._update()
+
+    def check(self) -> None:
+        """Raise RuntimeFailure when a fatal error was seen or a give-up deadline passed."""
+        if self.fatal is not None:
+            raise RuntimeFailure(f"{self.fatal.kind.value}: {self.fatal}")
+        now, s = self.clock(), self.settings
+        if self.stop_at is not None and now - self.stop_at > s.shutdown_timeout_s:
+            raise RuntimeFailure(
+                f"stopping: the batch in hand was not committed within "
+                f"{s.shutdown_timeout_s:g}s; it will be processed again"
+            )
+        limit = s.broker_timeout_s
+        if not self.broker_ok and limit and now - self._down_since > limit:
+            raise RuntimeFailure(f"broker {s.bootstrap_servers} unreachable for {limit:g}s")
+
+    def on_kafka_error(self, problem: KafkaFailure) -> None:
+        """librdkafka's error callback and the poll's error messages land here."""
+        if problem.kind in FATAL_KINDS:
+            self.fatal = self.fatal or problem
+            event = "fenced" if problem.kind == FailureKind.FENCED else "error"
+            self.log.error(event, error=str(problem))
+        elif problem.broker_down:
+            self.unavailable(str(problem))
+        else:
+            key = f"kafka:{problem.code}"
+            self.log.limited(key, 10.0, "kafka_error", "warning", error=str(problem))
+
+    def probe(self, ask_broker: Callable[[], object]) -> None:
+        """While the broker is away, ask it (a metadata request) with backoff."""
+        if self.broker_ok or self.clock() < self._next_probe:
+            return
+        try:
+            ask_broker()
+        except KafkaFailure:
+            self._next_probe = self.clock() + self.backoff.next_s
+            self.backoff.next_s = min(self.backoff.next_s * 2, self.backoff.max_s)
+            return
+        self.available()
+
+    def _update(self) -> None:
+        ready = self.broker_ok and self.assigned and self.stop_at is None
+        if ready != self._ready:
+            self._ready = ready
+            self.observer.set_ready(ready)
