@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from model_bundles.build import build_from_config
 from model_bundles.bundle import Bundle, load_bundle
+from worker.drift import DriftSettings
+from worker.metrics import WorkerMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 PENGUINS = REPO / "examples" / "penguins"
@@ -38,3 +41,14 @@ def mass_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     out = tmp_path_factory.mktemp("bundles") / "penguins-mass"
     build_from_config(PENGUINS_MASS_CONFIG, PENGUINS_CSV, out)
     return load_bundle(out)
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    """A fresh registry per test: metrics never touch the global one."""
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def metrics(registry: CollectorRegistry, penguins_bundle: Bundle) -> WorkerMetrics:
+    return WorkerMetrics(registry, penguins_bundle, DriftSettings())

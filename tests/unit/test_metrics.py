@@ -45,16 +45,6 @@ EXTRA_METRICS: dict[str, tuple[str, set[str]]] = {
 }
 
 
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture
-def metrics(registry: CollectorRegistry, penguins_bundle: Bundle) -> WorkerMetrics:
-    return WorkerMetrics(registry, penguins_bundle, DriftSettings())
-
-
 def test_every_spec_metric_is_exported_with_its_labels(
     metrics: WorkerMetrics, registry: CollectorRegistry, penguins_bundle: Bundle
 ) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import orjson
-import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from model_bundles.bundle import Bundle
@@ -25,16 +24,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture
-def metrics(registry: CollectorRegistry, penguins_bundle: Bundle) -> WorkerMetrics:
-    return WorkerMetrics(registry, penguins_bundle, DriftSettings())
 
 
 def test_every_bin_has_a_series_from_the_start(
