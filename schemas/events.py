@@ -9,9 +9,18 @@ validate before sending. A test keeps the two in agreement.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 
 from schemas.manifest import FeatureSpec
 
@@ -19,6 +28,18 @@ from schemas.manifest import FeatureSpec
 class _EventBase(BaseModel):
     # Extra fields are allowed and ignored by the model, as SPEC.md says.
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+
+def _fits_float64(value: int) -> int:
+    try:
+        float(value)  # past float64's range the model could never take it
+    except OverflowError:
+        raise ValueError("integer out of float64 range") from None
+    return value
+
+
+NumericInt = Annotated[StrictInt, AfterValidator(_fits_float64)]
+"""A JSON integer the model can take as a float64 (``check_event``: non_finite otherwise)."""
 
 
 def event_model(
@@ -29,7 +50,7 @@ def event_model(
         id_field: (StrictStr | StrictInt | None, Field(default=None, description="event id")),
     }
     for feature in features:
-        kind: Any = StrictStr if feature.kind == "categorical" else StrictFloat | StrictInt
+        kind: Any = StrictStr if feature.kind == "categorical" else StrictFloat | NumericInt
         if feature.nullable:
             kind = kind | None
         description = f"{feature.kind} feature"
