@@ -28,6 +28,7 @@ from examples.stack import (
     start_worker,
     total,
     wait_for,
+    wait_ready,
 )
 from worker.kafka_ranges import Connection, ensure_topic
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--group-id", f"demo-{run_id}"]  # fmt: skip
     print(f"==> start {args.workers} workers in group demo-{run_id}", flush=True)
     workers = [start_worker(CLI, f"worker-{i}", worker_args, OUT) for i in range(args.workers)]
+    wait_ready(workers)
     prometheus = start_prometheus(workers, OUT / "prometheus-data")
     try:
         report = stream(args, connection, topics, events, workers, prometheus)

@@ -99,6 +99,16 @@ def start_worker(cli: str, name: str, args: Sequence[str], log_dir: Path) -> Wor
     return worker
 
 
+def wait_ready(workers: Sequence[Worker], deadline_s: float = 60) -> None:
+    """Wait until every worker holds partitions (``/readyz`` 200): a stream published
+    before the group settles could all go to the first worker."""
+
+    def ready() -> bool:
+        return all(_alive(w) and http_get(w.url + "/readyz")[0] == 200 for w in workers)
+
+    wait_for("every worker to be assigned partitions", ready, deadline_s)
+
+
 def _alive(worker: Worker) -> bool:
     if worker.process.poll() is not None:
         raise SystemExit(f"demo: {worker.name} exited early; see {worker.log.name}")

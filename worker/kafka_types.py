@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from worker.scoring import InputEvent
 
@@ -40,9 +40,9 @@ class KafkaFailure(Exception):
         self.broker_down = broker_down
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message to produce."""
+class Outgoing(NamedTuple):
+    """One message to produce. A NamedTuple: one is made per prediction, and a frozen
+    dataclass costs twice as much to build (0.5 us against 0.23 us)."""
 
     topic: str
     value: bytes | None

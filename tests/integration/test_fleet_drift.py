@@ -15,7 +15,14 @@ import orjson
 import pytest
 from kafka_broker import TopicFactory, consume_all
 
-from examples.stack import prometheus_binary, start_prometheus, start_worker, total, wait_for
+from examples.stack import (
+    prometheus_binary,
+    start_prometheus,
+    start_worker,
+    total,
+    wait_for,
+    wait_ready,
+)
 from examples.stream import generate_events, parse_drift
 from model_bundles.build import build_from_config
 from model_bundles.bundle import load_bundle
@@ -62,6 +69,7 @@ def test_fleet_psi_over_two_replicas_equals_offline_psi(
     workers = [start_worker(CLI, f"replica-{i}", args, tmp_path) for i in range(2)]
     prometheus = None
     try:
+        wait_ready(workers)
         drift = [parse_drift("island=Dream@0.6")]
         lines = b"\n".join(generate_events(EVENTS, seed=21, drift=drift)) + b"\n"
         (tmp_path / "events.jsonl").write_bytes(lines)
