@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
@@ -79,7 +81,7 @@ def test_data_and_group_offsets_survive_sigkill(
     values = [f"durable-{i:04d}".encode() for i in range(600)]
     produce(bootstrap, topic, values[:300], keys=values[:300])
     produce(bootstrap, topic, values[300:], keys=values[300:], transactional=True)
-    ends = end_offsets(bootstrap, topic)
+    ends = _after_commit_markers(bootstrap, topic)
     offsets = {partition: end // 2 for partition, end in ends.items()}
     commit_offsets(bootstrap, group, topic, offsets)
     assert committed_offsets(bootstrap, group, topic) == offsets
@@ -96,3 +98,16 @@ def test_data_and_group_offsets_survive_sigkill(
     assert sorted(r.value or b"" for r in consume_all(bootstrap, topic, 600)) == values
     produce(bootstrap, topic, [b"after-restart"], transactional=True)  # transactions work again
     assert len(consume_all(bootstrap, topic, 601)) == 601
+
+
+def _after_commit_markers(bootstrap: str, topic: str, deadline_s: float = 30) -> dict[int, int]:
+    """End offsets once the commit markers are written: the coordinator writes them after
+    the commit returns, and each one takes an offset (the last stable offset reaches the
+    high watermark only then)."""
+    give_up = time.monotonic() + deadline_s
+    while (ends := end_offsets(bootstrap, topic)) != end_offsets(
+        bootstrap, topic, "read_committed"
+    ):
+        assert time.monotonic() < give_up, f"commit markers not written in {deadline_s:g}s"
+        time.sleep(0.05)
+    return ends

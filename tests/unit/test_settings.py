@@ -86,9 +86,13 @@ def test_scoped_properties_reach_one_client() -> None:
 def test_short_producer_retry_backoff_by_default_yet_overridable() -> None:
     # 10 ms, not librdkafka's 100: each transaction's first produce is retried after it
     # while the previous commit's markers are written (p99 latency, docs/benchmarks.md).
-    assert WorkerSettings(**REQUIRED).producer_config()["retry.backoff.ms"] == 10
+    default = WorkerSettings(**REQUIRED).producer_config()
+    assert default["retry.backoff.ms"] == 10 and default["retry.backoff.max.ms"] == 50
     s = WorkerSettings(**REQUIRED, kafka={"producer.retry.backoff.ms": "250"})
-    assert s.producer_config()["retry.backoff.ms"] == "250"
+    config = s.producer_config()
+    assert config["retry.backoff.ms"] == "250" and config["retry.backoff.max.ms"] == 250
+    s = WorkerSettings(**REQUIRED, kafka={"retry.backoff.max.ms": "2000"})
+    assert s.producer_config()["retry.backoff.max.ms"] == "2000"
 
 
 @pytest.mark.parametrize(
