@@ -2,7 +2,7 @@
 
 The worker's own client settings (``WorkerSettings.consumer_config`` and
 ``producer_config``, ``--kafka-property`` included) and the same batching: up to
-``--max-batch-events`` per ``consume`` call (waiting at most ``--max-batch-age-ms``),
+batches formed by ``worker.kafka.gather`` (``--max-batch-events``, ``--max-batch-age-ms``),
 then, per batch, either one transaction holding the messages and the consumed offsets
 (``eos``) or produce, wait for every delivery, commit the offsets (``alo``).
 
@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from worker.kafka import gather
 
 
 def _say(event: str, **fields: Any) -> None:
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         limit = min(args.max_batch_events, args.max_events - done)
         started = time.perf_counter()
-        polled = consumer.consume(limit, args.max_batch_age_ms / 1000)
+        polled = gather(consumer.consume, limit, args.max_batch_age_ms / 1000)
         batch = [m for m in polled if m.error() is None]
         if not batch:
             continue
@@ -121,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["eos", "alo"], required=True)
     parser.add_argument("--max-events", type=int, required=True)
     parser.add_argument("--max-batch-events", type=int, default=1000)
-    parser.add_argument("--max-batch-age-ms", type=int, default=250)
+    parser.add_argument("--max-batch-age-ms", type=int, default=5)
     parser.add_argument("--kafka-property", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--deadline-s", type=float, default=600)
     return run(parser.parse_args(argv))

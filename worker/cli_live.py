@@ -140,7 +140,12 @@ def _warn(message: str) -> None:
     help="stop after SECONDS without events",
 )
 @option("--max-batch-events", type=click.IntRange(1), default=None, help="batch size cap (5000)")
-@option("--max-batch-age-ms", type=click.IntRange(1), default=None, help="batch wait cap (10)")
+@option(
+    "--max-batch-age-ms",
+    type=click.IntRange(0),
+    default=None,
+    help="after an idle wait, how long a batch waits for more events (5)",
+)
 @option("--metrics-host", default=None, help="metrics bind address (127.0.0.1)")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
 @option("--drift-window-events", type=click.IntRange(1), default=None, help="drift window (10000)")

@@ -126,6 +126,35 @@ def to_input_events(messages: Iterable[Message]) -> Polled:
     return polled
 
 
+IDLE_WAIT_S = 0.1
+"""How long one poll waits for a first message when none is queued: how often an idle
+loop comes round to its health checks, stop requests and idle timeout."""
+
+
+def gather(
+    consume: Callable[[int, float], list[Message]],
+    limit: int,
+    linger_s: float,
+    idle_wait_s: float = IDLE_WAIT_S,
+) -> list[Message]:
+    """One micro-batch from ``consume`` (``Consumer.consume``): what has already arrived, up
+    to ``limit``, at once. Only when nothing had, wait up to ``idle_wait_s`` for a first
+    message, then up to ``linger_s`` more for others to join it.
+
+    Messages that queued while the previous batch was scored and delivered have waited
+    already: holding them back for the batch to fill would only add latency, and under a
+    backlog the batch fills to ``limit`` at once anyway. (``consume(n, t)`` returns only
+    at ``n`` messages or after ``t``, so waiting that way would cost its whole timeout at
+    any rate below ``n / t``.)"""
+    batch = consume(limit, 0)
+    if batch:
+        return batch
+    batch = consume(1, idle_wait_s)  # returns as soon as one message is there
+    if batch and limit > 1:
+        batch += consume(limit - 1, linger_s)
+    return batch
+
+
 def _tps(offsets: Mapping[Partition, int]) -> list[TopicPartition]:
     return [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
 
@@ -173,9 +202,10 @@ class GroupConsumer:
             on_lost=lambda _c, tps: listener.on_lost(parts(tps)),
         )
 
-    def poll_batch(self, max_events: int, timeout_s: float) -> Polled:
-        """Up to ``max_events`` messages, waiting at most ``timeout_s`` for them to arrive."""
-        return to_input_events(_call(lambda: self._consumer.consume(max_events, timeout_s)))
+    def poll_batch(self, max_events: int, linger_s: float) -> Polled:
+        """Up to ``max_events`` messages, as ``gather`` forms a batch."""
+        consume = self._consumer.consume
+        return to_input_events(_call(lambda: gather(consume, max_events, linger_s)))
 
     def assignment(self) -> list[Partition]:
         return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]

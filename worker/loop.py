@@ -1,6 +1,7 @@
 """The run loop: poll a micro-batch, score it, deliver it, repeat.
 
-A batch closes at ``max_batch_events`` or ``max_batch_age_ms``, whichever comes first.
+A batch is what has arrived since the previous one, up to ``max_batch_events``; only
+after an idle wait does it linger ``max_batch_age_ms`` for more (``worker.kafka.gather``).
 It is scored in one call, and delivered (records, dead letters and offsets together)
 before the next poll, so no transaction is ever open while the consumer polls: a
 rebalance callback, which librdkafka only runs inside a poll, finds nothing in flight.
@@ -71,7 +72,7 @@ class Source(Group, Protocol):
     """The consumer side, as ``worker.kafka.GroupConsumer`` provides it."""
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
-    def poll_batch(self, max_events: int, timeout_s: float) -> Polled: ...
+    def poll_batch(self, max_events: int, linger_s: float) -> Polled: ...
     def seek(self, offsets: dict[Partition, int]) -> None: ...
     def committed(
         self, partitions: Sequence[Partition], timeout_s: float

@@ -103,8 +103,9 @@ class WorkerSettings(BaseSettings):
     (option ``--idle-timeout``)."""
     max_batch_events: int = Field(default=5000, ge=1, le=100_000)
     """A micro-batch closes at this many events..."""
-    max_batch_age_ms: int = Field(default=10, ge=1, le=60_000)
-    """...or this many milliseconds after the worker started waiting for it."""
+    max_batch_age_ms: int = Field(default=5, ge=0, le=60_000)
+    """A batch is what arrived while the previous one was processed, up to
+    ``max_batch_events``; after an idle wait, its first event waits this long for others."""
     metrics_host: str = "127.0.0.1"
     """Address the metrics/health HTTP server binds to: loopback unless told otherwise
     (the container sets 0.0.0.0)."""

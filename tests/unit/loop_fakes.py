@@ -42,7 +42,7 @@ class FakeSource:
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         self.listener = listener
 
-    def poll_batch(self, max_events: int, timeout_s: float) -> Polled:
+    def poll_batch(self, max_events: int, linger_s: float) -> Polled:
         assert self.listener is not None
         if not self.assigned:
             self.assign(sorted(self.log))

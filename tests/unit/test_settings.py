@@ -29,7 +29,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_and_units_in_names() -> None:
     s = WorkerSettings(**REQUIRED)
     assert s.delivery == "exactly-once"
-    assert s.max_batch_events == 5000 and s.max_batch_age_ms == 10
+    assert s.max_batch_events == 5000 and s.max_batch_age_ms == 5
     assert s.idle_timeout_s is None and s.max_events is None
     assert all(field.description for field in WorkerSettings.model_fields.values())
 
