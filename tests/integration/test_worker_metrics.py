@@ -8,10 +8,7 @@ the default 10,000-event window).
 
 from __future__ import annotations
 
-import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from kafka_broker import TopicFactory, poll_until
 from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import Stream, Topics, WorkerProcess, demo_bundle, produce_stream, stop_all
 
+from examples.stack import free_port, http_get
 from examples.stream import generate_events, parse_drift
 from model_bundles.bundle import load_bundle
 from tests.unit.drift_offline import offline_report
@@ -33,24 +31,12 @@ FEATURES = (*NUMERIC, "island", "sex")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def http_get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, ""
-    except OSError:
-        return 0, ""  # not listening yet
+def get(port: int, path: str) -> tuple[int, str]:
+    return http_get(f"http://127.0.0.1:{port}{path}", timeout_s=5)
 
 
 def scrape(port: int) -> Samples | None:
-    status, text = http_get(port, "/metrics")
+    status, text = get(port, "/metrics")
     if status != 200:
         return None
     return {
@@ -93,8 +79,8 @@ def scored_by_worker(
             return samples
 
         samples = poll_until("all predictions delivered", 180, delivered_all)
-        assert http_get(port, "/healthz")[0] == 200
-        assert http_get(port, "/readyz")[0] == 200
+        assert get(port, "/healthz")[0] == 200
+        assert get(port, "/readyz")[0] == 200
         code, _ = worker.stop()
         assert code == 0, worker.log_path.read_text()[-2000:]
     finally:
