@@ -1,4 +1,5 @@
-"""The Kafka edge: the only module that imports confluent_kafka.
+"""The Kafka edge: with ``worker.kafka_errors`` (librdkafka errors sorted by what to do)
+and ``worker.kafka_ranges`` (record/replay), the only modules that import confluent_kafka.
 
 Everything above it speaks plain Python: partitions are ``(topic, partition)`` tuples,
 messages in are ``InputEvent``s, messages out are ``Outgoing``, and every librdkafka
@@ -14,6 +15,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from worker.kafka_errors import BROKER_DOWN as BROKER_DOWN
+from worker.kafka_errors import call as _call
+from worker.kafka_errors import classify as classify
+from worker.kafka_errors import failure as failure
+from worker.kafka_errors import from_exception as _from_exception
 from worker.kafka_types import Call as Call
 from worker.kafka_types import ErrorHandler
 from worker.kafka_types import FailureKind as FailureKind
@@ -23,81 +29,6 @@ from worker.kafka_types import Partition as Partition
 from worker.kafka_types import Polled as Polled
 from worker.kafka_types import RebalanceListener as RebalanceListener
 from worker.scoring import InputEvent
-
-_AUTH = {
-    KafkaError._AUTHENTICATION,
-    KafkaError.SASL_AUTHENTICATION_FAILED,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.GROUP_AUTHORIZATION_FAILED,
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-}
-_FENCED = {
-    KafkaError.PRODUCER_FENCED,
-    KafkaError._FENCED,
-    KafkaError.INVALID_PRODUCER_EPOCH,
-    KafkaError.TRANSACTION_COORDINATOR_FENCED,
-    KafkaError.FENCED_INSTANCE_ID,
-}
-_REBALANCE = {
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.UNKNOWN_MEMBER_ID,
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError._ASSIGNMENT_LOST,
-}
-_RETRIABLE = {
-    KafkaError._TRANSPORT,
-    KafkaError._ALL_BROKERS_DOWN,
-    KafkaError._TIMED_OUT,
-    KafkaError._RESOLVE,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.REQUEST_TIMED_OUT,
-    KafkaError.BROKER_NOT_AVAILABLE,
-    KafkaError.NETWORK_EXCEPTION,
-    KafkaError._WAIT_COORD,
-    KafkaError._TIMED_OUT_QUEUE,
-    KafkaError.UNSTABLE_OFFSET_COMMIT,
-}
-BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
-
-
-def classify(error: KafkaError) -> FailureKind:
-    code = error.code()
-    if code in _AUTH:
-        return FailureKind.AUTH
-    if code in _FENCED and (error.fatal() or code != KafkaError.INVALID_PRODUCER_EPOCH):
-        return FailureKind.FENCED
-    if error.txn_requires_abort():
-        return FailureKind.ABORTABLE
-    if error.fatal():
-        return FailureKind.FATAL
-    if code in _REBALANCE:
-        return FailureKind.REBALANCE
-    if error.retriable() or code in _RETRIABLE:
-        return FailureKind.RETRIABLE
-    return FailureKind.OTHER
-
-
-def failure(error: KafkaError) -> KafkaFailure:
-    return KafkaFailure(classify(error), error.name(), error.str(), error.code() in BROKER_DOWN)
-
-
-def _from_exception(exc: KafkaException) -> KafkaFailure:
-    error = exc.args[0] if exc.args else None
-    if isinstance(error, KafkaError):
-        return failure(error)
-    return KafkaFailure(FailureKind.OTHER, "UNKNOWN", str(exc))
-
-
-def _call(operation: Callable[[], Any]) -> Any:
-    """Run one client call, turning KafkaException into KafkaFailure."""
-    try:
-        return operation()
-    except KafkaException as exc:
-        raise _from_exception(exc) from None
-
 
 # --- messages ------------------------------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""librdkafka errors, sorted by what the worker must do about them.
+
+Every ``KafkaError`` becomes a ``KafkaFailure`` whose ``kind`` routes it: retry the same
+call, abort the transaction and redo the batch, rejoin the group, or stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from worker.kafka_types import FailureKind, KafkaFailure
+
+_AUTH = {
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+}
+_FENCED = {
+    KafkaError.PRODUCER_FENCED,
+    KafkaError._FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.TRANSACTION_COORDINATOR_FENCED,
+    KafkaError.FENCED_INSTANCE_ID,
+}
+_REBALANCE = {
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError._ASSIGNMENT_LOST,
+}
+_RETRIABLE = {
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._TIMED_OUT,
+    KafkaError._RESOLVE,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.BROKER_NOT_AVAILABLE,
+    KafkaError.NETWORK_EXCEPTION,
+    KafkaError._WAIT_COORD,
+    KafkaError._TIMED_OUT_QUEUE,
+    KafkaError.UNSTABLE_OFFSET_COMMIT,
+}
+BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+
+
+def classify(error: KafkaError) -> FailureKind:
+    code = error.code()
+    if code in _AUTH:
+        return FailureKind.AUTH
+    if code in _FENCED and (error.fatal() or code != KafkaError.INVALID_PRODUCER_EPOCH):
+        return FailureKind.FENCED
+    if error.txn_requires_abort():
+        return FailureKind.ABORTABLE
+    if error.fatal():
+        return FailureKind.FATAL
+    if code in _REBALANCE:
+        return FailureKind.REBALANCE
+    if error.retriable() or code in _RETRIABLE:
+        return FailureKind.RETRIABLE
+    return FailureKind.OTHER
+
+
+def failure(error: KafkaError) -> KafkaFailure:
+    return KafkaFailure(classify(error), error.name(), error.str(), error.code() in BROKER_DOWN)
+
+
+def from_exception(exc: KafkaException) -> KafkaFailure:
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError):
+        return failure(error)
+    return KafkaFailure(FailureKind.OTHER, "UNKNOWN", str(exc))
+
+
+def call(operation: Callable[[], Any]) -> Any:
+    """Run one client call, turning KafkaException into KafkaFailure."""
+    try:
+        return operation()
+    except KafkaException as exc:
+        raise from_exception(exc) from None
