@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="runs per figure (3; quick 1)")
     p.add_argument("--naive-events", type=int, help="events per naive run (2,000; quick 300)")
     p.add_argument("--latency-rate", type=float, default=5000.0, help="events/s offered")
-    p.add_argument("--latency-seconds", type=float, help="offered-load duration (10; quick 4)")
+    p.add_argument("--latency-seconds", type=float, help="offered-load duration (30; quick 4)")
     p.add_argument(
         "--latency-batch-age-ms",
         type=int,
@@ -69,7 +69,7 @@ def _plan(args: argparse.Namespace) -> suite.Plan:
         core_events=10_000 if quick else 50_000,
         sweep=(1, 100, 1000, 5000) if quick else (1, 10, 100, 1000, 5000, 10000),
         latency_rate=args.latency_rate,
-        latency_seconds=args.latency_seconds or (4.0 if quick else 10.0),
+        latency_seconds=args.latency_seconds or (4.0 if quick else 30.0),
         latency_ages_ms=(None, *ages),
         batch_events=args.max_batch_events,
         kafka_properties=tuple(args.kafka_property),
