@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from worker.errors import RuntimeFailure
 from worker.kafka import IdempotentProducer, TransactionalProducer
@@ -91,10 +91,24 @@ class Backoff:
         self.next_s = self.initial_s
 
 
-class _Retrying:
-    """Shared retry loop: repeat a call while its failure is retriable."""
+_P = TypeVar("_P", TransactionalProducer, IdempotentProducer)
 
-    def __init__(self, status: Status, log: EventLog, backoff: Backoff) -> None:
+
+class _Retrying(Generic[_P]):
+    """What both modes share: a producer factory, the group, and the retry loop that
+    repeats a call while its failure is retriable."""
+
+    def __init__(
+        self,
+        make_producer: Callable[[], _P],
+        group: Group,
+        status: Status,
+        log: EventLog,
+        backoff: Backoff,
+    ) -> None:
+        self._make_producer: Callable[[], _P] = make_producer
+        self._group = group
+        self._producer: _P | None = None
         self.status = status
         self.log = log
         self.backoff = backoff
@@ -145,23 +159,11 @@ def _stop_on(exc: KafkaFailure, log: EventLog, what: str) -> None:
         raise RuntimeFailure(f"{exc.kind.value} during {what}: {exc}") from None
 
 
-class ExactlyOnce(_Retrying):
+class ExactlyOnce(_Retrying[TransactionalProducer]):
     """One transaction per batch (see the module docstring)."""
 
-    def __init__(
-        self,
-        make_producer: Callable[[], TransactionalProducer],
-        group: Group,
-        status: Status,
-        log: EventLog,
-        backoff: Backoff,
-    ) -> None:
-        super().__init__(status, log, backoff)
-        self._make_producer = make_producer
-        self._group = group
-        self._producer: TransactionalProducer | None = None
-        self._stale = False
-        self._recreations = 0
+    _stale = False
+    _recreations = 0
 
     def start(self) -> None:
         """A producer with ``init_transactions`` done; a fresh instance for every attempt,
@@ -242,23 +244,11 @@ class ExactlyOnce(_Retrying):
             self.dispose(producer)
 
 
-class AtLeastOnce(_Retrying):
+class AtLeastOnce(_Retrying[IdempotentProducer]):
     """Deliver, wait for every delivery report, then commit the offsets."""
 
-    def __init__(
-        self,
-        make_producer: Callable[[], IdempotentProducer],
-        group: Group,
-        status: Status,
-        log: EventLog,
-        backoff: Backoff,
-    ) -> None:
-        super().__init__(status, log, backoff)
-        self._make_producer = make_producer
-        self._group = group
-        self._producer: IdempotentProducer | None = None
-        self.commits_lost = 0
-        """Batches delivered whose offsets could not be committed (their events come again)."""
+    commits_lost = 0
+    """Batches delivered whose offsets could not be committed (their events come again)."""
 
     def start(self) -> None:
         self._producer = self._make_producer()

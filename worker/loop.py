@@ -27,7 +27,7 @@ from worker.errors import RuntimeFailure
 from worker.health import FATAL_KINDS, Health
 from worker.kafka_types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
 from worker.logs import EventLog
-from worker.scoring import BatchScorer, InputEvent, ScoredBatch
+from worker.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
 from worker.settings import WorkerSettings
 
 HEADER_INSTANCE = "scoring.instance"
@@ -35,15 +35,9 @@ HEADER_SCORED_AT = "scoring.scored_at_ms"
 _T = TypeVar("_T")
 
 
-class Observer(Protocol):
+class Observer(ScoringObserver, Protocol):
     """Where the loop reports what it did (``worker.metrics.WorkerMetrics`` plugs in here)."""
 
-    def batch_scored(
-        self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
-    ) -> None: ...
-    def delivered(
-        self, count: int, event_timestamps_ms: list[int | None], now_s: float
-    ) -> None: ...
     def set_lag(self, topic: str, partition: int, lag: int) -> None: ...
     def forget_partition(self, topic: str, partition: int) -> None: ...
     def set_ready(self, ready: bool) -> None: ...

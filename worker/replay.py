@@ -25,7 +25,7 @@ from typing import IO, Protocol
 from model_bundles.errors import BadInputError
 from worker.parity import ParityChecker
 from worker.recording import OutgoingMessage, RecordedMessage
-from worker.scoring import BatchScorer, InputEvent, ScoredBatch
+from worker.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
 
 MAX_REPORTED_REJECTS = 20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,15 +52,9 @@ class PartitionRange:
         return max(self.end - self.start, 0)
 
 
-class ReplayObserver(Protocol):
+class ReplayObserver(ScoringObserver, Protocol):
     """What replay reports as it goes; ``worker.metrics.WorkerMetrics`` is one."""
 
-    def batch_scored(
-        self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
-    ) -> None: ...
-    def delivered(
-        self, count: int, event_timestamps_ms: list[int | None], now_s: float
-    ) -> None: ...
     def parity_checked(self, checked: int, mismatched: int) -> None: ...
 
 

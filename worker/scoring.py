@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 import pandas as pd
@@ -64,6 +64,17 @@ class ScoredBatch:
     """Model input frame of the scored events (row-aligned with ``records``)."""
     outputs: Outputs
     unknown_categories: dict[str, int] = field(default_factory=dict)
+
+
+class ScoringObserver(Protocol):
+    """What the live loop and replay both report per batch (``WorkerMetrics`` is one)."""
+
+    def batch_scored(
+        self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
+    ) -> None: ...
+    def delivered(
+        self, count: int, event_timestamps_ms: list[int | None], now_s: float
+    ) -> None: ...
 
 
 class BatchScorer:

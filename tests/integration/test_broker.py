@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
@@ -17,6 +15,7 @@ from kafka_broker import (
     end_offsets,
     is_reachable,
     partition_count,
+    poll_until,
     produce,
     send_transaction,
     transactional_producer,
@@ -104,10 +103,9 @@ def _after_commit_markers(bootstrap: str, topic: str, deadline_s: float = 30) ->
     """End offsets once the commit markers are written: the coordinator writes them after
     the commit returns, and each one takes an offset (the last stable offset reaches the
     high watermark only then)."""
-    give_up = time.monotonic() + deadline_s
-    while (ends := end_offsets(bootstrap, topic)) != end_offsets(
-        bootstrap, topic, "read_committed"
-    ):
-        assert time.monotonic() < give_up, f"commit markers not written in {deadline_s:g}s"
-        time.sleep(0.05)
-    return ends
+
+    def settled() -> dict[int, int] | None:
+        ends = end_offsets(bootstrap, topic)
+        return ends if ends == end_offsets(bootstrap, topic, "read_committed") else None
+
+    return poll_until("commit markers written", deadline_s, settled)
