@@ -74,7 +74,10 @@ def test_fleet_psi_over_two_replicas_equals_offline_psi(
         lines = b"\n".join(generate_events(EVENTS, seed=21, drift=drift)) + b"\n"
         (tmp_path / "events.jsonl").write_bytes(lines)
         publish = [CLI, "publish", "--bootstrap-servers", bootstrap, "--topic", events_in,
-                   "--input", str(tmp_path / "events.jsonl")]  # fmt: skip
+                   "--input", str(tmp_path / "events.jsonl"),
+                   # keyed: unkeyed messages go where librdkafka's sticky partitioner
+                   # puts whole batches, possibly all in one replica's partitions
+                   "--key-field", "event_id"]  # fmt: skip
         subprocess.run(publish, check=True, capture_output=True)
 
         def delivered() -> list[float]:
