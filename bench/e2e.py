@@ -64,7 +64,7 @@ def property_args(properties: tuple[str, ...]) -> list[str]:
 
 def worker_defaults() -> tuple[int, int]:
     """The worker's default (max_batch_events, max_batch_age_ms), for the passthrough."""
-    from worker.settings import WorkerSettings
+    from worker.live.settings import WorkerSettings
 
     fields = WorkerSettings.model_fields
     return int(fields["max_batch_events"].default), int(fields["max_batch_age_ms"].default)

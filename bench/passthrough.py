@@ -2,7 +2,7 @@
 
 The worker's own client settings (``WorkerSettings.consumer_config`` and
 ``producer_config``, ``--kafka-property`` included) and the same batching: up to
-batches formed by ``worker.kafka.gather`` (``--max-batch-events``, ``--max-batch-age-ms``),
+batches formed by ``worker.kafka.clients.gather`` (``--max-batch-events``, ``--max-batch-age-ms``),
 then, per batch, either one transaction holding the messages and the consumed offsets
 (``eos``) or produce, wait for every delivery, commit the offsets (``alo``).
 
@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from worker.kafka import gather
+from worker.kafka.clients import gather
 
 
 def _say(event: str, **fields: Any) -> None:
@@ -31,7 +31,7 @@ def _say(event: str, **fields: Any) -> None:
 
 def _clients(args: argparse.Namespace) -> tuple[Consumer, Producer]:
     """The worker's own client configuration (``WorkerSettings``), for the same group."""
-    from worker.settings import WorkerSettings
+    from worker.live.settings import WorkerSettings
 
     settings = WorkerSettings(
         bundle=".",

@@ -30,7 +30,7 @@ from examples.stack import (
     wait_for,
     wait_ready,
 )
-from worker.kafka_ranges import Connection, ensure_topic
+from worker.kafka.ranges import Connection, ensure_topic
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "out" / "demo"

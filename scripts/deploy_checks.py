@@ -3,7 +3,7 @@
 Run by ``scripts/static-checks`` and by ``tests/unit/test_deploy_static.py``:
 
 * the Grafana dashboard and the Prometheus rules query only metrics the worker
-  exports (``worker.metrics.METRIC_NAMES``), recording-rule outputs, or ``up``;
+  exports (``worker.monitoring.metrics.METRIC_NAMES``), recording-rule outputs, or ``up``;
 * the compose file (as normalised by ``docker-compose config --format json``)
   runs two worker replicas in one group, starts in dependency order, pins images;
 * the Dockerfile keeps its contract (multi-stage, pinned base, non-root user,
@@ -42,7 +42,7 @@ def known_metrics() -> frozenset[str]:
     """Every metric family the worker exports (its registry's own list)."""
     sys.path.insert(0, str(REPO))
     try:
-        from worker.metrics import METRIC_NAMES
+        from worker.monitoring.metrics import METRIC_NAMES
     finally:
         sys.path.remove(str(REPO))
     return frozenset(METRIC_NAMES)
@@ -304,7 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         "--compose-json", type=Path, help="output of docker-compose config --format json"
     )
     args = parser.parse_args(argv)
-    print(f"deploy-checks: {len(known_metrics())} metric families in worker.metrics.METRIC_NAMES")
+    print(
+        f"deploy-checks: {len(known_metrics())} metric families in "
+        "worker.monitoring.metrics.METRIC_NAMES"
+    )
     errors = check_dashboard() + check_rules() + check_dockerfile()
     errors += alert_test_coverage(PROM / "tests" / "alerts_test.yml", PROM / "rules" / "alerts.yml")
     if args.compose_json:

@@ -27,13 +27,14 @@ from prometheus_client import CollectorRegistry
 from examples.stream import generate_events
 from model_bundles.build import build_from_config
 from model_bundles.bundle import load_bundle
-from worker.cli import run_cli
-from worker.kafka_ranges import Connection, RangeReader
-from worker.metrics import WorkerMetrics
-from worker.parity import ParityChecker
-from worker.recording import RecordedMessage, encode_message, read_recording
-from worker.replay import Bounds, FileSink, replay
-from worker.scoring import BatchScorer
+from worker.cli.main import run_cli
+from worker.core.ranges import Bounds
+from worker.core.recording import RecordedMessage, encode_message, read_recording
+from worker.core.scoring import BatchScorer
+from worker.kafka.ranges import Connection, RangeReader
+from worker.monitoring.metrics import WorkerMetrics
+from worker.replay.parity import ParityChecker
+from worker.replay.replay import FileSink, replay
 
 REPO = Path(__file__).resolve().parents[2]
 PENGUINS = REPO / "examples" / "penguins"

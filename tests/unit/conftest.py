@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry
 
 from model_bundles.build import build_from_config
 from model_bundles.bundle import Bundle, load_bundle
-from worker.drift import DriftSettings
-from worker.metrics import WorkerMetrics
+from worker.monitoring.drift import DriftSettings
+from worker.monitoring.metrics import WorkerMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 PENGUINS = REPO / "examples" / "penguins"

@@ -1,4 +1,4 @@
-"""Drift computed offline, independently of ``worker.drift`` and ``worker.drift_bins``.
+"""Drift computed offline, independently of ``worker.monitoring.drift`` and ``drift_bins``.
 
 Bins the raw values of a set of scored events with the reference's own ``bin_indices``
 (or a plain Python category lookup) and computes PSI, KS and JS with numpy and scipy, as
@@ -18,7 +18,7 @@ from scipy.spatial.distance import jensenshannon
 
 from model_bundles.bundle import Bundle
 from model_bundles.reference import Distribution, NumericReference
-from worker.scoring import ScoredBatch
+from worker.core.scoring import ScoredBatch
 
 EPSILON = 1e-4
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
-from worker.delivery import DeliveryBatch, Group, Status
-from worker.kafka import FailureKind, KafkaFailure, Partition, Polled, RebalanceListener
+from worker.core.scoring import InputEvent
+from worker.kafka.clients import FailureKind, KafkaFailure, Partition, Polled, RebalanceListener
+from worker.live.delivery import DeliveryBatch, Group, Status
 from worker.logs import EventLog
-from worker.scoring import InputEvent
 
 TOPIC = "in"
 

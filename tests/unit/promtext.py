@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from model_bundles.bundle import Bundle
 from tests.unit.scored import score_lines, stream_lines
-from worker.metrics import WorkerMetrics
+from worker.monitoring.metrics import WorkerMetrics
 
 
 def exported(registry: CollectorRegistry) -> dict[str, tuple[str, set[str]]]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from examples.stream import generate_events, parse_drift
 from model_bundles.bundle import Bundle
-from worker.scoring import BatchScorer, InputEvent, ScoredBatch
+from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
 
 
 def score_lines(bundle: Bundle, lines: Sequence[bytes], topic: str = "events") -> ScoredBatch:

@@ -21,8 +21,8 @@ from model_bundles.events import check_batch, check_event, events_to_frame
 from model_bundles.predict import Outputs
 from schemas.manifest import FeatureSpec
 from schemas.records import RejectReason
-from worker.encoding import RecordEncoder, encode_one
-from worker.scoring import BatchScorer, InputEvent
+from worker.core.encoding import RecordEncoder, encode_one
+from worker.core.scoring import BatchScorer, InputEvent
 
 
 class _Text(str):

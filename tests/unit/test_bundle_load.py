@@ -18,7 +18,7 @@ from model_bundles.digest import canonical_json
 from model_bundles.errors import BundleError
 from model_bundles.store import write_bundle
 from tests.unit.evil_payload import MARKER_ENV, Evil
-from worker.cli import run_cli
+from worker.cli.main import run_cli
 
 
 @pytest.fixture()

@@ -1,5 +1,6 @@
 """Drift: binning, the sliding window and PSI/KS/JS against an independent offline computation
-(``tests.unit.drift_offline``, which uses neither ``worker.drift`` nor ``worker.drift_bins``)."""
+(``tests.unit.drift_offline``, which uses neither ``worker.monitoring.drift`` nor
+``worker.monitoring.drift_bins``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from model_bundles.bundle import Bundle
 from model_bundles.reference import CategoricalReference, NumericReference
 from tests.unit.drift_offline import offline_report, offline_stats
 from tests.unit.scored import stream_batches
-from worker.drift import (
+from worker.core.scoring import ScoredBatch
+from worker.monitoring.drift import (
     DriftSettings,
     SlidingWindow,
     drift_stats,
@@ -26,8 +28,7 @@ from worker.drift import (
     ks,
     psi,
 )
-from worker.drift_bins import DriftLayout, DriftReport, drift_report
-from worker.scoring import ScoredBatch
+from worker.monitoring.drift_bins import DriftLayout, DriftReport, drift_report
 
 TOLERANCE = 1e-9
 
@@ -130,7 +131,7 @@ def test_unknown_and_missing_values_get_their_own_slots() -> None:
     values = np.empty(6, dtype=object)
     values[:] = ["a", "a", "b", "zzz", "yyy", np.nan]
     numeric = NumericReference(edges=[1.0, 2.0], proportions=[0.3, 0.4, 0.3], missing_rate=0.0)
-    from worker.drift_bins import CategoricalBinner, NumericBinner
+    from worker.monitoring.drift_bins import CategoricalBinner, NumericBinner
 
     assert CategoricalBinner(reference.categories).count(values).tolist() == [2, 1, 2, 1]
     as_str = pd.Series(values).astype("str").array  # pandas' default string storage

@@ -1,10 +1,10 @@
-"""How the Kafka edge forms a micro-batch (``worker.kafka.gather``), on a scripted consume."""
+"""How the Kafka edge forms a micro-batch (``worker.kafka.clients.gather``), scripted."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from worker.kafka import gather
+from worker.kafka.clients import gather
 
 
 class ScriptedConsume:

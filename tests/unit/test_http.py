@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from model_bundles.bundle import Bundle
-from worker.drift import DriftSettings
-from worker.http import HttpHandle, serve
-from worker.metrics import WorkerMetrics
+from worker.monitoring.drift import DriftSettings
+from worker.monitoring.http import HttpHandle, serve
+from worker.monitoring.metrics import WorkerMetrics
 
 
 def get(handle: HttpHandle, path: str, accept: str | None = None) -> tuple[int, str, str]:

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 import pytest
 from loop_fakes import failure, lines_of, memory_log
 
-from worker.delivery import AtLeastOnce, Backoff, DeliveryBatch, ExactlyOnce
 from worker.errors import RuntimeFailure
-from worker.kafka import FailureKind, KafkaFailure, Outgoing, Partition
+from worker.kafka.clients import FailureKind, KafkaFailure, Outgoing, Partition
+from worker.live.delivery import AtLeastOnce, Backoff, DeliveryBatch, ExactlyOnce
 
 BATCH = DeliveryBatch([Outgoing("out", b"v", b"k")], {("in", 0): 10})
 
@@ -200,9 +200,9 @@ def test_at_least_once_commits_after_delivery_and_redoes_failed_batches() -> Non
 def test_a_call_failing_for_too_long_gets_its_producer_replaced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import worker.delivery
+    import worker.live.delivery
 
-    monkeypatch.setattr(worker.delivery, "GIVE_UP_S", 0.0)
+    monkeypatch.setattr(worker.live.delivery, "GIVE_UP_S", 0.0)
     delivery, _ = exactly_once({"commit": [failure(FailureKind.RETRIABLE)]})
     assert not delivery.deliver(BATCH)  # the loop rewinds to the committed offsets
     old, new = Producer.made

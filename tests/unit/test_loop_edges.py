@@ -10,10 +10,10 @@ from confluent_kafka import KafkaError, Message
 
 from model_bundles.events import Rejection
 from schemas.records import RejectReason
-from worker.deadletter import HEADER_TRUNCATED, dead_letter_messages
-from worker.kafka import Call, FailureKind, KafkaFailure, classify, to_input_events
+from worker.core.scoring import InputEvent, Rejected
+from worker.kafka.clients import Call, FailureKind, KafkaFailure, classify, to_input_events
+from worker.live.deadletter import HEADER_TRUNCATED, dead_letter_messages
 from worker.logs import EventLog
-from worker.scoring import InputEvent, Rejected
 
 
 @pytest.mark.parametrize(

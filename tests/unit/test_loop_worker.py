@@ -17,11 +17,11 @@ from loop_fakes import (
 
 from examples.stream import generate_labelled_events
 from model_bundles.bundle import Bundle
+from worker.core.scoring import BatchScorer, InputEvent
 from worker.errors import RuntimeFailure
-from worker.kafka import FailureKind
-from worker.loop import Worker, first_offsets, next_offsets
-from worker.scoring import BatchScorer, InputEvent
-from worker.settings import WorkerSettings
+from worker.kafka.clients import FailureKind
+from worker.live.loop import Worker, first_offsets, next_offsets
+from worker.live.settings import WorkerSettings
 
 BASE = {"bundle": "b", "bootstrap_servers": "k:1", "input_topic": TOPIC, "output_topic": "out"}
 

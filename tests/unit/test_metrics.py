@@ -12,8 +12,8 @@ from examples.stream import generate_labelled_events
 from model_bundles.bundle import Bundle
 from tests.unit.promtext import exercise, exported, value
 from tests.unit.scored import score_lines, stream_lines
-from worker.drift import DriftSettings
-from worker.metrics import METRIC_NAMES, WorkerMetrics
+from worker.monitoring.drift import DriftSettings
+from worker.monitoring.metrics import METRIC_NAMES, WorkerMetrics
 
 SPEC_METRICS: dict[str, tuple[str, set[str]]] = {
     "scoring_events_consumed_total": ("counter", {"topic"}),

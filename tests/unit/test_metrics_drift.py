@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from model_bundles.bundle import Bundle
 from tests.unit.promtext import exercise, exported, series, value
 from tests.unit.scored import score_lines, stream_batches, stream_lines
-from worker.drift import DriftSettings
-from worker.metrics import WorkerMetrics
+from worker.monitoring.drift import DriftSettings
+from worker.monitoring.metrics import WorkerMetrics
 
 
 class FakeClock:

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.cli import run_cli
-from worker.parity import ParityChecker, compare
-from worker.parity_report import to_json, to_text
-from worker.recording import RecordedMessage, encode_message
+from worker.cli.main import run_cli
+from worker.core.recording import RecordedMessage, encode_message
+from worker.replay.parity import ParityChecker, compare
+from worker.replay.parity_report import to_json, to_text
 
 MODEL = {"name": "m", "version": "1", "digest": "sha256:aa"}
 OTHER = {"name": "m", "version": "2", "digest": "sha256:bb"}

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.recording import (
+from worker.core.recording import (
     OutgoingMessage,
     PublishOptions,
     RecordedMessage,

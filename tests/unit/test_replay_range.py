@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from model_bundles.bundle import Bundle
 from model_bundles.errors import BadInputError
-from worker.recording import RecordedMessage
-from worker.replay import Bounds, FileSink, bounds, in_window, parse_time, replay
-from worker.scoring import BatchScorer
+from worker.core.ranges import Bounds, bounds, in_window, parse_time
+from worker.core.recording import RecordedMessage
+from worker.core.scoring import BatchScorer
+from worker.replay.replay import FileSink, replay
 
 EVENT = {
     "event_id": "e",

@@ -14,7 +14,7 @@ from model_bundles.bundle import Bundle
 from model_bundles.events import frame_to_events, normalize_frame
 from schemas.records import PredictionRecord
 from tests.unit.conftest import PENGUINS_CONFIG, PENGUINS_CSV
-from worker.cli import run_cli
+from worker.cli.main import run_cli
 
 
 def _write_lines(path: Path, lines: list[bytes]) -> Path:

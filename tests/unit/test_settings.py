@@ -6,8 +6,8 @@ import click
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from worker.cli_live import build_settings
-from worker.settings import WorkerSettings, is_secret, kafka_key_from_env, parse_kafka_property
+from worker.cli.live import build_settings
+from worker.live.settings import WorkerSettings, is_secret, kafka_key_from_env, parse_kafka_property
 
 REQUIRED = {
     "bundle": "b",

@@ -11,7 +11,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from worker.kafka_types import FailureKind, KafkaFailure
+from worker.kafka.types import FailureKind, KafkaFailure
 
 _AUTH = {
     KafkaError._AUTHENTICATION,

@@ -20,7 +20,7 @@ from model_bundles.bundle import Bundle
 from model_bundles.events import Rejection, check_batch
 from model_bundles.predict import Outputs
 from schemas.records import RejectReason
-from worker.encoding import RecordEncoder
+from worker.core.encoding import RecordEncoder
 
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import click
 
 from model_bundles.errors import BadInputError, BundleError
-from worker.cli_bundle import bundle, score
-from worker.cli_options import env_name
+from worker.cli.bundle import bundle, score
+from worker.cli.options import env_name
 from worker.errors import ExitCode, RuntimeFailure
 
 
@@ -29,7 +29,7 @@ def _register_optional_commands() -> None:
     """Commands whose modules land separately; each module exposes ``COMMANDS``."""
     import importlib
 
-    for module_name in ("worker.cli_live", "worker.cli_replay"):
+    for module_name in ("worker.cli.live", "worker.cli.replay"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from schemas.records import DeadLetter, SourceRef
-from worker.kafka import Outgoing
-from worker.scoring import InputEvent, Rejected
+from worker.core.scoring import InputEvent, Rejected
+from worker.kafka.clients import Outgoing
 
 HEADER_TRUNCATED = "scoring.value.truncated"
 

@@ -13,7 +13,7 @@ import orjson
 
 from model_bundles.bundle import Bundle
 from model_bundles.errors import BadInputError
-from worker.scoring import BatchScorer, InputEvent
+from worker.core.scoring import BatchScorer, InputEvent
 
 MAX_REPORTED_REJECTS = 20
 

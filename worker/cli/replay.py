@@ -17,24 +17,27 @@ import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.errors import BadInputError
-from worker.cli_options import bundle_option, env_name, option, warn_only_option
-from worker.kafka_ranges import Connection, RangeReader, TopicWriter, ensure_topic
-from worker.parity import ParityChecker, ParityResult, compare
-from worker.parity_report import to_json, to_text
-from worker.recording import OutgoingMessage, PublishOptions, encode_message, read_publishable
-from worker.replay import (
+from worker.cli.options import bundle_option, env_name, option, warn_only_option
+from worker.core.ranges import bounds, describe, in_window
+from worker.core.recording import OutgoingMessage, PublishOptions, encode_message, read_publishable
+from worker.core.scoring import BatchScorer
+from worker.kafka.ranges import Connection, RangeReader, TopicWriter, ensure_topic
+from worker.live.settings import (
+    CONTROLLED,
+    KAFKA_ENV_PREFIX,
+    kafka_key_from_env,
+    parse_kafka_property,
+)
+from worker.live.settings import unscoped as unscoped_key
+from worker.replay.parity import ParityChecker, ParityResult, compare
+from worker.replay.parity_report import to_json, to_text
+from worker.replay.replay import (
     FileSink,
     ReplayObserver,
     Sink,
     TopicSink,
-    bounds,
-    describe,
-    in_window,
     replay,
 )
-from worker.scoring import BatchScorer
-from worker.settings import CONTROLLED, KAFKA_ENV_PREFIX, kafka_key_from_env, parse_kafka_property
-from worker.settings import unscoped as unscoped_key
 
 F = Callable[..., Any]
 _file = click.Path(dir_okay=False, path_type=Path)
@@ -152,8 +155,8 @@ def _observer(
         return None
     from prometheus_client import CollectorRegistry
 
-    from worker.http import serve
-    from worker.metrics import WorkerMetrics
+    from worker.monitoring.http import serve
+    from worker.monitoring.metrics import WorkerMetrics
 
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry, bundle)

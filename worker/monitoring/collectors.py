@@ -23,8 +23,15 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from worker.drift import STATISTICS, Counts, DriftSettings, DriftStats, Floats, SlidingWindow
-from worker.drift_bins import DriftLayout, DriftReport, Segment, drift_report
+from worker.monitoring.drift import (
+    STATISTICS,
+    Counts,
+    DriftSettings,
+    DriftStats,
+    Floats,
+    SlidingWindow,
+)
+from worker.monitoring.drift_bins import DriftLayout, DriftReport, Segment, drift_report
 
 
 class DriftCollector(Collector):

@@ -29,7 +29,7 @@ _SOURCE_NUMBERS = (attrgetter("partition"), attrgetter("offset"), attrgetter("ti
 
 
 class Source(Protocol):
-    """Where an event came from (``worker.scoring.InputEvent``)."""
+    """Where an event came from (``worker.core.scoring.InputEvent``)."""
 
     @property
     def topic(self) -> str: ...

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from worker.errors import RuntimeFailure
-from worker.kafka import IdempotentProducer, TransactionalProducer
-from worker.kafka_types import Call, FailureKind, KafkaFailure, Outgoing, Partition
+from worker.kafka.clients import IdempotentProducer, TransactionalProducer
+from worker.kafka.types import Call, FailureKind, KafkaFailure, Outgoing, Partition
 from worker.logs import EventLog
 
 STEP_S = 5.0

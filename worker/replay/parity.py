@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from model_bundles.errors import BadInputError
-from worker.recording import is_envelope, message_from_envelope
+from worker.core.recording import is_envelope, message_from_envelope
 
 Label = str | int | float | bool
 

@@ -25,7 +25,7 @@ from pandas.api.extensions import ExtensionArray
 
 from model_bundles.reference import CategoricalReference, Distribution, Reference
 from schemas.manifest import FeatureSpec, Label
-from worker.drift import NO_DATA, Counts, DriftStats, Floats, drift_stats
+from worker.monitoring.drift import NO_DATA, Counts, DriftStats, Floats, drift_stats
 
 SegmentKind = Literal["prediction", "feature", "class_score"]
 Values = npt.NDArray[Any] | ExtensionArray

@@ -1,7 +1,7 @@
 """The run loop: poll a micro-batch, score it, deliver it, repeat.
 
 A batch is what has arrived since the previous one, up to ``max_batch_events``; only
-after an idle wait does it linger ``max_batch_age_ms`` for more (``worker.kafka.gather``).
+after an idle wait does it linger ``max_batch_age_ms`` for more (``worker.kafka.clients.gather``).
 It is scored in one call, and delivered (records, dead letters and offsets together)
 before the next poll, so no transaction is ever open while the consumer polls: a
 rebalance callback, which librdkafka only runs inside a poll, finds nothing in flight.
@@ -10,7 +10,7 @@ re-read by whoever owns the partition, from the committed offset).
 
 Stops: SIGTERM/SIGINT (finish the batch in hand, commit, leave the group), ``max_events``,
 ``idle_timeout_s``. Broker away: readiness false, retry with backoff, give up (exit 3)
-after ``broker_timeout_s``. Fenced or unauthorised: exit 3 (see ``worker.health``).
+after ``broker_timeout_s``. Fenced or unauthorised: exit 3 (see ``worker.live.health``).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from worker.deadletter import dead_letter_messages
-from worker.delivery import Delivery, DeliveryBatch, Group, Status
+from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
 from worker.errors import RuntimeFailure
-from worker.health import FATAL_KINDS, Health
-from worker.kafka_types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
+from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
+from worker.live.deadletter import dead_letter_messages
+from worker.live.delivery import Delivery, DeliveryBatch, Group, Status
+from worker.live.health import FATAL_KINDS, Health
+from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
-from worker.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
-from worker.settings import WorkerSettings
 
 HEADER_INSTANCE = "scoring.instance"
 HEADER_SCORED_AT = "scoring.scored_at_ms"
@@ -36,7 +36,7 @@ _T = TypeVar("_T")
 
 
 class Observer(ScoringObserver, Protocol):
-    """Where the loop reports what it did (``worker.metrics.WorkerMetrics`` plugs in here)."""
+    """Where the loop reports what it did (``monitoring.metrics.WorkerMetrics`` plugs in here)."""
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None: ...
     def forget_partition(self, topic: str, partition: int) -> None: ...
@@ -63,7 +63,7 @@ class NullObserver:
 
 
 class Source(Group, Protocol):
-    """The consumer side, as ``worker.kafka.GroupConsumer`` provides it."""
+    """The consumer side, as ``worker.kafka.clients.GroupConsumer`` provides it."""
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
     def poll_batch(self, max_events: int, linger_s: float) -> Polled: ...

@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from model_bundles.bundle import Bundle
 from schemas.records import RejectReason
-from worker.collectors import BulkHistogram, DriftCollector
-from worker.drift import DriftSettings
-from worker.drift_bins import CategoricalBinner, DriftLayout, DriftReport
-from worker.scoring import ScoredBatch
+from worker.core.scoring import ScoredBatch
+from worker.monitoring.collectors import BulkHistogram, DriftCollector
+from worker.monitoring.drift import DriftSettings
+from worker.monitoring.drift_bins import CategoricalBinner, DriftLayout, DriftReport
 
 #: Every metric family the worker exports (as named in the text exposition).
 METRIC_NAMES: frozenset[str] = frozenset(

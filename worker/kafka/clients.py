@@ -1,5 +1,5 @@
-"""The Kafka edge: with ``worker.kafka_errors`` (librdkafka errors sorted by what to do)
-and ``worker.kafka_ranges`` (record/replay), the only modules that import confluent_kafka.
+"""The Kafka edge: with ``worker.kafka.errors`` (librdkafka errors sorted by what to do)
+and ``worker.kafka.ranges`` (record/replay), the only modules that import confluent_kafka.
 
 Everything above it speaks plain Python: partitions are ``(topic, partition)`` tuples,
 messages in are ``InputEvent``s, messages out are ``Outgoing``, and every librdkafka
@@ -15,20 +15,20 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from worker.kafka_errors import BROKER_DOWN as BROKER_DOWN
-from worker.kafka_errors import call as _call
-from worker.kafka_errors import classify as classify
-from worker.kafka_errors import failure as failure
-from worker.kafka_errors import from_exception as _from_exception
-from worker.kafka_types import Call as Call
-from worker.kafka_types import ErrorHandler
-from worker.kafka_types import FailureKind as FailureKind
-from worker.kafka_types import KafkaFailure as KafkaFailure
-from worker.kafka_types import Outgoing as Outgoing
-from worker.kafka_types import Partition as Partition
-from worker.kafka_types import Polled as Polled
-from worker.kafka_types import RebalanceListener as RebalanceListener
-from worker.scoring import InputEvent
+from worker.core.scoring import InputEvent
+from worker.kafka.errors import BROKER_DOWN as BROKER_DOWN
+from worker.kafka.errors import call as _call
+from worker.kafka.errors import classify as classify
+from worker.kafka.errors import failure as failure
+from worker.kafka.errors import from_exception as _from_exception
+from worker.kafka.types import Call as Call
+from worker.kafka.types import ErrorHandler
+from worker.kafka.types import FailureKind as FailureKind
+from worker.kafka.types import KafkaFailure as KafkaFailure
+from worker.kafka.types import Outgoing as Outgoing
+from worker.kafka.types import Partition as Partition
+from worker.kafka.types import Polled as Polled
+from worker.kafka.types import RebalanceListener as RebalanceListener
 
 # --- messages ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from worker.scoring import DEFAULT_MAX_EVENT_BYTES
+from worker.core.scoring import DEFAULT_MAX_EVENT_BYTES
 
 ENV_PREFIX = "SCORING_WORKER_"
 KAFKA_ENV_PREFIX = ENV_PREFIX + "KAFKA_"

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from worker.delivery import Backoff
 from worker.errors import RuntimeFailure
-from worker.kafka_types import FailureKind, KafkaFailure
+from worker.kafka.types import FailureKind, KafkaFailure
+from worker.live.delivery import Backoff
+from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
-from worker.settings import WorkerSettings
 
 FATAL_KINDS = (FailureKind.AUTH, FailureKind.FENCED, FailureKind.FATAL)
 

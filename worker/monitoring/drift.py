@@ -1,11 +1,11 @@
 """Research-vs-live drift: a sliding window of bin counts and the statistics over it.
 
-Pure numpy, no I/O, no Prometheus: ``worker.metrics`` feeds it and exports it.
+Pure numpy, no I/O, no Prometheus: ``worker.monitoring.metrics`` feeds it and exports it.
 
 Bins are the research reference's (``model_bundles.reference``): quantile bins
 for numeric values, categories plus ``__unknown__`` for categorical ones, class
 labels for a classifier's predictions. A batch is reduced to one small vector
-of counts per bin (``worker.drift_bins``); the window is a ring of such vectors
+of counts per bin (``worker.monitoring.drift_bins``); the window is a ring of such vectors
 with running totals, so adding a batch costs O(bins), never O(events).
 
 Statistics, for live proportions ``p`` (window counts / non-missing events in

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.parity import Diff, Outputs, ParityResult, Side
+from worker.replay.parity import Diff, Outputs, ParityResult, Side
 
 
 def to_json(result: ParityResult) -> dict[str, Any]:

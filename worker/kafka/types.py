@@ -1,6 +1,6 @@
 """Plain types of the Kafka edge, usable without importing confluent_kafka.
 
-``worker.kafka`` (the only module importing confluent_kafka) produces and consumes
+``worker.kafka.clients`` (the only module importing confluent_kafka) produces and consumes
 these; everything above it (loop, delivery, replay) speaks only these.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
-from worker.scoring import InputEvent
+from worker.core.scoring import InputEvent
 
 Partition = tuple[str, int]
 """(topic, partition)"""

@@ -15,19 +15,19 @@ import click
 from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
-from worker.cli_options import bundle_option, option, warn_only_option
-from worker.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
-from worker.instance import claim_instance_id
-from worker.kafka import (
+from worker.cli.options import bundle_option, option, warn_only_option
+from worker.core.scoring import BatchScorer
+from worker.kafka.clients import (
     GroupConsumer,
     IdempotentProducer,
     KafkaFailure,
     TransactionalProducer,
 )
+from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
+from worker.live.instance import claim_instance_id
+from worker.live.loop import NullObserver, Observer, Source, Worker
+from worker.live.settings import WorkerSettings, parse_kafka_property
 from worker.logs import EventLog
-from worker.loop import NullObserver, Observer, Source, Worker
-from worker.scoring import BatchScorer
-from worker.settings import WorkerSettings, parse_kafka_property
 
 
 class KafkaConnector:
@@ -90,9 +90,9 @@ def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Obs
         return NullObserver()
     from prometheus_client import CollectorRegistry
 
-    from worker.drift import DriftSettings
-    from worker.http import serve
-    from worker.metrics import WorkerMetrics
+    from worker.monitoring.drift import DriftSettings
+    from worker.monitoring.http import serve
+    from worker.monitoring.metrics import WorkerMetrics
 
     registry = CollectorRegistry()
     drift = DriftSettings(

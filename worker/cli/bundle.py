@@ -13,8 +13,8 @@ from model_bundles.bundle import load_bundle
 from model_bundles.store import read_manifest
 from model_bundles.verify import SELFCHECK_BATCH_SIZES
 from schemas.manifest import Manifest
-from worker.cli_options import bundle_option, option, warn_only_option
-from worker.research import score_file
+from worker.cli.options import bundle_option, option, warn_only_option
+from worker.replay.research import score_file
 
 _file = click.Path(dir_okay=False, path_type=Path)
 _dir = click.Path(file_okay=False, path_type=Path)

@@ -30,10 +30,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from model_bundles.errors import BadInputError
+from worker.core.ranges import Bounds, PartitionRange
+from worker.core.recording import Header, OutgoingMessage, RecordedMessage, TimestampType
 from worker.errors import RuntimeFailure
-from worker.kafka import FailureKind, KafkaFailure, failure, partition_count
-from worker.recording import Header, OutgoingMessage, RecordedMessage, TimestampType
-from worker.replay import Bounds, PartitionRange
+from worker.kafka.clients import FailureKind, KafkaFailure, failure, partition_count
 
 POLL_S = 0.1
 TIMESTAMP_TYPES: dict[int, TimestampType] = {

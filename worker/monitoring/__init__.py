@@ -1,0 +1,4 @@
+"""Monitoring: Prometheus metrics, drift against the bundle's reference, the HTTP endpoint.
+
+May import worker.core, model_bundles and schemas; never the Kafka edge or the live loop.
+"""
