@@ -26,13 +26,14 @@ lock: ## re-resolve requirements.lock (runtime) and requirements-dev.lock
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -c requirements.lock -q -o requirements-dev.lock
 
-lint: $(STAMP) ## ruff + mypy strict
+lint: $(STAMP) ## ruff + mypy strict + import contracts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 schemas-check: $(STAMP) ## exported JSON Schemas equal the committed ones
-	$(BIN)/python -m schemas.export --check schemas/json
+	$(BIN)/python -m model_bundles.schema_export --check schemas/json
 
 unit: $(STAMP) ## tests that need no broker
 	$(BIN)/pytest -q tests/unit

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from model_bundles.bundle import Bundle
+from model_bundles.predict import Outputs
+from model_bundles.reference import Reference
+
+
+class GoldenScorer(Protocol):
+    """What the self-check needs of a bundle (``model_bundles.bundle.Bundle`` is one)."""
+
+    @property
+    def reference(self) -> Reference: ...
+
+    def predict_events(self, events: Sequence[Mapping[str, Any]]) -> Outputs: ...
 
 # Batch sizes the golden sample is re-scored at: the whole sample, one row at a
 # time (the live worker's light-load case) and sizes that leave BLAS remainders.
@@ -15,7 +25,7 @@ SELFCHECK_BATCH_SIZES = (0, 1, 2, 3, 7)
 MAX_REPORTED = 3
 
 
-def golden_mismatches(bundle: Bundle) -> list[str]:
+def golden_mismatches(bundle: GoldenScorer) -> list[str]:
     """One line per golden row whose re-scored outputs differ (at any batch size)."""
     golden = bundle.reference.golden
     if not golden:

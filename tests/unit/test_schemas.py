@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle
 from model_bundles.events import check_event
+from model_bundles.schema_export import main as export_main
 from schemas.events import event_model
-from schemas.export import main as export_main
 from schemas.manifest import FeatureSpec
 from schemas.records import DeadLetter, ModelRef, PredictionRecord, RejectReason, SourceRef
 
