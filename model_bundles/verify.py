@@ -19,6 +19,7 @@ class GoldenScorer(Protocol):
 
     def predict_events(self, events: Sequence[Mapping[str, Any]]) -> Outputs: ...
 
+
 # Batch sizes the golden sample is re-scored at: the whole sample, one row at a
 # time (the live worker's light-load case) and sizes that leave BLAS remainders.
 SELFCHECK_BATCH_SIZES = (0, 1, 2, 3, 7)
