@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import skops.io as sio
-from sklearn.model_selection import train_test_split
 
-from model_bundles import metrics
+from model_bundles import metrics, training
 from model_bundles.config import TrainingConfig, load_config
-from model_bundles.data import fingerprint, read_data
+from model_bundles.data import fingerprint, read_data, rows_of
 from model_bundles.digest import canonical_json, canonical_skops
 from model_bundles.errors import BadInputError
 from model_bundles.estimators import make_estimator, make_pipeline
@@ -32,6 +31,7 @@ from model_bundles.reference import (
     numeric_reference,
 )
 from model_bundles.store import MODEL, REFERENCE, write_bundle
+from model_bundles.values import Where, category_text, row_number
 from model_bundles.versions import runtime_versions
 from schemas.manifest import FORMAT_VERSION, DataFingerprint, FeatureSpec, Manifest, Task
 
@@ -42,25 +42,35 @@ MIN_REFERENCE_ROWS = 500
 def build_from_config(config_path: Path, data_path: Path, out_dir: Path) -> Manifest:
     """The `bundle build` command: config + data file -> fitted, verified-on-load bundle."""
     config = load_config(config_path)
-    frame = read_data(data_path)
-    return build_from_frame(config, frame, out_dir, data_source=data_path.name)
+    frame = read_data(data_path, config.data.na_values)
+    return build_from_frame(
+        config, frame, out_dir, data_source=data_path.name, where=rows_of(data_path)
+    )
 
 
 def build_from_frame(
-    config: TrainingConfig, frame: pd.DataFrame, out_dir: Path, data_source: str = "dataframe"
+    config: TrainingConfig,
+    frame: pd.DataFrame,
+    out_dir: Path,
+    data_source: str = "dataframe",
+    where: Where = row_number,
 ) -> Manifest:
+    """Fit the config's pipeline on a frame read as ``model_bundles.training`` defines.
+
+    ``where`` names a row in errors (``line N`` of a CSV file, else ``row N``).
+    """
     numeric, categorical = config.features.numeric, config.features.categorical
     target = config.data.target
     _require_columns(frame, [target, *numeric, *categorical], config.data.id_column)
-    labelled = frame[frame[target].notna()].reset_index(drop=True)
-    if len(labelled) < 2:
-        raise BadInputError(f"data has {len(labelled)} labelled row(s); need at least 2")
-    task = config.model.task or _infer_task(labelled[target])
+    data = training.prepare(config, frame, where)
+    labelled, task = data.labelled, data.task
     estimator = make_estimator(config.model.estimator, task, config.model.params, config.model.seed)
     specs = _feature_specs(labelled, numeric, categorical, nullable=set(numeric) | set(categorical))
-    train, holdout = _split(labelled, target, task, config.data.test_size, config.data.split_seed)
+    train, holdout = training.split(
+        labelled, target, task, config.data.test_size, config.data.split_seed
+    )
     pipeline = make_pipeline(numeric, categorical, estimator)
-    pipeline.fit(normalize_frame(train, specs), _target(train[target], task))
+    pipeline.fit(normalize_frame(train, specs), training.label_array(train[target], task))
     return build_bundle(
         pipeline,
         train,
@@ -74,7 +84,7 @@ def build_from_frame(
         id_column=config.data.id_column,
         estimator_name=config.model.estimator,
         seeds={"split_seed": config.data.split_seed, "model_seed": config.model.seed},
-        data=frame,
+        data=data.rows,
         data_source=data_source,
     )
 
@@ -105,7 +115,9 @@ def build_bundle(
     ``features`` may be omitted: then ``numeric``/``categorical`` name them, and
     whether a null is allowed is found by asking the pipeline itself.
     """
-    task = task or _infer_task(train[target])
+    task = task or ("classification" if hasattr(pipeline, "classes_") else "regression")
+    named = [*numeric, *categorical, *(f.name for f in features or ())]
+    training.refuse_id_feature(id_column, named)
     specs = (
         list(features) if features else _probe_specs(pipeline, train, numeric, categorical, task)
     )
@@ -122,7 +134,7 @@ def build_bundle(
         class_scores=_class_score_references(reference_outputs, classes),
         golden=_golden_rows(golden_events, golden_outputs),
     )
-    y_eval = _target(evaluation[target], task)
+    y_eval = training.label_array(evaluation[target], task)
     scored = metrics.holdout_metrics(task, y_eval, eval_outputs, classes)
     if holdout is None:
         scored = {f"train_{k}": v for k, v in scored.items()}
@@ -185,32 +197,6 @@ def _require_columns(frame: pd.DataFrame, needed: list[str], id_column: str | No
         raise BadInputError(f"column(s) not in the data: {', '.join(absent)}")
 
 
-def _infer_task(target: pd.Series) -> Task:
-    """Strings and booleans are labels; numbers are values unless the config says otherwise."""
-    if pd.api.types.is_bool_dtype(target) or not pd.api.types.is_numeric_dtype(target):
-        return "classification"
-    return "regression"
-
-
-def _target(y: pd.Series, task: Task) -> np.ndarray[Any, Any]:
-    return y.to_numpy(dtype=np.float64) if task == "regression" else y.to_numpy(dtype=object)
-
-
-def _split(
-    frame: pd.DataFrame, target: str, task: Task, test_size: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    stratify = None
-    if task == "classification" and frame[target].value_counts().min() >= 2:
-        stratify = frame[target].to_numpy(dtype=object)
-    try:
-        train, holdout = train_test_split(
-            frame, test_size=test_size, random_state=seed, stratify=stratify
-        )
-    except ValueError as exc:
-        raise BadInputError(f"cannot split the data: {exc}") from None
-    return train.reset_index(drop=True), holdout.reset_index(drop=True)
-
-
 def _feature_specs(
     frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str], nullable: set[str]
 ) -> list[FeatureSpec]:
@@ -219,7 +205,7 @@ def _feature_specs(
         for n in numeric
     ]
     for name in categorical:
-        seen = sorted({str(v) for v in frame[name].dropna().tolist()})
+        seen = sorted({t for v in frame[name].tolist() if (t := category_text(v)) is not None})
         specs.append(
             FeatureSpec(
                 name=name,
@@ -267,7 +253,7 @@ def _golden_events(
     events = frame_to_events(frame, specs)
     if id_column and id_column in frame.columns:
         for event, event_id in zip(events, frame[id_column].tolist(), strict=True):
-            event[id_column] = None if pd.isna(event_id) else str(event_id)
+            event[id_column] = category_text(event_id)
     return events
 
 
@@ -286,8 +272,8 @@ def _prediction_reference(
 ) -> NumericReference | CategoricalReference:
     if classes is None:
         return numeric_reference(np.asarray(outputs.predictions, dtype=np.float64))
-    labels = [str(_plain(p)) for p in outputs.predictions]
-    return categorical_reference(labels, [str(c) for c in classes])
+    labels = [category_text(p) for p in outputs.predictions]
+    return categorical_reference(labels, [str(category_text(c)) for c in classes])
 
 
 def _class_score_references(
@@ -295,7 +281,10 @@ def _class_score_references(
 ) -> dict[str, NumericReference] | None:
     if classes is None or outputs.scores is None:
         return None
-    return {str(c): numeric_reference(outputs.scores[:, i]) for i, c in enumerate(classes)}
+    return {
+        str(category_text(c)): numeric_reference(outputs.scores[:, i])
+        for i, c in enumerate(classes)
+    }
 
 
 def _estimator_spec(pipeline: Any, estimator_name: str) -> dict[str, Any]:

@@ -26,6 +26,10 @@ class DataSection(_Section):
     id_column: str | None = None
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     split_seed: int = 42
+    na_values: list[str] = Field(
+        default_factory=list,
+        description="data fields that mean missing, besides the empty field",
+    )
 
 
 class FeaturesSection(_Section):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,25 @@ import orjson
 import pandas as pd
 
 from model_bundles.errors import BadInputError
+from model_bundles.values import Where, row_number
 
 
-def read_data(path: Path) -> pd.DataFrame:
-    """CSV or Parquet, by suffix; any problem is one BadInputError line."""
+def read_data(path: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
+    """CSV or Parquet, by suffix; any problem is one BadInputError line.
+
+    CSV fields are read as text exactly as written: only an empty field (and a
+    field equal to one of ``na_values``) is missing; which columns are numbers is
+    the config's to say (``model_bundles.training``). Parquet columns keep their
+    types, integers with nulls included (pandas' nullable dtypes, never float).
+    """
     suffix = path.suffix.lower()
     if suffix not in {".csv", ".parquet", ".pq"}:
         raise BadInputError(f"data file {path}: expected .csv or .parquet")
     try:
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", *na_values])
+        else:
+            frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
     except FileNotFoundError:
         raise BadInputError(f"data file not found: {path}") from None
     except pd.errors.EmptyDataError:
@@ -29,6 +40,16 @@ def read_data(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise BadInputError(f"data file {path} has no rows")
     return frame
+
+
+def csv_line(index: int) -> str:
+    """Where row ``index`` of a CSV file is: its header is line 1 (fields spanning lines aside)."""
+    return f"line {index + 2}"
+
+
+def rows_of(path: Path) -> Where:
+    """How errors name a row of this data file: ``line N`` for CSV, ``row N`` for Parquet."""
+    return csv_line if path.suffix.lower() == ".csv" else row_number
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -19,9 +19,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from model_bundles.values import (
+    categorical_array,
+    category_text,
+    event_types,
+    is_missing,
+    numeric_array,
+)
 from schemas.manifest import FeatureSpec
 from schemas.records import RejectReason
 
+_TEXT_OR_NULL = frozenset({str, type(None)})
 _FLOAT_MAX_INT = 2**1024 - 2**970
 """The smallest integer that ``float()`` refuses (it would round to 2**1024)."""
 
@@ -59,9 +67,10 @@ def check_event(event: Mapping[str, Any], features: Sequence[FeatureSpec]) -> Re
 
 def _check_value(feature: FeatureSpec, value: Any) -> Rejection | None:
     if feature.kind == "categorical":
-        if isinstance(value, str):
+        allowed = event_types(feature)
+        if type(value) in allowed:
             return None
-        return _wrong_type(feature, "a string", value)
+        return _wrong_type(feature, _CATEGORY_TYPES[allowed], value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return _wrong_type(feature, "a number", value)
     if isinstance(value, float) and not math.isfinite(value):
@@ -73,6 +82,14 @@ def _check_value(feature: FeatureSpec, value: Any) -> Rejection | None:
             RejectReason.NON_FINITE, f"feature {feature.name!r} is an integer beyond float64"
         )
     return None
+
+
+_CATEGORY_TYPES = {
+    frozenset({str}): "a string",
+    frozenset({str, int}): "a string or an integer",
+    frozenset({str, bool}): "a string or a boolean",
+    frozenset({str, int, bool}): "a string, an integer or a boolean",
+}
 
 
 def _wrong_type(feature: FeatureSpec, expected: str, value: Any) -> Rejection:
@@ -105,6 +122,9 @@ def _numbers(values: list[Any]) -> npt.NDArray[np.float64]:
 
 
 def _categories(values: list[Any], rows: int) -> npt.NDArray[np.object_]:
+    """Checked categorical values in their canonical text (an integer 1 is "1"), NaN for null."""
+    if not set(map(type, values)) <= _TEXT_OR_NULL:
+        return categorical_array(values)
     column = np.empty(rows, dtype=object)
     column[:] = [np.nan if v is None else v for v in values]
     return column
@@ -233,31 +253,27 @@ class _Column:
             return 0
         known = frozenset(self.feature.categories or ())
         values = self.values
+        if not set(map(type, values)) <= _TEXT_OR_NULL:
+            values = [category_text(v) for v in values]
         return len(values) - values.count(None) - sum(map(known.__contains__, values))
 
 
 def normalize_frame(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> pd.DataFrame:
     """Bring a user's DataFrame (training data, research batch) to the same dtypes.
 
-    Categorical values become ``str`` (so a CSV column read as int matches JSON
-    strings), nulls become NaN; numeric columns become float64.
+    Categorical values become their canonical text (``model_bundles.values``: an
+    integer 1 is "1", as the JSON integer 1 or string "1" of an event), nulls
+    become NaN; numeric columns become float64 (BadInputError naming the column
+    and row for a value that is not a number).
     """
     columns: dict[str, Any] = {}
     for feature in features:
         column = frame[feature.name]
         if feature.kind == "numeric":
-            columns[feature.name] = pd.to_numeric(column, errors="raise").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
+            columns[feature.name] = numeric_array(column, feature.name)
         else:
-            values = np.empty(len(column), dtype=object)
-            values[:] = [np.nan if _is_null(v) else str(v) for v in column.tolist()]
-            columns[feature.name] = values
+            columns[feature.name] = categorical_array(column.tolist())
     return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)), copy=False)
-
-
-def _is_null(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
 def frame_to_events(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> list[dict[str, Any]]:
@@ -266,5 +282,5 @@ def frame_to_events(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> lis
     names = [f.name for f in features]
     out: list[dict[str, Any]] = []
     for row in normalized.itertuples(index=False, name=None):
-        out.append({n: (None if _is_null(v) else v) for n, v in zip(names, row, strict=True)})
+        out.append({n: (None if is_missing(v) else v) for n, v in zip(names, row, strict=True)})
     return out

@@ -19,8 +19,10 @@ import pandas as pd
 from model_bundles.bundle import Bundle
 from model_bundles.events import Rejection, check_batch
 from model_bundles.predict import Outputs
+from model_bundles.values import category_text
 from schemas.records import RejectReason
 from worker.core.encoding import RecordEncoder
+from worker.core.ids import event_id, fallback_id
 
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
 
@@ -40,10 +42,8 @@ class InputEvent(NamedTuple):
     timestamp_ms: int | None = None
 
     def fallback_id(self) -> str:
-        """Event id when the event has no id field: the key, else its position."""
-        if self.key:
-            return self.key.decode("utf-8", errors="replace")
-        return f"{self.topic}:{self.partition}:{self.offset}"
+        """Event id when the event has no usable id field (``worker.core.ids``)."""
+        return fallback_id(self.key, self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ class BatchScorer:
         self.max_event_bytes = max_event_bytes
         manifest = bundle.manifest
         model = {"name": manifest.name, "version": manifest.version, "digest": manifest.digest}
-        labels = [str(c) for c in manifest.classes] if manifest.classes else None
+        labels = [str(category_text(c)) for c in manifest.classes] if manifest.classes else None
         self._records = RecordEncoder(model, labels, include_source=include_source)
 
     def score(self, events: Sequence[InputEvent]) -> ScoredBatch:
@@ -171,16 +171,12 @@ class BatchScorer:
         sources = [events[i] for i in indices]
         ids: list[Any] = [event.get(self.id_field) for event in valid]
         if not set(map(type, ids)) <= {str}:  # some id is not a plain string: the general rule
-            ids = [self._event_id(e, source) for e, source in zip(valid, sources, strict=True)]
+            name = self.id_field
+            ids = [
+                event_id(e, name, source.key, source.value)
+                for e, source in zip(valid, sources, strict=True)
+            ]
         return self._records.encode(ids, sources, outputs)
-
-    def _event_id(self, event: dict[str, Any], source: InputEvent) -> str:
-        value = event.get(self.id_field)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return source.fallback_id()
 
 
 def _decode_lenient(value: bytes, error: orjson.JSONDecodeError) -> Any:

@@ -24,6 +24,7 @@ import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
 from model_bundles.reference import CategoricalReference, Distribution, Reference
+from model_bundles.values import category_text
 from schemas.manifest import FeatureSpec, Label
 from worker.monitoring.drift import NO_DATA, Counts, DriftStats, Floats, drift_stats
 
@@ -53,7 +54,8 @@ class CategoricalBinner:
     def _bin(self, value: Any) -> int:
         found = self._index.get(value)
         if found is None and not isinstance(value, str):
-            found = self._index.get(str(value))  # e.g. integer class labels
+            # e.g. integer class labels: the canonical text the reference was built from
+            found = self._index.get(category_text(value))  # type: ignore[arg-type]
         return self.unknown if found is None else found
 
     def count(self, values: Values) -> Counts:
@@ -114,7 +116,7 @@ class DriftLayout:
         self.prediction = self._add("prediction", "prediction", reference.prediction)
         self.features = [self._add("feature", f.name, reference.features[f.name]) for f in features]
         scores = reference.class_scores or {}
-        labels = [str(c) for c in classes or ()]
+        labels = [str(category_text(c)) for c in classes or ()]
         self.class_scores = (
             [self._add("class_score", c, scores[c]) for c in labels]
             if labels and all(c in scores for c in labels)
