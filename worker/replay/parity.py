@@ -9,8 +9,11 @@ Either side may be a prediction file (``score``, ``replay --output``) or a
 recording of a prediction topic (``record``): a recording line is unwrapped to
 the prediction record in its value.
 
-Duplicates (one event id twice on a side) are counted and reported; they fail
-the check only when the copies disagree. ``ParityChecker`` is incremental, so
+Repeated ids (one event id twice on a side) are counted and reported, and
+paired in order: the n-th copy on one side is compared with the n-th on the
+other, so identical id-less events (whose ids derive from their bytes) pair up.
+An expected copy without an actual one is missing; actual copies beyond the
+expected ones (redeliveries) must equal the last expected copy. ``ParityChecker`` is incremental, so
 replay can count comparisons batch by batch (``scoring_parity_*`` metrics).
 """
 
@@ -77,7 +80,8 @@ class Side:
     duplicates: int = 0
     """Records whose event id appeared earlier in the same file."""
     conflicting: int = 0
-    """Duplicates whose outputs differ from the first copy (expected side only)."""
+    """Duplicates whose outputs differ from the first copy (expected side only; reported,
+    not a failure: copies are paired in order)."""
     models: Counter[str] = field(default_factory=Counter)
     predictions: Counter[str] = field(default_factory=Counter)
 
@@ -87,11 +91,11 @@ class ParityResult:
     expected: Side
     actual: Side
     matched: int = 0
-    """Event ids present on both sides."""
+    """Pairs of records (the n-th copy of an id on each side) present on both sides."""
     mismatched: int = 0
-    """Matched event ids with any differing output (in any copy)."""
+    """Matched pairs with any differing output (or a differing redelivered copy)."""
     agreed: int = 0
-    """Matched event ids with the same prediction (label, or regression value)."""
+    """Matched pairs with the same prediction (label, or regression value)."""
     missing_in_actual: list[str] = field(default_factory=list)
     missing_in_expected: list[str] = field(default_factory=list)
     score_diff: dict[str, Diff] = field(default_factory=dict)
@@ -109,21 +113,24 @@ class ParityResult:
 
     @property
     def ok(self) -> bool:
-        return not (
-            self.mismatched
-            or self.missing_in_actual
-            or self.missing_in_expected
-            or self.expected.conflicting
-        )
+        return not (self.mismatched or self.missing_in_actual or self.missing_in_expected)
 
 
 class ParityChecker:
-    """Holds the expected outputs by event id; actual records are fed in as they come."""
+    """Holds the expected outputs by event id; actual records are fed in as they come.
+
+    Copies of one event id are paired in order: the n-th actual record with an id
+    is compared with the n-th expected record with it (identical events without an
+    id field share the id derived from their bytes). Actual copies beyond the
+    expected ones (redeliveries) are compared with the last expected copy.
+    """
 
     def __init__(self, expected_name: str, actual_name: str, max_listed: int = 10) -> None:
         self.max_listed = max_listed
         self._expected: dict[str, Outputs] = {}
-        self._seen: dict[str, bool] = {}  # actual event id -> any copy mismatched
+        self._more: dict[str, list[Outputs]] = {}  # expected copies after the first, in order
+        self._seen: dict[str, int] = {}  # actual event id -> copies seen
+        self._failed: set[tuple[str, int]] = set()  # (id, copy) pairs that mismatched
         self.result = ParityResult(Side(expected_name), Side(actual_name))
 
     def add_expected(self, lines: Iterable[bytes]) -> None:
@@ -135,6 +142,7 @@ class ParityChecker:
                 self._expected[event_id] = outputs
                 continue
             side.duplicates += 1
+            self._more.setdefault(event_id, []).append(outputs)
             if not _same_outputs(first, outputs):
                 side.conflicting += 1
 
@@ -148,26 +156,31 @@ class ParityChecker:
                 mismatched += int(not outcome)
         return compared, mismatched
 
+    def _copies(self, event_id: str) -> int:
+        return (event_id in self._expected) + len(self._more.get(event_id, ()))
+
     def _compare(self, event_id: str, outputs: Outputs) -> bool | None:
-        """True when equal to the expected outputs, None when nothing is expected."""
+        """True when equal to the paired expected outputs, None when nothing is expected."""
         side, result = self.result.actual, self.result
         _count(side, outputs)
-        earlier = self._seen.get(event_id)
-        if earlier is not None:
+        copy = self._seen.get(event_id, 0)
+        self._seen[event_id] = copy + 1
+        if copy:
             side.duplicates += 1
-        expected = self._expected.get(event_id)
-        if expected is None:
-            self._seen[event_id] = False
+        copies = self._copies(event_id)
+        if not copies:
             return None
+        pair = min(copy, copies - 1)
+        expected = self._expected[event_id] if pair == 0 else self._more[event_id][pair - 1]
         same = _same_outputs(expected, outputs)
-        if earlier is None:
+        if copy < copies:
             result.matched += 1
             self._measure(expected, outputs)
-        if not same and not earlier:
+        if not same and (event_id, pair) not in self._failed:
+            self._failed.add((event_id, pair))
             result.mismatched += 1
             if len(result.first_mismatches) < self.max_listed:
                 result.first_mismatches.append(Mismatch(event_id, expected, outputs))
-        self._seen[event_id] = bool(earlier) or not same
         return same
 
     def _measure(self, expected: Outputs, actual: Outputs) -> None:
@@ -186,9 +199,13 @@ class ParityChecker:
             diff.add((expected.scores or {})[label], (actual.scores or {})[label])
 
     def finish(self) -> ParityResult:
-        """The result, with the ids missing on either side (sorted)."""
+        """The result, with the ids missing on either side (sorted, once per missing copy)."""
         result = self.result
-        result.missing_in_actual = sorted(set(self._expected) - set(self._seen))
+        result.missing_in_actual = sorted(
+            event_id
+            for event_id in self._expected
+            for _ in range(self._copies(event_id) - self._seen.get(event_id, 0))
+        )
         result.missing_in_expected = sorted(set(self._seen) - set(self._expected))
         result.score_diff = dict(sorted(result.score_diff.items()))
         return result
