@@ -153,3 +153,14 @@ def test_parity_command_bad_files_exit_2_with_one_line(
     assert err == [f"scoring-worker: error: {bad}:2: not a prediction record (no string event_id)"]
     assert run_cli(["parity", "--expected", str(tmp_path / "none"), "--actual", str(good)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_repeated_ids_are_paired_in_order() -> None:
+    expected = [classify("a", 0.9), classify("a", 0.8), classify("b", 0.1)]
+    assert compare(expected, expected).ok
+    swapped = compare(expected, [classify("a", 0.8), classify("a", 0.9), classify("b", 0.1)])
+    assert not swapped.ok and (swapped.matched, swapped.mismatched) == (3, 2)
+    short = compare(expected, [classify("a", 0.9), classify("b", 0.1)])
+    assert not short.ok and short.missing_in_actual == ["a"]
+    redelivered = compare(expected, [*expected, classify("a", 0.8)])
+    assert redelivered.ok and redelivered.actual.duplicates == 2
