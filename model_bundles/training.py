@@ -31,13 +31,12 @@ from model_bundles.values import (
     Where,
     categorical_array,
     category_text,
-    is_integer_text,
     is_missing,
     numeric_array,
     parse_number,
     row_number,
 )
-from schemas.manifest import Task
+from schemas.manifest import Task, is_integer_text
 
 _INT64 = np.iinfo(np.int64)
 

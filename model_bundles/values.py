@@ -31,12 +31,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from model_bundles.errors import BadInputError
-from schemas.manifest import FeatureSpec
+from schemas.manifest import FeatureSpec, category_event_types
 
 Where = Callable[[int], str]
 """Names the position of a row in its source: ``line 7`` (CSV) or ``row 6``."""
 
-_INTEGER_TEXT = re.compile(r"0|-?[1-9][0-9]*")
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _BOOLEAN_TEXT = {True: "True", False: "False"}
 
@@ -67,11 +66,6 @@ def category_text(value: Any) -> str | None:
         number = float(value)
         return str(int(number)) if number.is_integer() else repr(number)
     return str(value)
-
-
-def is_integer_text(text: str) -> bool:
-    """Text an integer prints as (``"7"``, ``"-12"``; not ``"07"``, ``"+7"`` or ``"7.0"``)."""
-    return _INTEGER_TEXT.fullmatch(text) is not None
 
 
 def categorical_array(
@@ -143,19 +137,14 @@ _EVENT_TYPES: dict[int, tuple[FeatureSpec, frozenset[type]]] = {}
 def event_types(feature: FeatureSpec) -> frozenset[type]:
     """JSON value types an event may give this categorical feature (besides null).
 
-    Always ``str``; ``int`` when the training column held integer text; ``bool``
-    when it held ``"True"`` or ``"False"``. Cached per feature object.
+    ``schemas.manifest.category_event_types`` of its categories, cached per feature
+    object (the hot path asks once per event holding a non-string value).
     """
     cached = _EVENT_TYPES.get(id(feature))
     if cached is not None and cached[0] is feature:
         return cached[1]
-    categories = feature.categories or []
-    types: set[type] = {str}
-    if any(map(is_integer_text, categories)):
-        types.add(int)
-    if not {"True", "False"}.isdisjoint(categories):
-        types.add(bool)
+    types = category_event_types(feature.categories or ())
     if len(_EVENT_TYPES) > 4096:
         _EVENT_TYPES.clear()
-    _EVENT_TYPES[id(feature)] = (feature, frozenset(types))
-    return frozenset(types)
+    _EVENT_TYPES[id(feature)] = (feature, types)
+    return types

@@ -16,13 +16,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
     create_model,
 )
 
-from schemas.manifest import FeatureSpec
+from schemas.manifest import FeatureSpec, category_event_types
 
 
 class _EventBase(BaseModel):
@@ -50,7 +51,12 @@ def event_model(
         id_field: (StrictStr | StrictInt | None, Field(default=None, description="event id")),
     }
     for feature in features:
-        kind: Any = StrictStr if feature.kind == "categorical" else StrictFloat | NumericInt
+        kind: Any = StrictFloat | NumericInt
+        if feature.kind == "categorical":
+            allowed = category_event_types(feature.categories or ())
+            kind = StrictStr
+            kind = kind | StrictInt if int in allowed else kind
+            kind = kind | StrictBool if bool in allowed else kind
         if feature.nullable:
             kind = kind | None
         description = f"{feature.kind} feature"

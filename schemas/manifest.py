@@ -6,6 +6,8 @@ digest, so two builds from the same config and data compare equal.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +18,29 @@ FORMAT_VERSION = 1
 Task = Literal["classification", "regression"]
 FeatureKind = Literal["numeric", "categorical"]
 Label = str | int | float | bool
+
+
+_INTEGER_TEXT = re.compile(r"0|-?[1-9][0-9]*")
+
+
+def is_integer_text(text: str) -> bool:
+    """Text an integer prints as (``"7"``, ``"-12"``; not ``"07"``, ``"+7"`` or ``"7.0"``)."""
+    return _INTEGER_TEXT.fullmatch(text) is not None
+
+
+def category_event_types(categories: Iterable[str]) -> frozenset[type]:
+    """JSON types an event may give a categorical feature with these training categories.
+
+    Always a string; an integer when some category is integer text; a boolean when
+    ``"True"`` or ``"False"`` is one (the canonical text of ``model_bundles.values``).
+    """
+    texts = list(categories)
+    types: set[type] = {str}
+    if any(map(is_integer_text, texts)):
+        types.add(int)
+    if not {"True", "False"}.isdisjoint(texts):
+        types.add(bool)
+    return frozenset(types)
 
 
 class _Frozen(BaseModel):

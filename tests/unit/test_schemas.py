@@ -62,12 +62,24 @@ huge = st.integers(10**307, 10**310) | st.integers(-(10**310), -(10**307))
 json_values = st.none() | st.booleans() | st.integers() | huge | finite | st.text(max_size=5)
 
 
+# Categorical features whose training values were integers or booleans take JSON
+# integers or booleans too (SPEC "Training data means what it says").
+TYPED_CATEGORIES = [
+    FeatureSpec(name="grade", kind="categorical", dtype="object", nullable=True,
+                categories=["1", "2", "x"]),
+    FeatureSpec(name="flag", kind="categorical", dtype="object", nullable=False,
+                categories=["False", "True"]),
+    FeatureSpec(name="both", kind="categorical", dtype="object", nullable=False,
+                categories=["0", "True"]),
+]  # fmt: skip
+
+
 @settings(max_examples=300)
-@given(data=st.data())
+@given(data=st.data(), typed=st.booleans())
 def test_event_model_accepts_exactly_what_check_event_accepts(
-    data: st.DataObject, penguins_bundle: Bundle
+    data: st.DataObject, typed: bool, penguins_bundle: Bundle
 ) -> None:
-    features: list[FeatureSpec] = penguins_bundle.features
+    features: list[FeatureSpec] = TYPED_CATEGORIES if typed else penguins_bundle.features
     event: dict[str, Any] = {}
     for feature in features:
         if data.draw(st.booleans().map(lambda b: b and data.draw(st.integers(0, 9)) == 0)):
