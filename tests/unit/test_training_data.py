@@ -11,8 +11,9 @@ import pytest
 
 from model_bundles.build import build_from_config
 from model_bundles.bundle import Bundle, load_bundle
+from model_bundles.errors import BadInputError
 from model_bundles.events import check_batch
-from model_bundles.values import category_text
+from model_bundles.values import category_text, numeric_array
 from schemas.records import RejectReason
 from tests.unit.training_tables import fit_in_memory, score_in_memory, write_config
 from worker.cli.main import run_cli
@@ -156,3 +157,16 @@ def test_na_values_lists_more_missing_fields(tmp_path: Path) -> None:
     )
     assert bundle.features[0].categories == ["NA", "x", "y"]
     assert bundle.reference.features["c"].missing_rate > 0
+
+
+def test_numbers_are_strict_float64_with_the_first_bad_row_named() -> None:
+    text = pd.Series(["1", " 2.5 ", "-3e2", None, ".5"], dtype=object)
+    assert numeric_array(text, "x").tolist()[:3] == [1.0, 2.5, -300.0]
+    assert np.isnan(numeric_array(text, "x")[3])
+    listed = numeric_array(pd.Series(["1", "N/A"]), "x", missing_text=frozenset({"N/A"}))
+    assert np.isnan(listed[1])
+    for bad, row in ((["1", "inf"], 2), (["nan", "1"], 1), (["1", "2", "1_000"], 3)):
+        with pytest.raises(BadInputError, match=f"numeric column 'x', row {row}: "):
+            numeric_array(pd.Series(bad, dtype=object), "x")
+    with pytest.raises(BadInputError, match="holds booleans"):
+        numeric_array(pd.Series([True, False]), "x")
