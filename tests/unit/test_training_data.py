@@ -18,6 +18,7 @@ from schemas.records import RejectReason
 from tests.unit.training_tables import fit_in_memory, score_in_memory, write_config
 from worker.cli.main import run_cli
 from worker.core.scoring import BatchScorer, InputEvent
+from worker.monitoring.drift_bins import DriftLayout
 
 
 def _build(tmp_path: Path, frame: pd.DataFrame, name: str = "data.csv", **config: object) -> Bundle:
@@ -85,9 +86,14 @@ def test_integer_labels_give_integer_classes_in_the_manifest_and_the_records(
     bundle = _build(tmp_path, frame, target="y", numeric=["x"], extra_model=task)
     assert bundle.manifest.classes == [0, 1]
     assert [type(c) for c in bundle.manifest.classes] == [int, int]
-    records = BatchScorer(bundle).score([InputEvent(b'{"x": 3.0, "event_id": "e"}')]).records
-    record = orjson.loads(records[0])
+    scored = BatchScorer(bundle).score([InputEvent(b'{"x": 3.0, "event_id": "e"}')])
+    record = orjson.loads(scored.records[0])
     assert type(record["prediction"]) is int and set(record["scores"]) == {"0", "1"}
+    layout = DriftLayout(bundle.reference, bundle.features, bundle.manifest.classes)
+    assert layout.prediction.labels == ("0", "1", "__unknown__")
+    counts = layout.count(scored.frame, scored.outputs.predictions, scored.outputs.scores)
+    assert layout.prediction.bins(counts).tolist()[2] == 0  # the integer label found its bin
+    assert [s.name for s in layout.class_scores] == ["0", "1"]
 
 
 def test_boolean_categories_take_json_booleans(tmp_path: Path) -> None:
