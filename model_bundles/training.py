@@ -153,10 +153,11 @@ def label_array(y: pd.Series, task: Task) -> npt.NDArray[Any]:
 
 def _require_two_classes(labels: pd.Series, target: str) -> None:
     classes = labels.unique().tolist()
+    if not classes:
+        raise BadInputError(f"target {target!r} has no labelled rows")
     if len(classes) < 2:
-        only = f" ({classes[0]!r})" if classes else ""
         raise BadInputError(
-            f"target {target!r} has {len(classes)} class{only} in {len(labels)} labelled rows; "
+            f"target {target!r} has 1 class ({classes[0]!r}) in {len(labels)} labelled rows; "
             "classification needs at least two"
         )
 
