@@ -7,10 +7,17 @@
 
 Bins are fixed at build time and shared by every replica, so live counts per
 bin can be summed across a fleet (Prometheus) and compared with one reference.
+
+Bin labels never collide: the reserved labels (``__unknown__``, ``__empty__``) start
+with exactly two underscores, and a training category that starts with two is
+labelled with one more (``bin_label``), so no category can take a reserved label.
+A feature with no value in training has all proportions 0 (``has_data`` is false):
+its drift is NaN, never "no drift", and building such a bundle warns.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -23,6 +30,28 @@ from schemas.manifest import FeatureSpec, Label
 
 NUMERIC_BINS = 10
 UNKNOWN_BIN = "__unknown__"
+"""Label of the categorical bin of values never seen in training."""
+EMPTY_BIN = "__empty__"
+"""Label of the bin of the empty-string category (an empty label value would be the
+same series as no label at all, in Prometheus)."""
+RESERVED_BINS: tuple[str, ...] = (UNKNOWN_BIN, EMPTY_BIN)
+
+
+class EmptyFeatureWarning(UserWarning):
+    """A feature has no (non-missing) value in the training data: its drift is NaN."""
+
+
+def bin_label(category: str) -> str:
+    """The bin label of a training category, one to one and never a reserved label.
+
+    Reserved labels start with exactly two underscores. A category that starts with
+    two gets one more in front (``__unknown__`` -> ``___unknown__``, ``___x`` ->
+    ``____x``); the empty category is ``__empty__``; every other category is its own
+    label.
+    """
+    if category == "":
+        return EMPTY_BIN
+    return "_" + category if category.startswith("__") else category
 
 
 class NumericReference(BaseModel):
@@ -37,6 +66,11 @@ class NumericReference(BaseModel):
 
     def bin_labels(self) -> list[str]:
         return [str(i) for i in range(len(self.proportions))]
+
+    @property
+    def has_data(self) -> bool:
+        """Whether training had any non-missing value (else drift against it is NaN)."""
+        return self.missing_rate < 1.0 and any(p > 0 for p in self.proportions)
 
     def bin_indices(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
         """Bin of each non-missing value (NaN must be filtered out first)."""
@@ -54,7 +88,13 @@ class CategoricalReference(BaseModel):
     missing_rate: float
 
     def bin_labels(self) -> list[str]:
-        return [*self.categories, UNKNOWN_BIN]
+        """One label per category (``bin_label``), then ``__unknown__``: all distinct."""
+        return [*(bin_label(c) for c in self.categories), UNKNOWN_BIN]
+
+    @property
+    def has_data(self) -> bool:
+        """Whether training had any non-missing value (else drift against it is NaN)."""
+        return self.missing_rate < 1.0 and any(p > 0 for p in self.proportions)
 
 
 Distribution = NumericReference | CategoricalReference
@@ -88,12 +128,13 @@ class Reference(BaseModel):
 def numeric_reference(
     values: npt.NDArray[np.float64], bins: int = NUMERIC_BINS
 ) -> NumericReference:
-    """Quantile bins over the non-missing values."""
+    """Quantile bins over the non-missing values; one bin of proportion 0 when there is
+    none (no reference data)."""
     missing = np.isnan(values)
     present = values[~missing]
-    missing_rate = float(missing.mean()) if len(values) else 0.0
+    missing_rate = float(missing.mean()) if len(values) else 1.0
     if len(present) == 0:
-        return NumericReference(edges=[], proportions=[1.0], missing_rate=missing_rate)
+        return NumericReference(edges=[], proportions=[0.0], missing_rate=missing_rate)
     quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1], method="linear")
     edges = np.unique(quantiles)
     counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
@@ -115,19 +156,31 @@ def categorical_reference(values: Sequence[Any], categories: Sequence[str]) -> C
     return CategoricalReference(
         categories=list(categories),
         proportions=[*proportions, unknown],
-        missing_rate=float(missing.mean()) if len(series) else 0.0,
+        missing_rate=float(missing.mean()) if len(series) else 1.0,
     )
 
 
 def feature_references(
     frame: pd.DataFrame, features: Sequence[FeatureSpec]
 ) -> dict[str, Distribution]:
-    """Reference distribution of every input feature over the training rows."""
+    """Reference distribution of every input feature over the training rows.
+
+    Warns (``EmptyFeatureWarning``) for each feature without any non-missing value.
+    """
     out: dict[str, Distribution] = {}
     for feature in features:
         column = frame[feature.name]
+        reference: Distribution
         if feature.kind == "numeric":
-            out[feature.name] = numeric_reference(column.to_numpy(dtype=np.float64))
+            reference = numeric_reference(column.to_numpy(dtype=np.float64))
         else:
-            out[feature.name] = categorical_reference(column.tolist(), feature.categories or [])
+            reference = categorical_reference(column.tolist(), feature.categories or [])
+        if not reference.has_data:
+            warnings.warn(
+                f"feature {feature.name} has no value in the training data "
+                f"({reference.missing_rate:.0%} missing): its drift will be NaN",
+                EmptyFeatureWarning,
+                stacklevel=2,
+            )
+        out[feature.name] = reference
     return out

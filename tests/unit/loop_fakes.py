@@ -104,6 +104,7 @@ class FakeDelivery:
         self.outcomes: list[bool] = []
         self.started = self.closed = False
         self.lost = 0
+        self.last_rollback = ""
 
     def start(self) -> None:
         self.started = True
@@ -111,6 +112,7 @@ class FakeDelivery:
     def deliver(self, batch: DeliveryBatch) -> bool:
         self.attempts += 1
         if self.outcomes and not self.outcomes.pop(0):
+            self.last_rollback = "_SCRIPTED"
             return False
         self.delivered.append(batch)
         self.source.commit(batch.offsets)
@@ -144,6 +146,18 @@ class RecordingObserver:
         self.delivered_counts: list[int] = []
         self.lags: dict[tuple[str, int], int] = {}
         self.forgotten: list[tuple[str, int]] = []
+        self.read = 0
+        self.commits = 0
+        self.rollbacks: list[str] = []
+
+    def events_read(self, topic: str, count: int) -> None:
+        self.read += count
+
+    def committed(self) -> None:
+        self.commits += 1
+
+    def rolled_back(self, reason: str) -> None:
+        self.rollbacks.append(reason)
 
     def batch_scored(self, topic: str, consumed: int, batch: Any, duration_s: float) -> None:
         self.scored.append(consumed)

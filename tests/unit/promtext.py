@@ -39,8 +39,11 @@ def value(registry: CollectorRegistry, sample: str, /, **labels: str) -> float:
 def exercise(metrics: WorkerMetrics, bundle: Bundle) -> None:
     """Touch every method so every family has its series."""
     batch = score_lines(bundle, stream_lines(50, seed=3))
+    metrics.events_read("events", 50)
     metrics.batch_scored("events", 50, batch, 0.01)
     metrics.delivered(len(batch.records), [1_700_000_000_000] * len(batch.records), 1.7e9)
     metrics.set_lag("events", 0, 12)
     metrics.set_ready(True)
     metrics.parity_checked(50, 0)
+    metrics.rolled_back("MSG_SIZE_TOO_LARGE")
+    metrics.committed()

@@ -32,6 +32,9 @@ SPEC_METRICS: dict[str, tuple[str, set[str]]] = {
     "scoring_prediction_bin_total": ("counter", {"bin"}),
     "scoring_parity_checked_total": ("counter", set()),
     "scoring_parity_mismatch_total": ("counter", set()),
+    "scoring_transactions_rolled_back_total": ("counter", {"reason"}),
+    "scoring_seconds_since_last_commit": ("gauge", set()),
+    "scoring_feature_reference_missing_ratio": ("gauge", {"feature"}),
 }
 #: Beyond SPEC, used by deploy/prometheus rules and the dashboard.
 EXTRA_METRICS: dict[str, tuple[str, set[str]]] = {
@@ -90,6 +93,7 @@ def test_rejects_are_counted_by_reason(
     assert len(expected) == 6  # every reason of SPEC.md occurs
     for start in range(0, len(labelled), 500):
         chunk = [line for line, _ in labelled[start : start + 500]]
+        metrics.events_read("events", len(chunk))
         metrics.batch_scored("events", len(chunk), score_lines(penguins_bundle, chunk), 0.01)
     for reason, count in expected.items():
         assert value(registry, "scoring_events_rejected_total", reason=reason) == count

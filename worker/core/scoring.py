@@ -69,6 +69,9 @@ class ScoredBatch:
 class ScoringObserver(Protocol):
     """What the live loop and replay both report per batch (``WorkerMetrics`` is one)."""
 
+    def events_read(self, topic: str, count: int) -> None:
+        """Events read for the first time (an event read again after a rollback is not)."""
+
     def batch_scored(
         self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
     ) -> None: ...

@@ -62,6 +62,9 @@ class DeliveryBatch:
 
 
 class Delivery(Protocol):
+    last_rollback: str
+    """Why the last ``deliver`` returned False: a Kafka error name (for metrics)."""
+
     def start(self) -> None: ...
     def deliver(self, batch: DeliveryBatch) -> bool:
         """True: delivered and committed. False: rolled back, rewind and redo the batch."""
@@ -112,6 +115,7 @@ class _Retrying(Generic[_P]):
         self.status = status
         self.log = log
         self.backoff = backoff
+        self.last_rollback = ""
 
     def retry(self, what: str, operation: Callable[[float], None]) -> None:
         """librdkafka's transactional calls resume where they left off when called again
@@ -214,6 +218,7 @@ class ExactlyOnce(_Retrying[TransactionalProducer]):
         its ``init_transactions`` finishes whatever the old one left (aborts it, or completes
         a commit already under way), and the loop then rewinds to the committed offsets."""
         _stop_on(exc, self.log, "transaction")
+        self.last_rollback = (producer.failures or [exc])[0].code  # a delivery report's first
         if exc.kind == FailureKind.REBALANCE or "GENERATION" in exc.code or "MEMBER" in exc.code:
             self.log.error("fenced", scope="group", error=str(exc))
         self.log.error("rolled_back", kind=exc.kind.value, error=str(exc))
@@ -268,6 +273,7 @@ class AtLeastOnce(_Retrying[IdempotentProducer]):
             raise RuntimeFailure(f"produce failed: {exc}") from None
         if not self._await_delivery(producer):
             self.log.error("rolled_back", kind="retriable", error="_STUCK: delivery reports")
+            self.last_rollback = "_STUCK"
             self._producer = self._make_producer()  # a wedged client: start afresh
             self.dispose(producer)
             self.log.emit("producer_recreated", reason="_STUCK")
@@ -276,6 +282,7 @@ class AtLeastOnce(_Retrying[IdempotentProducer]):
             first = producer.failures[0]
             _stop_on(first, self.log, "delivery")
             self.log.error("rolled_back", kind=first.kind.value, error=str(first))
+            self.last_rollback = first.code
             return False
         return self._commit(batch.offsets)
 

@@ -1,6 +1,8 @@
 """A live worker's health: readiness, broker outages, and when to give up.
 
-Ready means: the consumer has partitions, the broker answers, and no stop was asked.
+Ready means: the consumer has partitions, the broker answers, the last batch was
+delivered (a rolled-back batch makes the worker not ready until one is), and no stop
+was asked.
 An outage (seen by librdkafka's error callback, a failed call, or delivery waiting) makes
 the worker not ready and starts the give-up clock (``broker_timeout_s``); a metadata probe
 with backoff notices the broker's return. ``check`` is the one place that decides to end
@@ -44,6 +46,7 @@ class Health:
         self._on_broker_lost = on_broker_lost
         self.broker_ok = True
         self.assigned = False
+        self.delivering = True
         self.stop_at: float | None = None
         self.fatal: KafkaFailure | None = None
         self._down_since = 0.0
@@ -60,6 +63,11 @@ class Health:
 
     def set_assigned(self, assigned: bool) -> None:
         self.assigned = assigned
+        self._update()
+
+    def set_delivering(self, delivering: bool) -> None:
+        """False after a batch was rolled back, True once a batch is delivered."""
+        self.delivering = delivering
         self._update()
 
     def unavailable(self, detail: str) -> None:
@@ -116,7 +124,7 @@ class Health:
         self.available()
 
     def _update(self) -> None:
-        ready = self.broker_ok and self.assigned and self.stop_at is None
+        ready = self.broker_ok and self.assigned and self.delivering and self.stop_at is None
         if ready != self._ready:
             self._ready = ready
             self.observer.set_ready(ready)

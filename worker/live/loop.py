@@ -27,6 +27,7 @@ from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, Rebala
 from worker.live.deadletter import dead_letter_messages
 from worker.live.delivery import Delivery, DeliveryBatch, Group, Status
 from worker.live.health import FATAL_KINDS, Health
+from worker.live.progress import Progress, ProgressObserver
 from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
 
@@ -35,15 +36,22 @@ HEADER_SCORED_AT = "scoring.scored_at_ms"
 _T = TypeVar("_T")
 
 
-class Observer(ScoringObserver, Protocol):
+class Observer(ScoringObserver, ProgressObserver, Protocol):
     """Where the loop reports what it did (``monitoring.metrics.WorkerMetrics`` plugs in here)."""
 
-    def set_lag(self, topic: str, partition: int, lag: int) -> None: ...
-    def forget_partition(self, topic: str, partition: int) -> None: ...
     def set_ready(self, ready: bool) -> None: ...
 
 
 class NullObserver:
+    def events_read(self, topic: str, count: int) -> None:
+        pass
+
+    def committed(self) -> None:
+        pass
+
+    def rolled_back(self, reason: str) -> None:
+        pass
+
     def batch_scored(
         self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
     ) -> None:
@@ -131,6 +139,7 @@ class Worker(RebalanceListener):
         self.health = Health(settings, log, self.observer, self._broker_lost, clock)
         self.source = connector.source(self.health.on_kafka_error)
         self.delivery = connector.delivery(self.health, self.source)
+        self.progress = Progress(self.observer, self.health, self.source.lags)
         self.summary = RunSummary()
         self.assigned: set[Partition] = set()
         self._revoked_in_poll: set[Partition] = set()
@@ -178,12 +187,14 @@ class Worker(RebalanceListener):
                 self.request_stop("max_events")
                 return
         events = self._poll(limit)
+        self.progress.read(self.settings.input_topic, events)
         if events or not self.health.broker_ok:  # an outage is not idleness
             self._last_event = self.clock()
         if events:
             self._process(events)
         elif self.clock() - self._last_event >= (self.settings.idle_timeout_s or float("inf")):
             self.request_stop("idle")
+        self.progress.report_lags(self.assigned)  # committed or not: waiting events show
 
     def _poll(self, limit: int) -> list[InputEvent]:
         self._revoked_in_poll.clear()
@@ -204,7 +215,9 @@ class Worker(RebalanceListener):
         scored = self.scorer.score(events)
         duration_s = self.clock() - started
         batch = DeliveryBatch(self._messages(events, scored), next_offsets(events))
-        if self.delivery.deliver(batch):
+        delivered = self.delivery.deliver(batch)
+        self.progress.delivered(delivered, self.delivery.last_rollback)
+        if delivered:
             self._account(events, scored, duration_s)
             return
         self.summary.rolled_back += 1
@@ -245,8 +258,6 @@ class Worker(RebalanceListener):
         self.observer.batch_scored(self.settings.input_topic, len(events), scored, duration_s)
         stamps = [events[i].timestamp_ms for i in scored.indices]
         self.observer.delivered(len(scored.records), stamps, time.time())
-        for (topic, partition), lag in self.source.lags(sorted(self.assigned)).items():
-            self.observer.set_lag(topic, partition, lag)
 
     def _ask(self, what: str, ask: Callable[[], _T]) -> _T:
         """A broker request, retried with backoff while the broker is away."""
@@ -315,8 +326,7 @@ class Worker(RebalanceListener):
     def _forget(self, partitions: list[Partition]) -> None:
         self.assigned.difference_update(partitions)
         self._revoked_in_poll.update(partitions)
-        for topic, partition in partitions:
-            self.observer.forget_partition(topic, partition)
+        self.progress.forget(partitions)
         self.health.set_assigned(bool(self.assigned))
 
 

@@ -16,13 +16,16 @@ the window) against reference proportions ``r``, bins in reference order:
 - KS = max |cumsum(p) - cumsum(r)| (unclamped proportions; for categorical
   bins the order is the bundle's category order, unknown last);
 - JS = Jensen-Shannon distance, base 2, on the unclamped proportions, as
-  ``scipy.spatial.distance.jensenshannon(p, r, base=2)``: in [0, 1].
+  ``scipy.spatial.distance.jensenshannon(p, r, base=2)``: in [0, 1], computed in a
+  form that keeps nearly identical distributions exact (see ``js_distance``).
 
-With no live (non-missing) value in the window every statistic is NaN.
+With no live (non-missing) value in the window, or no reference data (a feature with
+no value in training), every statistic is NaN: no data is not no drift.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple, Self
@@ -32,6 +35,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EPSILON = 1e-4
+_LN2 = math.log(2.0)
 STATISTICS: tuple[str, ...] = ("psi", "ks", "js")
 
 Counts = npt.NDArray[np.int64]
@@ -87,24 +91,37 @@ def ks(live: Floats, reference: Floats) -> float:
 
 
 def js_distance(live: Floats, reference: Floats) -> float:
-    """Jensen-Shannon distance, base 2 (scipy's ``jensenshannon(p, q, base=2)``)."""
+    """Jensen-Shannon distance, base 2 (scipy's ``jensenshannon(p, q, base=2)``), in [0, 1].
+
+    Computed per bin from x = (p - q) / (p + q) as
+    JSD = sum((p + q) / 4 * f(x)) with f(x) = 2x atanh(x) + ln(1 - x^2), both terms of
+    order x^2: no cancellation across bins, so nearly identical distributions give the
+    small positive distance they have (``p ln(p/m) + q ln(q/m)`` summed over bins loses
+    it to rounding, and can go negative under the square root). A bin present on one
+    side only (|x| = 1) has f = 2 ln 2.
+    """
     p = live / np.sum(live)
     q = reference / np.sum(reference)
-    m = (p + q) / 2.0
-    total = _kl_terms(p, m) + _kl_terms(q, m)
-    return float(np.sqrt(total / np.log(2.0) / 2.0))
-
-
-def _kl_terms(p: Floats, m: Floats) -> float:
-    """sum of p * ln(p / m) over p > 0 (m > 0 wherever p > 0)."""
-    mask = p > 0
-    return float(np.sum(p[mask] * np.log(p[mask] / m[mask])))
+    s = p + q
+    keep = s > 0
+    p, q, s = p[keep], q[keep], s[keep]
+    x = (p - q) / s
+    f = np.full_like(x, 2.0 * _LN2)
+    both = np.abs(x) < 1.0
+    inner = x[both]
+    f[both] = 2.0 * inner * np.arctanh(inner) + np.log1p(-inner * inner)
+    divergence = float(np.sum(s * f)) / 4.0 / _LN2
+    return math.sqrt(min(max(divergence, 0.0), 1.0))  # rounding stays inside [0, 1]
 
 
 def drift_stats(counts: Counts, reference: Floats) -> DriftStats:
-    """PSI, KS and JS of live bin counts against reference proportions."""
+    """PSI, KS and JS of live bin counts against reference proportions.
+
+    NaN (all three) when there is nothing to compare: no live value in ``counts``, or
+    no reference data (proportions all 0: a feature with no value in training).
+    """
     total = int(counts.sum())
-    if total == 0:
+    if total == 0 or not np.any(reference > 0):
         return NO_DATA
     live = counts / total
     return DriftStats(psi(live, reference), ks(live, reference), js_distance(live, reference))

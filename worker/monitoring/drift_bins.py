@@ -10,6 +10,9 @@ a few vectorised numpy/pandas calls per segment, no Python loop over events:
   ``bin_indices``: bin i is (edges[i-1], edges[i]]), NaN to the missing slot;
 - categorical: ``pd.factorize`` then a lookup of the (few) distinct values,
   anything not seen in training to ``__unknown__``, NaN to the missing slot.
+
+Segment labels are the reference's ``bin_labels()``: distinct within a segment, a
+category never taking a reserved label (``model_bundles.reference.bin_label``).
 """
 
 from __future__ import annotations
@@ -128,7 +131,9 @@ class DriftLayout:
             kind=kind,
             name=name,
             labels=tuple(distribution.bin_labels()),
-            reference=np.asarray(distribution.proportions, dtype=np.float64),
+            # no training value: proportions all 0, so the statistics are NaN
+            reference=np.asarray(distribution.proportions, dtype=np.float64)
+            * (1.0 if distribution.has_data else 0.0),
             start=self.width,
             binner=_binner(distribution),
         )

@@ -1,7 +1,10 @@
 """The worker's Prometheus metrics (SPEC.md "Metrics and health"), on an injected registry.
 
-``WorkerMetrics`` is the observer the run loop and replay call: once per batch,
-once per delivery, on lag updates and readiness changes. Every call costs a
+``WorkerMetrics`` is the observer the run loop and replay call: once per poll
+(events read), once per batch, once per delivery or rollback, on lag updates and
+readiness changes. A worker that reads but cannot deliver shows it: events read and
+lag keep moving, rolled-back transactions count up by reason, and the seconds since
+the last commit grow. Every call costs a
 fixed number of counter/histogram updates plus a few vectorised numpy calls,
 never a Python step per event. Label values come from the bundle (features,
 bins, classes), from a closed enum (reject reasons) or from the consumer's
@@ -45,6 +48,9 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "scoring_prediction_bin_total",
         "scoring_parity_checked_total",
         "scoring_parity_mismatch_total",
+        "scoring_transactions_rolled_back_total",
+        "scoring_seconds_since_last_commit",
+        "scoring_feature_reference_missing_ratio",
         # for the recording/alert rules and dashboards
         "scoring_prediction_reference_ratio",
         "scoring_feature_bin_total",
@@ -81,6 +87,8 @@ class WorkerMetrics:
         self.registry = registry
         self.settings = settings or DriftSettings()
         self._ready = False
+        self._clock = clock
+        self._last_commit_s = clock()
         manifest = bundle.manifest
         self.layout = DriftLayout(bundle.reference, manifest.features, manifest.classes)
         self._drift = DriftCollector(self.layout, self.settings, clock)
@@ -97,7 +105,10 @@ class WorkerMetrics:
     def _operational(self, registry: CollectorRegistry) -> None:
         r = registry
         self._consumed = Counter(
-            "scoring_events_consumed_total", "Events read", ["topic"], registry=r
+            "scoring_events_consumed_total",
+            "Events read (once each, delivered or not)",
+            ["topic"],
+            registry=r,
         )
         self._consumed_by_topic: dict[str, Counter] = {}
         self._produced = Counter(
@@ -139,6 +150,18 @@ class WorkerMetrics:
             "scoring_parity_mismatch_total", "Research-vs-live mismatches", registry=r
         )
         self._ready_gauge = Gauge("scoring_ready", "1 when the worker is ready", registry=r)
+        self._rolled_back = Counter(
+            "scoring_transactions_rolled_back_total",
+            "Batches rolled back (or, at-least-once, not delivered), by Kafka error",
+            ["reason"],
+            registry=r,
+        )
+        since_commit = Gauge(
+            "scoring_seconds_since_last_commit",
+            "Seconds since offsets were last committed (since start before the first commit)",
+            registry=r,
+        )
+        since_commit.set_function(lambda: max(self._clock() - self._last_commit_s, 0.0))
 
     def _static(self, registry: CollectorRegistry, bundle: Bundle) -> None:
         r = registry
@@ -177,17 +200,29 @@ class WorkerMetrics:
         for segment in self.layout.features:
             for label, ratio in zip(segment.labels, segment.reference.tolist(), strict=True):
                 feature_ref.labels(segment.name, label).set(ratio)
+        reference_missing = Gauge(
+            "scoring_feature_reference_missing_ratio",
+            "Share of training rows missing the feature (1: no training value)",
+            ["feature"],
+            registry=r,
+        )
+        for name, distribution in bundle.reference.features.items():
+            reference_missing.labels(name).set(distribution.missing_rate)
 
     # --- the observer interface of the run loop and replay ---
+
+    def events_read(self, topic: str, count: int) -> None:
+        """``count`` events read from ``topic`` for the first time (0 creates the series)."""
+        child = self._consumed_by_topic.get(topic)
+        if child is None:
+            child = self._consumed_by_topic[topic] = self._consumed.labels(topic)
+        child.inc(count)
 
     def batch_scored(
         self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
     ) -> None:
-        """One micro-batch: counts, rejects, sizes, unknown categories and drift."""
-        child = self._consumed_by_topic.get(topic)
-        if child is None:
-            child = self._consumed_by_topic[topic] = self._consumed.labels(topic)
-        child.inc(consumed)
+        """One delivered micro-batch: rejects, sizes, unknown categories and drift (the
+        events were counted as read by ``events_read``)."""
         if batch.rejected:
             reasons = collections.Counter(str(r.rejection.reason) for r in batch.rejected)
             for reason, count in reasons.items():
@@ -234,6 +269,16 @@ class WorkerMetrics:
     def set_ready(self, ready: bool) -> None:
         self._ready = ready
         self._ready_gauge.set(1 if ready else 0)
+
+    def committed(self) -> None:
+        """A batch's offsets were committed: the seconds-since-commit gauge restarts."""
+        self._last_commit_s = self._clock()
+
+    def rolled_back(self, reason: str) -> None:
+        """A batch was rolled back; ``reason`` is a Kafka error name, a bounded set
+        (``MSG_SIZE_TOO_LARGE`` and ``_STUCK`` are exported as ``msg_size_too_large`` and
+        ``stuck``; an empty one as ``unknown``)."""
+        self._rolled_back.labels(reason.lower().lstrip("_") or "unknown").inc()
 
     def parity_checked(self, checked: int, mismatched: int) -> None:
         self._parity_checked.inc(checked)

@@ -93,6 +93,7 @@ def replay(
         compared = checker.add_actual(scored.records) if checker is not None else None
         if observer is not None:
             topic = events[0].topic if events else ""
+            observer.events_read(topic, len(events))
             observer.batch_scored(topic, len(events), scored, duration_s)
             observer.delivered(len(scored.records), [], time.time())
             if compared is not None:

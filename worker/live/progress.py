@@ -1,0 +1,78 @@
+"""What the run loop reports about its progress, so that a stuck worker never looks idle.
+
+A worker that reads events but cannot deliver them (every transaction rolled back and
+retried) must show it in its metrics and readiness, whatever the cause:
+
+- events read are counted when first read (``events_read``), delivered or not; an event
+  read again after a rollback rewound the consumer is not counted twice;
+- the lag of every owned partition is reported after every poll, from the consumer's
+  position and the end offsets, whether or not anything was committed (after a rollback
+  the position is back at the committed offset, so the lag shows every waiting event);
+- every delivery ends in ``committed`` or ``rolled_back(reason)``, and readiness is false
+  from a rolled-back batch until a batch is delivered again (``Health.set_delivering``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+from worker.core.scoring import InputEvent
+from worker.kafka.types import Partition
+
+
+class ProgressObserver(Protocol):
+    """The monitoring side of progress (``monitoring.metrics.WorkerMetrics`` is one)."""
+
+    def events_read(self, topic: str, count: int) -> None: ...
+    def set_lag(self, topic: str, partition: int, lag: int) -> None: ...
+    def forget_partition(self, topic: str, partition: int) -> None: ...
+    def committed(self) -> None: ...
+    def rolled_back(self, reason: str) -> None: ...
+
+
+class DeliveringStatus(Protocol):
+    def set_delivering(self, delivering: bool) -> None: ...
+
+
+Lags = Callable[[Sequence[Partition]], dict[Partition, int]]
+
+
+class Progress:
+    """Turns the loop's polls, deliveries and rebalances into observer calls."""
+
+    def __init__(self, observer: ProgressObserver, status: DeliveringStatus, lags: Lags) -> None:
+        self._observer = observer
+        self._status = status
+        self._lags = lags
+        self._read_to: dict[Partition, int] = {}
+
+    def read(self, topic: str, events: Iterable[InputEvent]) -> None:
+        """After a poll: count the events not read before (0 still creates the series)."""
+        read_to = self._read_to
+        count = 0
+        for e in events:
+            key = (e.topic, e.partition)
+            if e.offset >= read_to.get(key, -1):
+                count += 1
+                read_to[key] = e.offset + 1
+        self._observer.events_read(topic, count)
+
+    def delivered(self, ok: bool, reason: str) -> None:
+        """After ``Delivery.deliver``: ``reason`` is why it rolled back (when not ``ok``)."""
+        if ok:
+            self._observer.committed()
+        else:
+            self._observer.rolled_back(reason)
+        self._status.set_delivering(ok)
+
+    def report_lags(self, assigned: Iterable[Partition]) -> None:
+        """End offset minus position of every owned partition (cached watermarks)."""
+        for (topic, partition), lag in self._lags(sorted(assigned)).items():
+            self._observer.set_lag(topic, partition, lag)
+
+    def forget(self, partitions: Iterable[Partition]) -> None:
+        """Revoked or lost: another replica reads and reports these now."""
+        for topic, partition in partitions:
+            self._read_to.pop((topic, partition), None)
+            self._observer.forget_partition(topic, partition)
