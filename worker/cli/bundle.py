@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ import orjson
 
 from model_bundles.build import build_from_config
 from model_bundles.bundle import load_bundle
+from model_bundles.reference import EmptyFeatureWarning
 from model_bundles.store import read_manifest
 from model_bundles.verify import SELFCHECK_BATCH_SIZES
 from schemas.manifest import Manifest
@@ -31,7 +33,16 @@ def bundle() -> None:
 @option("--out", type=_dir, required=True, help="bundle directory to write")
 def build(config: Path, data: Path, out: Path) -> None:
     """Fit the pipeline of CONFIG on DATA and save a verifiable bundle."""
-    manifest = build_from_config(config, data, out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmptyFeatureWarning)
+        manifest = build_from_config(config, data, out)
+    for warning in caught:  # one line each; others go where Python sends them
+        if issubclass(warning.category, EmptyFeatureWarning):
+            _warn(str(warning.message))
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     click.echo(f"built {manifest.name} {manifest.version} {manifest.digest} -> {out}")
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(manifest.metrics.items()))
     click.echo(f"holdout: {metrics}")
