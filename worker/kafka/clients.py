@@ -121,16 +121,23 @@ class GroupConsumer:
         logger: logging.Logger | None = None,
     ) -> None:
         self._consumer = Consumer(_with_callbacks(config, on_error, logger))
+        self._sought: dict[Partition, int] = {}
+        """Where a seek put each partition, until the consumer reports a position again."""
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         def parts(tps: list[TopicPartition]) -> list[Partition]:
             return [(tp.topic, tp.partition) for tp in tps]
 
+        def gone(tps: list[TopicPartition]) -> list[Partition]:
+            for partition in parts(tps):
+                self._sought.pop(partition, None)
+            return parts(tps)
+
         self._consumer.subscribe(
             topics,
             on_assign=lambda _c, tps: listener.on_assigned(parts(tps)),
-            on_revoke=lambda _c, tps: listener.on_revoked(parts(tps)),
-            on_lost=lambda _c, tps: listener.on_lost(parts(tps)),
+            on_revoke=lambda _c, tps: listener.on_revoked(gone(tps)),
+            on_lost=lambda _c, tps: listener.on_lost(gone(tps)),
         )
 
     def poll_batch(self, max_events: int, linger_s: float) -> Polled:
@@ -150,6 +157,7 @@ class GroupConsumer:
 
     def _seek(self, tp: TopicPartition) -> None:
         _call(lambda: self._consumer.seek(tp))
+        self._sought[(tp.topic, tp.partition)] = tp.offset
 
     def group_metadata(self) -> Any:
         """The consumer group metadata KIP-447 transactions are fenced with."""
@@ -170,13 +178,21 @@ class GroupConsumer:
         return {(tp.topic, tp.partition): tp.offset for tp in found}
 
     def lags(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
-        """End offset minus position from cached watermarks: no broker round trip."""
+        """End offset minus position from cached watermarks: no broker round trip.
+
+        After a seek (a rolled-back batch rewound) librdkafka reports no position until
+        the next fetch; the offset sought is the position then, so the lag still shows.
+        """
         tps = [TopicPartition(t, p) for t, p in partitions]
         lags: dict[Partition, int] = {}
         for tp in _call(lambda: self._consumer.position(tps)):
+            key = (tp.topic, tp.partition)
+            if tp.offset >= 0:
+                self._sought.pop(key, None)
+            position = tp.offset if tp.offset >= 0 else self._sought.get(key, -1)
             _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if tp.offset >= 0 and high >= 0:
-                lags[(tp.topic, tp.partition)] = max(high - tp.offset, 0)
+            if position >= 0 and high >= 0:
+                lags[key] = max(high - position, 0)
         return lags
 
     def partition_count(self, topic: str, timeout_s: float) -> int | None:
