@@ -12,8 +12,9 @@ from prometheus_client import CollectorRegistry
 from model_bundles.bundle import Bundle
 from tests.unit.promtext import value
 from tests.unit.scored import stream_lines
-from worker.core.scoring import BatchScorer
+from worker.core.scoring import BatchScorer, InputEvent
 from worker.live.loop import Worker
+from worker.live.progress import Progress
 from worker.live.settings import WorkerSettings
 from worker.monitoring.drift import DriftSettings
 from worker.monitoring.metrics import WorkerMetrics
@@ -73,3 +74,44 @@ def test_consumed_series_and_lag_exist_before_anything_is_delivered(
     assert value(registry, "scoring_events_consumed_total", topic=TOPIC) == 0
     assert value(registry, "scoring_consumer_lag", topic=TOPIC, partition="0") == 0
     assert value(registry, "scoring_ready") == 1
+
+
+class Counts:
+    """A ProgressObserver and status that only count."""
+
+    def __init__(self) -> None:
+        self.read = 0
+        self.delivering: list[bool] = []
+
+    def events_read(self, topic: str, count: int) -> None:
+        self.read += count
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None: ...
+    def forget_partition(self, topic: str, partition: int) -> None: ...
+    def committed(self) -> None: ...
+    def rolled_back(self, reason: str) -> None: ...
+
+    def set_delivering(self, delivering: bool) -> None:
+        self.delivering.append(delivering)
+
+
+def events(partition: int, offsets: range) -> list[InputEvent]:
+    return [InputEvent(b"{}", None, TOPIC, partition, o) for o in offsets]
+
+
+def test_events_read_again_after_rollbacks_are_counted_once() -> None:
+    counts = Counts()
+    progress = Progress(counts, counts, lambda _partitions: {})
+    progress.read(TOPIC, events(0, range(0, 10)) + events(1, range(0, 5)))
+    progress.delivered(False, "X")  # rewound to 0 on both partitions
+    progress.read(TOPIC, events(0, range(0, 4)) + events(1, range(0, 8)))  # 3 new on p1
+    progress.delivered(False, "X")
+    progress.read(TOPIC, events(0, range(0, 12)) + events(1, range(0, 8)))  # 2 new on p0
+    progress.delivered(True, "")
+    progress.read(TOPIC, events(0, range(12, 20)))
+    assert counts.read == 15 + 3 + 2 + 8
+    assert counts.delivering == [False, False, True]
+    progress.delivered(False, "X")
+    progress.forget([(TOPIC, 0)])  # another replica reads it now; back later: new to us
+    progress.read(TOPIC, events(0, range(12, 20)))
+    assert counts.read == 28 + 8

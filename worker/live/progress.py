@@ -45,25 +45,38 @@ class Progress:
         self._observer = observer
         self._status = status
         self._lags = lags
+        self._last: Sequence[InputEvent] = ()
         self._read_to: dict[Partition, int] = {}
+        """Per partition rewound by a rollback: the offset after the last event read."""
 
-    def read(self, topic: str, events: Iterable[InputEvent]) -> None:
-        """After a poll: count the events not read before (0 still creates the series)."""
+    def read(self, topic: str, events: Sequence[InputEvent]) -> None:
+        """After a poll: count the events not read before (0 still creates the series).
+        Only after a rollback does this look at each event, until the rewound
+        partitions are read past where they were."""
+        self._last = events
         read_to = self._read_to
-        count = 0
-        for e in events:
-            key = (e.topic, e.partition)
-            if e.offset >= read_to.get(key, -1):
-                count += 1
-                read_to[key] = e.offset + 1
+        count = len(events)
+        if read_to:
+            for e in events:
+                key = (e.topic, e.partition)
+                mark = read_to.get(key)
+                if mark is not None and e.offset < mark:
+                    count -= 1  # read before the rollback
+                elif mark is not None:
+                    del read_to[key]  # caught up: every later event is new
         self._observer.events_read(topic, count)
 
     def delivered(self, ok: bool, reason: str) -> None:
-        """After ``Delivery.deliver``: ``reason`` is why it rolled back (when not ``ok``)."""
+        """After ``Delivery.deliver`` of the batch last read: ``reason`` is why it rolled
+        back (when not ``ok``); its events come again and are not counted twice."""
         if ok:
             self._observer.committed()
         else:
             self._observer.rolled_back(reason)
+            read_to = self._read_to
+            for e in self._last:
+                key = (e.topic, e.partition)
+                read_to[key] = max(read_to.get(key, 0), e.offset + 1)
         self._status.set_delivering(ok)
 
     def report_lags(self, assigned: Iterable[Partition]) -> None:
