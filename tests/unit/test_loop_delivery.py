@@ -118,6 +118,24 @@ def test_abortable_error_aborts_and_asks_for_a_rewind() -> None:
     assert delivery.deliver(BATCH)
 
 
+def test_a_rollback_names_the_refused_message_s_error_else_the_call_s() -> None:
+    too_large = KafkaFailure(FailureKind.ABORTABLE, "MSG_SIZE_TOO_LARGE", "refused")
+    delivery, _ = exactly_once(
+        {
+            "commit": [
+                failure(FailureKind.ABORTABLE, "_INCONSISTENT"),
+                failure(FailureKind.ABORTABLE, "_STATE"),
+            ]
+        }
+    )
+    Producer.made[0].failures.append(too_large)  # a delivery report, as the client keeps it
+    assert not delivery.deliver(BATCH)
+    assert delivery.last_rollback == "MSG_SIZE_TOO_LARGE"
+    Producer.made[0].failures.clear()
+    assert not delivery.deliver(BATCH)
+    assert delivery.last_rollback == "_STATE"
+
+
 def test_commit_timeouts_are_resumed_not_aborted() -> None:
     delivery, status = exactly_once({"commit": [failure(FailureKind.RETRIABLE)] * 2})
     assert delivery.deliver(BATCH)
