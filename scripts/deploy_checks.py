@@ -42,10 +42,11 @@ def known_metrics() -> frozenset[str]:
     """Every metric family the worker exports (its registry's own list)."""
     sys.path.insert(0, str(REPO))
     try:
+        from worker.monitoring.challenger_metrics import CHALLENGER_METRIC_NAMES
         from worker.monitoring.metrics import METRIC_NAMES
     finally:
         sys.path.remove(str(REPO))
-    return frozenset(METRIC_NAMES)
+    return frozenset(METRIC_NAMES | CHALLENGER_METRIC_NAMES)
 
 
 def expand_exposition_names(names: Iterable[str]) -> frozenset[str]:

@@ -17,7 +17,7 @@ from worker.kafka.types import Outgoing
 from worker.live.challengers import Challengers
 from worker.live.loop import Worker
 from worker.live.settings import WorkerSettings
-from worker.monitoring.challenger_metrics import ChallengerMetrics
+from worker.monitoring.challenger_metrics import CHALLENGER_METRIC_NAMES, ChallengerMetrics
 
 SETTINGS = WorkerSettings(
     bundle="b", bootstrap_servers="k:1", input_topic=TOPIC, output_topic="out",
@@ -140,3 +140,10 @@ def test_start_up_refuses_the_champion_twice_and_another_task(
 
 def _bodies(messages: list[Outgoing]) -> list[tuple[str, bytes | None, bytes | None]]:
     return [(m.topic, m.key, m.value) for m in messages]
+
+
+def test_challenger_metric_families(registry: CollectorRegistry, penguins_bundle: Bundle) -> None:
+    ChallengerMetrics(registry, penguins_bundle, ["c@1"])
+    families = {m.name for m in registry.collect()}
+    exported = {n.removesuffix("_total") for n in CHALLENGER_METRIC_NAMES}
+    assert families == exported

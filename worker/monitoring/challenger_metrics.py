@@ -35,6 +35,15 @@ from worker.monitoring.drift_bins import DriftLayout
 from worker.monitoring.metrics import BATCH_DURATION_BUCKETS
 
 REGRESSION_DECIMALS = 6
+CHALLENGER_METRIC_NAMES: frozenset[str] = frozenset(
+    {
+        "scoring_challenger_agreement_ratio",  # SPEC.md
+        "scoring_challenger_prediction_drift",  # SPEC.md
+        "scoring_challenger_batch_duration_seconds",  # SPEC.md
+        "scoring_challenger_predictions_produced_total",
+        "scoring_challenger_rejected_total",
+    }
+)
 
 
 class ChallengerMetrics:
