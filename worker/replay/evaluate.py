@@ -74,9 +74,10 @@ class Joined:
     models: list[ModelPredictions]
     ids: list[str]
     y: np.ndarray
-    """Labels: strings (classification) or float64 (regression), shape (n,)."""
+    """Labels, shape (n,): classification as int64 positions in ``classes`` (integer codes
+    keep scikit-learn's per-resample work small), regression as float64."""
     predicted: list[np.ndarray]
-    """Per model: predicted labels (strings) or values (float64), shape (n,)."""
+    """Per model, shape (n,): predicted labels as positions in ``classes``, or values."""
     scores: list[np.ndarray | None]
     """Per model: probabilities, shape (n, len(classes)), columns in ``classes`` order."""
     classes: list[str]
@@ -230,8 +231,8 @@ def join(labels: Labels, models: Sequence[ModelPredictions]) -> Joined:
         task=task,
         models=list(models),
         ids=ids,
-        y=_labels_array(labels, ids, task),
-        predicted=[_predicted(m, ids, task) for m in models],
+        y=_labels_array(labels, ids, task, classes),
+        predicted=[_predicted(m, ids, task, classes) for m in models],
         scores=[_scores(m, ids, classes) if task == "classification" else None for m in models],
         classes=classes,
         labels=labels,
@@ -244,21 +245,31 @@ def join(labels: Labels, models: Sequence[ModelPredictions]) -> Joined:
     return joined
 
 
-def _labels_array(labels: Labels, ids: list[str], task: Task) -> np.ndarray:
+def _labels_array(labels: Labels, ids: list[str], task: Task, classes: list[str]) -> np.ndarray:
     values = [labels.values[i] for i in ids]
     if task == "classification":
-        return np.array([str(v) for v in values], dtype=object)
+        return _codes([str(v) for v in values], classes)
     bad = next((v for v in values if not _is_number(v)), None)
     if bad is not None:
         raise BadInputError(f"regression labels must be numbers, got {bad!r}")
     return np.array(values, dtype=np.float64)
 
 
-def _predicted(model: ModelPredictions, ids: list[str], task: Task) -> np.ndarray:
+def _predicted(
+    model: ModelPredictions, ids: list[str], task: Task, classes: list[str]
+) -> np.ndarray:
     values = [model.predictions[i] for i in ids]
     if task == "classification":
-        return np.array(values, dtype=object)
+        unknown = next((v for v in values if v not in set(classes)), None)
+        if unknown is not None:
+            raise BadInputError(f"{model.source}: prediction {unknown!r} is not among its scores")
+        return _codes(values, classes)
     return np.array(values, dtype=np.float64)
+
+
+def _codes(values: list[str], classes: list[str]) -> np.ndarray:
+    position = {c: i for i, c in enumerate(classes)}
+    return np.array([position[v] for v in values], dtype=np.int64)
 
 
 def _scores(model: ModelPredictions, ids: list[str], classes: list[str]) -> np.ndarray:

@@ -108,7 +108,9 @@ def _calibration(joined: Joined, figure: Figure) -> None:
         ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect")
         for model, scores in zip(joined.models, joined.scores, strict=True):
             assert scores is not None
-            observed, predicted = calibration_curve(joined.y == label, scores[:, column], n_bins=10)
+            observed, predicted = calibration_curve(
+                joined.y == column, scores[:, column], n_bins=10
+            )
             ax.plot(predicted, observed, marker="o", label=model.label)
         ax.set(title=f"{label}", xlabel="predicted probability", ylabel="observed share")
         ax.legend(fontsize="x-small")
@@ -120,7 +122,7 @@ def _roc(joined: Joined, figure: Figure) -> None:
         ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
         for model, scores in zip(joined.models, joined.scores, strict=True):
             assert scores is not None
-            fpr, tpr, _ = roc_curve(joined.y == label, scores[:, column])
+            fpr, tpr, _ = roc_curve(joined.y == column, scores[:, column])
             ax.plot(fpr, tpr, label=model.label)
         ax.set(title=f"{label}", xlabel="false positive rate", ylabel="true positive rate")
         ax.legend(fontsize="x-small")

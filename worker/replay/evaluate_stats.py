@@ -45,8 +45,8 @@ ALPHA = 0.05
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
 
-Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list[str]], float]
-PerEvent = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list[str]], np.ndarray]
+Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list[Any]], float]
+PerEvent = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list[Any]], np.ndarray]
 BATCH = 50
 """Resamples drawn and scored at once (memory: BATCH x events positions)."""
 
@@ -64,25 +64,25 @@ class Metric:
     root: bool = False
 
 
-def _roc_auc(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, classes: list[str]) -> float:
+def _roc_auc(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, classes: list[Any]) -> float:
     assert p is not None
     if len(classes) == 2:
         return float(roc_auc_score(y == classes[1], p[:, 1]))
     return float(roc_auc_score(y, p, multi_class="ovr", labels=classes))
 
 
-def _brier(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, classes: list[str]) -> float:
+def _brier(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, classes: list[Any]) -> float:
     assert p is not None
     if len(classes) == 2:
         return float(brier_score_loss(y, p[:, 1], pos_label=classes[1]))
     return float(brier_score_loss(y, p, labels=classes))
 
 
-def _one_hot(y: np.ndarray, classes: list[str]) -> np.ndarray:
-    return np.asarray(y[:, None] == np.array(classes, dtype=object)[None, :], dtype=np.float64)
+def _one_hot(y: np.ndarray, classes: list[Any]) -> np.ndarray:
+    return np.asarray(y[:, None] == np.array(classes)[None, :], dtype=np.float64)
 
 
-def _brier_each(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, c: list[str]) -> np.ndarray:
+def _brier_each(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, c: list[Any]) -> np.ndarray:
     """Squared error of the probabilities: the positive label's only when there are two."""
     assert p is not None
     if len(c) == 2:
@@ -91,7 +91,7 @@ def _brier_each(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, c: list[
 
 
 def _log_loss_each(
-    y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, c: list[str]
+    y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, c: list[Any]
 ) -> np.ndarray:
     """Minus the log of the true label's probability, clipped like scikit-learn (dtype eps)."""
     assert p is not None
@@ -222,7 +222,7 @@ def evaluate(
 
 def _point(joined: Joined, metrics: list[Metric]) -> np.ndarray:
     """Every metric of every model by scikit-learn, then every challenger-minus-first."""
-    y, classes = joined.y, joined.classes
+    y, classes = joined.y, _codes(joined)
     table = np.array(
         [
             [_safe(m.compute, y, pred, scores, classes) for m in metrics]
@@ -234,7 +234,7 @@ def _point(joined: Joined, metrics: list[Metric]) -> np.ndarray:
 
 def _statistic(joined: Joined, metrics: list[Metric]) -> Callable[..., np.ndarray]:
     """positions (resamples, n) -> (statistics, resamples), in ``_point``'s order."""
-    y, classes = joined.y, joined.classes
+    y, classes = joined.y, _codes(joined)
     each = [
         [m.per_event(y, pred, p, classes) if m.per_event else None for m in metrics]
         for pred, p in zip(joined.predicted, joined.scores, strict=True)
@@ -264,6 +264,11 @@ def _statistic(joined: Joined, metrics: list[Metric]) -> Callable[..., np.ndarra
         return np.concatenate([table.reshape(-1, idx.shape[0]), diffs.reshape(-1, idx.shape[0])])
 
     return statistic
+
+
+def _codes(joined: Joined) -> list[Any]:
+    """What the metrics get as ``classes``: the label positions ``joined.y`` holds."""
+    return list(range(len(joined.classes)))
 
 
 def _safe(compute: Scorer, *args: Any) -> float:
