@@ -15,13 +15,13 @@ from model_bundles.errors import BadInputError
 from worker.cli.options import option
 from worker.errors import ExitCode
 from worker.replay.evaluate import ModelPredictions, join, read_labels, read_predictions
+from worker.replay.evaluate_metrics import metrics_for
 from worker.replay.evaluate_report import to_json, to_text
 from worker.replay.evaluate_stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     Evaluation,
     evaluate,
-    metrics_for,
     not_better,
 )
 

@@ -64,7 +64,11 @@ class ChallengerMetrics:
         self.clock = clock
         window = settings or DriftSettings()
         self.windows = {n: SlidingWindow(2 * self.width + 1, window) for n in names}
-        r = registry
+        self._register(registry)
+        for name in names:
+            self.produced.labels(name)
+
+    def _register(self, r: CollectorRegistry) -> None:
         self.agreement = Gauge(
             "scoring_challenger_agreement_ratio",
             "Share of events where the challenger predicts what the champion does (window)",
@@ -96,8 +100,6 @@ class ChallengerMetrics:
             ["challenger", "reason"],
             registry=r,
         )
-        for name in names:
-            self.produced.labels(name)
 
     def challenger_batch(
         self,

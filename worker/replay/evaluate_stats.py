@@ -1,9 +1,6 @@
 """`evaluate`'s figures: the task's metrics with 95 % intervals, and paired differences.
 
-Metrics are scikit-learn's (``sklearn.metrics``): classification accuracy, log loss,
-Brier score (``brier_score_loss``; one-vs-rest over the labels when there are more
-than two) and ROC AUC (one-vs-rest macro average when more than two labels);
-regression MAE, RMSE and R².
+Metrics are scikit-learn's (``worker.replay.evaluate_metrics``).
 
 Intervals and p-values come from one paired bootstrap (``scipy.stats.bootstrap``,
 percentile method, ``n_resamples`` resamples drawn by ``numpy.random.Generator(seed)``):
@@ -27,113 +24,18 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import bootstrap
-from sklearn.metrics import (
-    accuracy_score,
-    brier_score_loss,
-    log_loss,
-    mean_absolute_error,
-    r2_score,
-    roc_auc_score,
-    root_mean_squared_error,
-)
 
 from model_bundles.errors import BadInputError
-from worker.replay.evaluate import Joined, Task
+from worker.replay.evaluate import Joined
+from worker.replay.evaluate_metrics import Metric, Scorer, metrics_for
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
 
-Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list[Any]], float]
-PerEvent = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list[Any]], np.ndarray]
 BATCH = 50
 """Resamples drawn and scored at once (memory: BATCH x events positions)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Metric:
-    name: str
-    higher_is_better: bool
-    compute: Scorer
-    """(labels, predicted, scores or None, classes) -> value, by scikit-learn."""
-    per_event: PerEvent | None = None
-    """For a metric that is a mean (or its root) of per-event losses: those losses, so a
-    resample's value is an average of them rather than a scikit-learn call per resample.
-    The tests check that their mean equals ``compute`` on every model."""
-    root: bool = False
-
-
-def _roc_auc(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, classes: list[Any]) -> float:
-    assert p is not None
-    if len(classes) == 2:
-        return float(roc_auc_score(y == classes[1], p[:, 1]))
-    return float(roc_auc_score(y, p, multi_class="ovr", labels=classes))
-
-
-def _brier(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, classes: list[Any]) -> float:
-    assert p is not None
-    if len(classes) == 2:
-        return float(brier_score_loss(y, p[:, 1], pos_label=classes[1]))
-    return float(brier_score_loss(y, p, labels=classes))
-
-
-def _one_hot(y: np.ndarray, classes: list[Any]) -> np.ndarray:
-    return np.asarray(y[:, None] == np.array(classes)[None, :], dtype=np.float64)
-
-
-def _brier_each(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, c: list[Any]) -> np.ndarray:
-    """Squared error of the probabilities: the positive label's only when there are two."""
-    assert p is not None
-    if len(c) == 2:
-        return np.asarray((p[:, 1] - (y == c[1])) ** 2, dtype=np.float64)
-    return np.asarray(((p - _one_hot(y, c)) ** 2).sum(axis=1), dtype=np.float64)
-
-
-def _log_loss_each(
-    y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, c: list[Any]
-) -> np.ndarray:
-    """Minus the log of the true label's probability, clipped like scikit-learn (dtype eps)."""
-    assert p is not None
-    eps = np.finfo(p.dtype).eps
-    true = (np.clip(p, eps, 1 - eps) * _one_hot(y, c)).sum(axis=1)
-    return np.asarray(-np.log(true), dtype=np.float64)
-
-
-METRICS: dict[Task, tuple[Metric, ...]] = {
-    "classification": (
-        Metric(
-            "accuracy",
-            True,
-            lambda y, pred, _p, _c: float(accuracy_score(y, pred)),
-            lambda y, pred, _p, _c: np.asarray(y == pred, dtype=np.float64),
-        ),
-        Metric(
-            "log_loss",
-            False,
-            lambda y, _pred, p, c: float(log_loss(y, p, labels=c)),
-            _log_loss_each,
-        ),
-        Metric("brier", False, _brier, _brier_each),
-        Metric("roc_auc", True, _roc_auc),
-    ),
-    "regression": (
-        Metric(
-            "mae",
-            False,
-            lambda y, pred, _p, _c: float(mean_absolute_error(y, pred)),
-            lambda y, pred, _p, _c: np.abs(y - pred),
-        ),
-        Metric(
-            "rmse",
-            False,
-            lambda y, pred, _p, _c: float(root_mean_squared_error(y, pred)),
-            lambda y, pred, _p, _c: (y - pred) ** 2,
-            root=True,
-        ),
-        Metric("r2", True, lambda y, pred, _p, _c: float(r2_score(y, pred))),
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,17 +68,6 @@ class Evaluation:
     """Per challenger (models[1:]), by metric name."""
 
 
-def metrics_for(task: Task, names: list[str] | None = None) -> list[Metric]:
-    """The task's metrics, or the ones named (BadInputError for a name the task lacks)."""
-    known = {m.name: m for m in METRICS[task]}
-    if not names:
-        return list(known.values())
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise BadInputError(f"metric {unknown[0]} is not a {task} metric ({', '.join(known)})")
-    return [known[n] for n in dict.fromkeys(names)]
-
-
 def evaluate(
     joined: Joined,
     metric_names: list[str] | None = None,
@@ -202,6 +93,19 @@ def evaluate(
     low = np.atleast_1d(result.confidence_interval.low)
     high = np.atleast_1d(result.confidence_interval.high)
     distribution = np.atleast_2d(result.bootstrap_distribution)
+    estimates, differences = _assemble(k, metrics, point, low, high, distribution)
+    return Evaluation(joined, metrics, resamples, seed, estimates, differences)
+
+
+def _assemble(
+    k: int,
+    metrics: list[Metric],
+    point: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    distribution: np.ndarray,
+) -> tuple[list[dict[str, Estimate]], list[dict[str, Difference]]]:
+    """Per-model estimates and per-challenger differences from the statistic vectors."""
     m = len(metrics)
     estimates = [
         {
@@ -217,7 +121,7 @@ def evaluate(
             at = k * m + c * m + j
             row[metric.name] = _difference(metric, point[at], low[at], high[at], distribution[at])
         differences.append(row)
-    return Evaluation(joined, metrics, resamples, seed, estimates, differences)
+    return estimates, differences
 
 
 def _point(joined: Joined, metrics: list[Metric]) -> np.ndarray:
