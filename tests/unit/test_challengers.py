@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import orjson
 import pytest
 from loop_fakes import TOPIC, Clock, Connector, FakeSource, memory_log
@@ -12,6 +15,7 @@ from model_bundles.build import build_from_config
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.errors import BadInputError
 from tests.unit.conftest import PENGUINS, PENGUINS_CONFIG, PENGUINS_CSV
+from worker.cli.main import run_cli
 from worker.core.scoring import BatchScorer, InputEvent
 from worker.kafka.types import Outgoing
 from worker.live.challengers import Challengers
@@ -147,3 +151,45 @@ def test_challenger_metric_families(registry: CollectorRegistry, penguins_bundle
     families = {m.name for m in registry.collect()}
     exported = {n.removesuffix("_total") for n in CHALLENGER_METRIC_NAMES}
     assert families == exported
+
+
+def test_a_rolled_back_batch_is_counted_once(
+    penguins_bundle: Bundle, hgb_bundle: Bundle, registry: CollectorRegistry
+) -> None:
+    lines = [line for line, _ in generate_labelled_events(200, 5)]
+    source = FakeSource({0: lines})
+    connector = Connector(source)
+    connector.fake_delivery.outcomes = [True, False, True, False]  # two batches rolled back
+    scorer = BatchScorer(penguins_bundle)
+    metrics = ChallengerMetrics(registry, penguins_bundle, ["penguins-species-hgb@1.0.0"])
+    extra = Challengers(scorer, [BatchScorer(hgb_bundle)], "chal", "t", metrics)
+    source.topics.add("chal")
+    settings = SETTINGS.model_copy(update={"max_events": 200})
+    Worker(settings, scorer, connector, memory_log()[0], None, Clock(), extra=extra).run()
+    delivered = [m for b in connector.fake_delivery.delivered for m in b.messages]
+    assert sum(m.topic == "chal" for m in delivered) == 200
+    assert extra.summary()["penguins-species-hgb@1.0.0"]["produced"] == 200
+    produced = registry.get_sample_value(
+        "scoring_challenger_predictions_produced_total",
+        {"challenger": "penguins-species-hgb@1.0.0"},
+    )
+    assert produced == 200
+
+
+def test_cli_refuses_half_the_options_and_a_bad_challenger(
+    penguins_bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["run", "--bundle", str(penguins_bundle_dir), "--bootstrap-servers", "127.0.0.1:1",
+            "--input-topic", "in", "--output-topic", "out", "--dlq-topic", "dlq",
+            "--instance-id", "t"]  # fmt: skip
+    assert run_cli([*base, "--challenger", str(penguins_bundle_dir)]) == 2
+    assert "--challenger and --challenger-topic go together" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    shutil.copytree(penguins_bundle_dir, broken)
+    manifest = broken / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("penguins-species", "penguins-tampered"))
+    code = run_cli([*base, "--challenger", str(broken), "--challenger-topic", "chal"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    code = run_cli([*base, "--challenger", str(penguins_bundle_dir), "--challenger-topic", "c"])
+    assert code == 2 and "same bundle as the champion" in capsys.readouterr().err
