@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(
         f"deploy-checks: {len(known_metrics())} metric families in "
-        "worker.monitoring.metrics.METRIC_NAMES"
+        "METRIC_NAMES and CHALLENGER_METRIC_NAMES (worker.monitoring)"
     )
     errors = check_dashboard() + check_rules() + check_dockerfile()
     errors += alert_test_coverage(PROM / "tests" / "alerts_test.yml", PROM / "rules" / "alerts.yml")
