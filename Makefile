@@ -48,8 +48,9 @@ demo: $(STAMP) kafka-up ## build the demo bundle and run the whole job end to en
 bench: $(STAMP) kafka-up ## throughput/latency benchmarks, writes docs/benchmarks.md
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python -m bench
 
-deploy-tools: $(STAMP) ## install promtool (Debian prometheus), hadolint, docker-compose for static checks
+deploy-tools: $(STAMP) ## install promtool (Debian prometheus), chromium, hadolint, docker-compose for checks
 	scripts/install-prometheus
+	scripts/install-chromium
 	scripts/install-hadolint
 	scripts/install-compose
 

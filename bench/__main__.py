@@ -158,6 +158,9 @@ def _verdicts(
          ratio(alo, _median(e2e.get(("passthrough", "at-least-once", None)))), ""),
         ("worker / naive, exactly-once, LR", times, ""),
         ("worker / naive, at-least-once, LR", ratio(alo, naive), ""),
+        ("worker with one challenger (HGB) / without, exactly-once, LR",
+         ratio(_median(e2e.get(("worker", "exactly-once", suite.CHALLENGED))), eos),
+         "the cost of one more model per batch, and its records"),
     ]  # fmt: skip
     rss = [r.max_rss_mib for k, runs in e2e.items() if k[0] == "worker" for r in runs]
     _target(report, "exactly-once >= 50% of the ceiling", share, 0.5, "{:.0%}")

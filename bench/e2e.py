@@ -110,7 +110,14 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def run_once(setup: Setup, kind: Kind, mode: Mode, bundle: Path | None = None) -> RunResult:
+def run_once(
+    setup: Setup,
+    kind: Kind,
+    mode: Mode,
+    bundle: Path | None = None,
+    challenger: Path | None = None,
+) -> RunResult:
+    """One run; ``challenger``: the worker also scores with it, into ``<sink>-chal``."""
     kafka, count = setup.kafka, len(setup.values)
     source, sink = kafka.topic("in"), kafka.topic("out")
     kafka.topic_named(f"{sink}-dlq", 1)
@@ -120,6 +127,9 @@ def run_once(setup: Setup, kind: Kind, mode: Mode, bundle: Path | None = None) -
             assert bundle is not None
             args = worker_args(bundle, kafka.bootstrap, source, sink, mode, count)
             args += setup.worker_extra()
+            if challenger is not None:
+                kafka.topic_named(f"{sink}-chal", 4)
+                args += ["--challenger", str(challenger), "--challenger-topic", f"{sink}-chal"]
         else:
             args = _passthrough_args(setup, source, sink, mode)
         child = Child(args, setup.workdir)

@@ -84,6 +84,8 @@ def run_core(plan: Plan, bundles: dict[str, Path], report: Report) -> dict[str, 
     return medians
 
 
+CHALLENGED = "LR, challenger HGB"
+"""The LR champion with the HGB bundle as ``--challenger`` (its records in the transaction)."""
 E2E: list[tuple[Kind, Mode, str | None]] = [
     ("passthrough", "exactly-once", None),
     ("passthrough", "at-least-once", None),
@@ -91,6 +93,7 @@ E2E: list[tuple[Kind, Mode, str | None]] = [
     ("worker", "at-least-once", "LR"),
     ("worker", "exactly-once", "HGB"),
     ("worker", "at-least-once", "HGB"),
+    ("worker", "exactly-once", CHALLENGED),
 ]
 
 
@@ -102,8 +105,9 @@ def run_e2e(
     results: dict[tuple[Kind, Mode, str | None], list[RunResult]] = {c: [] for c in E2E}
     for repeat in range(plan.repeats):  # interleaved, so every configuration sees the same load
         for kind, mode, name in E2E:
-            bundle = bundles[name] if name else None
-            result = run_once(setup, kind, mode, bundle)
+            bundle = bundles["LR" if name == CHALLENGED else name] if name else None
+            challenger = bundles["HGB"] if name == CHALLENGED else None
+            result = run_once(setup, kind, mode, bundle, challenger)
             results[kind, mode, name].append(result)
             say(
                 f"{kind} {mode}{f' {name}' if name else ''} run {repeat + 1}/{plan.repeats}: "

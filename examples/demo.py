@@ -1,12 +1,15 @@
 """`make demo`: the whole job end to end on this machine, then a short summary.
 
-1. build the demo bundle (Palmer penguins, logistic regression) and verify it;
+1. build the demo bundle (Palmer penguins, logistic regression: the champion) and the
+   HGB bundle (gradient boosting: the challenger), and verify them;
 2. generate a demo stream (seeded; a few bad events; `--drift` or DEMO_DRIFT shifts features);
 3. score it through the research path (`score`);
-4. start two worker replicas in one consumer group on a 4-partition topic, and a
-   local Prometheus when Debian's package is installed;
+4. start two worker replicas in one consumer group on a 4-partition topic, each with the
+   challenger (`--challenger`), and a local Prometheus when Debian's package is installed;
 5. publish the stream, wait until the workers have consumed all of it, read their metrics;
-6. stop the workers (SIGTERM), record the output topic and check research/live parity.
+6. stop the workers (SIGTERM), record the output topic and check research/live parity;
+7. record the challenger topic, write late labels for a sample of the stream (the true
+   species, from the penguins data) and `evaluate` champion against challenger.
 
 Nothing is left running unless `--keep-running`.
 """
@@ -20,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from examples.labels import write_species_labels
 from examples.stack import (
     Prometheus,
     Worker,
@@ -58,6 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drift", action="append", default=env_drift,
                         help="shift a feature, e.g. bill_length_mm=+6 (or DEMO_DRIFT)")  # fmt: skip
     parser.add_argument("--keep-running", action="store_true")
+    parser.add_argument("--label-every", type=int, default=25,
+                        help="label every K-th event (late labels for a sample)")  # fmt: skip
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     parser.add_argument("--bootstrap-servers", default=bootstrap)
     return parser.parse_args(argv)
@@ -65,14 +71,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def prepare(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     bundle, events, research = OUT / "bundle", OUT / "events.jsonl", OUT / "research.jsonl"
-    config, data = str(PENGUINS / "config.toml"), str(PENGUINS / "penguins.csv")
-    build = [CLI, "bundle", "build", "--config", config, "--data", data, "--out", str(bundle)]
-    step("build the demo bundle", build)
-    step("verify it", [CLI, "bundle", "verify", str(bundle)])
+    data = str(PENGUINS / "penguins.csv")
+    for title, config, out in (
+        ("the demo bundle", "config.toml", bundle),
+        ("the challenger", "config-hgb.toml", OUT / "bundle-hgb"),
+    ):
+        build = [
+            CLI,
+            "bundle",
+            "build",
+            "--config",
+            str(PENGUINS / config),
+            "--data",
+            data,
+            "--out",
+            str(out),
+        ]
+        step(f"build {title}", build)
+        step("verify it", [CLI, "bundle", "verify", str(out)])  # fmt: skip
+    args.start_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     drift = [item for d in args.drift for item in ("--drift", d)]
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     generate = [sys.executable, "-m", "examples.stream", "--events", str(args.events),
-                "--start-time", now, "--poison-rate", str(args.poison_rate),
+                "--start-time", args.start_time, "--poison-rate", str(args.poison_rate),
                 "--output", str(events), *drift]  # fmt: skip
     step(f"generate {args.events} demo events" + (f" drifted {args.drift}" if drift else ""),
          generate)  # fmt: skip
@@ -87,13 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     bundle, events, research = prepare(args)
     run_id = time.strftime("%Y%m%d-%H%M%S")
-    topics = {k: f"demo-{k}-{run_id}" for k in ("events", "predictions", "dead-letters")}
+    kinds = ("events", "predictions", "dead-letters", "challengers")
+    topics = {k: f"demo-{k}-{run_id}" for k in kinds}
     connection = Connection(args.bootstrap_servers)
     for topic in topics.values():
         ensure_topic(connection, topic, partitions=4)
     worker_args = ["--bundle", str(bundle), "--bootstrap-servers", args.bootstrap_servers,
                    "--input-topic", topics["events"], "--output-topic", topics["predictions"],
                    "--dlq-topic", topics["dead-letters"],
+                   "--challenger", str(OUT / "bundle-hgb"),
+                   "--challenger-topic", topics["challengers"],
                    "--group-id", f"demo-{run_id}"]  # fmt: skip
     print(f"==> start {args.workers} workers in group demo-{run_id}", flush=True)
     workers = [start_worker(CLI, f"worker-{i}", worker_args, OUT) for i in range(args.workers)]
@@ -114,8 +137,28 @@ def main(argv: list[str] | None = None) -> int:
                   "--actual", str(live)], quiet=True)  # fmt: skip
     verdict = "IDENTICAL, bit for bit" if parity.returncode == 0 else "MISMATCH"
     report.append(f"  parity research vs live: {verdict} ({parity.stdout.strip().splitlines()[0]})")
+    report += evaluation(args, topics["challengers"], live)
     print("\nsummary\n" + "\n".join(report))
     return 0 if parity.returncode == 0 else 1
+
+
+def evaluation(args: argparse.Namespace, challenger_topic: str, live: Path) -> list[str]:
+    """Record the challenger topic, write late labels, evaluate: the summary's last lines."""
+    challengers, labels = OUT / "challengers.jsonl", OUT / "labels.jsonl"
+    page = OUT / "evaluation.html"
+    step("record the challenger topic", [CLI, "record", "--bootstrap-servers",
+         args.bootstrap_servers, "--topic", challenger_topic, "--output", str(challengers)],
+         quiet=True)  # fmt: skip
+    print(f"==> write late labels for every {args.label_every}th event (true species)")
+    count = write_species_labels(labels, args.events, drift=args.drift,
+                                 poison_rate=args.poison_rate, start_time=args.start_time,
+                                 every=args.label_every)  # fmt: skip
+    result = step(f"evaluate champion vs challenger on {count} labels", [CLI, "evaluate",
+                  "--labels", str(labels), "--predictions", str(live), "--predictions",
+                  str(challengers), "--report", str(page)], quiet=True)  # fmt: skip
+    return ["  evaluation (champion first, then the challenger):",
+            *(f"    {line}" for line in result.stdout.rstrip().splitlines()),
+            f"  evaluation report: {page}"]  # fmt: skip
 
 
 def stream(
@@ -163,6 +206,9 @@ def stream(
         f"js {drift['js']:.4f}",
         "  feature psi: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(feature_psi.items())),
         "  metrics: " + ", ".join(f"{w.url}/metrics" for w in workers),
+        "  challenger agreement with the champion (worker-0 window): "
+        f"{total(samples[:1], 'scoring_challenger_agreement_ratio'):.4f}, prediction psi "
+        f"{total(samples[:1], 'scoring_challenger_prediction_drift', statistic='psi'):.4f}",
     ]
     if prometheus:
         lines.append(fleet_line(prometheus, produced))

@@ -42,10 +42,11 @@ def known_metrics() -> frozenset[str]:
     """Every metric family the worker exports (its registry's own list)."""
     sys.path.insert(0, str(REPO))
     try:
+        from worker.monitoring.challenger_metrics import CHALLENGER_METRIC_NAMES
         from worker.monitoring.metrics import METRIC_NAMES
     finally:
         sys.path.remove(str(REPO))
-    return frozenset(METRIC_NAMES)
+    return frozenset(METRIC_NAMES | CHALLENGER_METRIC_NAMES)
 
 
 def expand_exposition_names(names: Iterable[str]) -> frozenset[str]:
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(
         f"deploy-checks: {len(known_metrics())} metric families in "
-        "worker.monitoring.metrics.METRIC_NAMES"
+        "METRIC_NAMES and CHALLENGER_METRIC_NAMES (worker.monitoring)"
     )
     errors = check_dashboard() + check_rules() + check_dockerfile()
     errors += alert_test_coverage(PROM / "tests" / "alerts_test.yml", PROM / "rules" / "alerts.yml")

@@ -15,6 +15,7 @@ import click
 from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
+from worker.cli.challengers import challenger_options, load_challengers, pop_challenger_options
 from worker.cli.options import bundle_option, option, warn_only_option
 from worker.core.scoring import BatchScorer
 from worker.kafka.clients import (
@@ -162,8 +163,10 @@ def _warn(message: str) -> None:
     help="librdkafka property (repeatable; consumer./producer. prefix scopes it)",
 )
 @warn_only_option()
+@challenger_options
 def run(**options: Any) -> int:
     """Live path: consume, score and produce predictions, exactly once by default."""
+    challenger_dirs, challenger_topic = pop_challenger_options(options)
     for required in ("bootstrap_servers", "input_topic", "output_topic"):
         if options.get(required) is None:
             raise click.UsageError(f"missing option --{required.replace('_', '-')}")
@@ -183,13 +186,20 @@ def run(**options: Any) -> int:
         scorer = BatchScorer(
             bundle, id_field=settings.id_field, max_event_bytes=settings.max_event_bytes
         )
-        worker = Worker(settings, scorer, KafkaConnector(settings, log), log, observer)
+        registry = getattr(observer, "registry", None)
+        challengers = load_challengers(
+            challenger_dirs, challenger_topic, settings, scorer, registry, _warn
+        )
+        connector = KafkaConnector(settings, log)
+        worker = Worker(settings, scorer, connector, log, observer, extra=challengers)
         _on_signals(worker)
         # What start-up loaded (sklearn, pandas, the model) lives as long as the process:
         # frozen, the cyclic collector stops rescanning it every few thousand allocations,
         # which the per-event objects of each batch trigger.
         gc.freeze()
         worker.run()
+        if challengers is not None:
+            log.emit("challengers", challengers=challengers.summary())
     return 0
 
 

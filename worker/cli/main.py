@@ -29,7 +29,7 @@ def _register_optional_commands() -> None:
     """Commands whose modules land separately; each module exposes ``COMMANDS``."""
     import importlib
 
-    for module_name in ("worker.cli.live", "worker.cli.replay"):
+    for module_name in ("worker.cli.live", "worker.cli.replay", "worker.cli.evaluate"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -70,6 +70,15 @@ class NullObserver:
         pass
 
 
+class Extra(Protocol):
+    """More records for each batch's transaction (``worker.live.challengers.Challengers``)."""
+
+    @property
+    def topics(self) -> tuple[str, ...]: ...
+    def messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]: ...
+    def delivered(self) -> None: ...
+
+
 class Source(Group, Protocol):
     """The consumer side, as ``worker.kafka.clients.GroupConsumer`` provides it."""
 
@@ -130,8 +139,10 @@ class Worker(RebalanceListener):
         log: EventLog,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        extra: Extra | None = None,
     ) -> None:
         self.settings = settings
+        self.extra = extra
         self.scorer = scorer
         self.log = log
         self.observer = observer or NullObserver()
@@ -149,7 +160,8 @@ class Worker(RebalanceListener):
         """Join the group and loop until a stop condition; RuntimeFailure when fatal."""
         s = self.settings
         self._log_start()
-        for topic in filter(None, (s.input_topic, s.output_topic, s.dlq_topic)):
+        extra_topics = self.extra.topics if self.extra else ()
+        for topic in filter(None, (s.input_topic, s.output_topic, s.dlq_topic, *extra_topics)):
             self._require(topic)
         self.delivery.start()
         self.source.subscribe([s.input_topic], self)
@@ -214,10 +226,14 @@ class Worker(RebalanceListener):
         started = self.clock()
         scored = self.scorer.score(events)
         duration_s = self.clock() - started
-        batch = DeliveryBatch(self._messages(events, scored), next_offsets(events))
-        delivered = self.delivery.deliver(batch)
+        messages = self._messages(events, scored)
+        if self.extra is not None:
+            messages += self.extra.messages(events, scored)
+        delivered = self.delivery.deliver(DeliveryBatch(messages, next_offsets(events)))
         self.progress.delivered(delivered, self.delivery.last_rollback)
         if delivered:
+            if self.extra is not None:
+                self.extra.delivered()
             self._account(events, scored, duration_s)
             return
         self.summary.rolled_back += 1

@@ -1,0 +1,74 @@
+"""`run --challenger DIR ... --challenger-topic C`: the options and the start-up checks.
+
+A challenger that fails to load stops start-up (SPEC.md), like the champion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from model_bundles.bundle import load_bundle
+from worker.cli.options import option
+from worker.core.scoring import BatchScorer
+from worker.live.challengers import Challengers, challenger_name
+from worker.live.settings import WorkerSettings
+
+F = Callable[..., Any]
+
+
+def challenger_options(command: F) -> F:
+    """``--challenger`` (repeatable) and ``--challenger-topic``."""
+    command = option("--challenger-topic", default=None, help="topic of the challengers' records")(
+        command
+    )
+    return option(
+        "--challenger",
+        "challenger_dirs",
+        multiple=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="challenger bundle directory (repeatable; needs --challenger-topic)",
+    )(command)
+
+
+def pop_challenger_options(options: dict[str, Any]) -> tuple[list[Path], str | None]:
+    """Take the challenger options out of ``run``'s (they are not worker settings)."""
+    dirs, topic = list(options.pop("challenger_dirs", ()) or ()), options.pop("challenger_topic")
+    if bool(dirs) != (topic is not None):
+        raise click.UsageError("--challenger and --challenger-topic go together")
+    return dirs, topic
+
+
+def load_challengers(
+    dirs: list[Path],
+    topic: str | None,
+    settings: WorkerSettings,
+    champion: BatchScorer,
+    registry: Any,
+    warn: Callable[[str], None],
+) -> Challengers | None:
+    """Load and check every challenger bundle; their metrics on ``registry`` when given."""
+    if not dirs or topic is None:
+        return None
+    scorers = [
+        BatchScorer(
+            load_bundle(d, warn_only=settings.warn_only, warn=warn),
+            id_field=settings.id_field,
+            max_event_bytes=settings.max_event_bytes,
+        )
+        for d in dirs
+    ]
+    observer = None
+    if registry is not None:
+        from worker.monitoring.challenger_metrics import ChallengerMetrics
+        from worker.monitoring.drift import DriftSettings
+
+        drift = DriftSettings(
+            window_events=settings.drift_window_events, window_s=settings.drift_window_s
+        )
+        names = [challenger_name(s) for s in scorers]
+        observer = ChallengerMetrics(registry, champion.bundle, names, drift)
+    return Challengers(champion, scorers, topic, settings.instance_id or "", observer)
