@@ -129,7 +129,7 @@ def _warn(message: str) -> None:
 @option("--output-topic", default=None, help="topic of prediction records [required]")
 @option("--dlq-topic", default=None, help="dead-letter topic for rejected events")
 @option("--group-id", default=None, help="consumer group (default scoring-worker)")
-@option("--instance-id", default=None, help="stable replica name (default <host>-<slot>)")
+@option("--instance-id", default=None, help="unique replica name (default <host>-<slot>-<token>)")
 @option("--delivery", type=click.Choice(["exactly-once", "at-least-once"]), default=None)
 @option("--max-events", type=click.IntRange(1), default=None, help="stop after N events")
 @option(
