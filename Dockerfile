@@ -18,6 +18,12 @@ ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 
+# Behind a TLS-intercepting proxy, lend its CA bundle to pip for this stage only, e.g.
+#   podman build -v /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro \
+#                --build-arg PIP_CERT=/run/host-ca.crt .
+# Unset (the default): pip uses its own CA bundle. Nothing of it reaches the final stage.
+ARG PIP_CERT
+
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
