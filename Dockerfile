@@ -2,7 +2,11 @@
 # scoring-worker container image.
 #
 #   docker build -t scoring-worker .
-#   docker run --rm -p 8000:8000 -e SCORING_WORKER_BOOTSTRAP_SERVERS=kafka:9092 scoring-worker
+#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp \
+#     -e SCORING_WORKER_BOOTSTRAP_SERVERS=kafka:9092 -e SCORING_WORKER_INPUT_TOPIC=events \
+#     -e SCORING_WORKER_OUTPUT_TOPIC=predictions -e SCORING_WORKER_DLQ_TOPIC=dead-letters \
+#     scoring-worker
+# (`make container-test` runs this image with podman against a local broker.)
 #
 # Stage 1 installs the locked runtime dependencies (requirements.lock, exact versions,
 # binary wheels only) into a virtualenv, then the project itself with --no-deps, and
