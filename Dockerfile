@@ -2,7 +2,11 @@
 # scoring-worker container image.
 #
 #   docker build -t scoring-worker .
-#   docker run --rm -p 8000:8000 -e SCORING_WORKER_BOOTSTRAP_SERVERS=kafka:9092 scoring-worker
+#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp \
+#     -e SCORING_WORKER_BOOTSTRAP_SERVERS=kafka:9092 -e SCORING_WORKER_INPUT_TOPIC=events \
+#     -e SCORING_WORKER_OUTPUT_TOPIC=predictions -e SCORING_WORKER_DLQ_TOPIC=dead-letters \
+#     scoring-worker
+# (`make container-test` runs this image with podman against a local broker.)
 #
 # Stage 1 installs the locked runtime dependencies (requirements.lock, exact versions,
 # binary wheels only) into a virtualenv, then the project itself with --no-deps, and
@@ -17,6 +21,12 @@
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
+
+# Behind a TLS-intercepting proxy, lend its CA bundle to pip for this stage only, e.g.
+#   podman build -v /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro \
+#                --build-arg PIP_CERT=/run/host-ca.crt .
+# Unset (the default): pip uses its own CA bundle. Nothing of it reaches the final stage.
+ARG PIP_CERT
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \

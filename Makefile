@@ -5,10 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export KAFKA_PORT ?= 9092
+# the local broker's SASL_SSL listener (scripts/lib/kafka-security.sh); empty: none
+export KAFKA_SASL_SSL_PORT ?= $(shell echo $$(($(KAFKA_PORT) + 2)))
 export DEMO_DRIFT ?=
 
 .PHONY: help install test unit integration lint typecheck schemas-check demo bench \
-        kafka-up kafka-down kafka-reset clean deploy-tools static-checks
+        kafka-up kafka-down kafka-reset clean deploy-tools static-checks container-test
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -40,7 +42,10 @@ unit: $(STAMP) ## tests that need no broker
 
 test: $(STAMP) kafka-up deploy-tools ## lint, schema and static checks, unit + integration tests on a real broker
 	$(MAKE) lint schemas-check static-checks
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/pytest -q tests
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/pytest -q tests/unit tests/integration
+
+container-test: $(STAMP) kafka-up ## build the image with podman, run it against the local broker
+	scripts/container-test
 
 demo: $(STAMP) kafka-up ## build the demo bundle and run the whole job end to end
 	$(BIN)/python -m examples.demo

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,17 +171,27 @@ class WorkerProcess:
         *extra: str,
         delivery: str = "exactly-once",
         kafka: Sequence[str] = FAST_GROUP,
+        derive_id_in: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
+        """``derive_id_in``: pass no ``--instance-id`` and give the process this ``TMPDIR``,
+        so it derives its own id there (``instance`` then only names the log file).
+        ``extra_env``: more ``SCORING_WORKER_*`` variables (settings kept out of the argv)."""
         self.instance = instance
         self.log_path = log_dir / f"worker-{instance}-{time.monotonic_ns()}.log"
         args = [SCORING_WORKER, "run", "--bundle", str(demo_bundle())]
         args += ["--bootstrap-servers", bootstrap, "--input-topic", topics.input]
         args += ["--output-topic", topics.output, "--dlq-topic", topics.dlq]
-        args += ["--group-id", topics.group, "--instance-id", instance, "--delivery", delivery]
+        args += ["--group-id", topics.group, "--delivery", delivery]
+        if derive_id_in is None:
+            args += ["--instance-id", instance]
         for prop in kafka:
             args += ["--kafka-property", prop]
         args += list(extra)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_WORKER_")}
+        if derive_id_in is not None:
+            env["TMPDIR"] = str(derive_id_in)
+        env.update(extra_env or {})
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._log, env=env)
         self.started = time.monotonic()

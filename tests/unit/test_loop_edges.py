@@ -23,6 +23,11 @@ from worker.logs import EventLog
         (KafkaError(KafkaError.PRODUCER_FENCED, fatal=True), FailureKind.FENCED),
         (KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED), FailureKind.AUTH),
         (KafkaError(KafkaError._AUTHENTICATION), FailureKind.AUTH),
+        (
+            KafkaError(KafkaError._SSL, "SSL handshake failed: certificate verify failed"),
+            FailureKind.AUTH,
+        ),
+        (KafkaError(KafkaError._SSL, "SSL transport error: connection reset"), FailureKind.OTHER),
         (KafkaError(KafkaError.UNKNOWN_MEMBER_ID, txn_requires_abort=True), FailureKind.ABORTABLE),
         (
             KafkaError(KafkaError.INVALID_PRODUCER_EPOCH, txn_requires_abort=True),

@@ -94,6 +94,7 @@ def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Obs
     from worker.monitoring.drift import DriftSettings
     from worker.monitoring.http import serve
     from worker.monitoring.metrics import WorkerMetrics
+    from worker.monitoring.webconfig import load_web_config
 
     registry = CollectorRegistry()
     drift = DriftSettings(
@@ -103,8 +104,14 @@ def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Obs
         psi_critical=settings.psi_critical,
     )
     metrics = WorkerMetrics(registry, bundle, drift)
+    web = None
+    if settings.metrics_web_config is not None:
+        try:
+            web = load_web_config(settings.metrics_web_config)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     handle = serve(
-        registry, settings.metrics_host, settings.metrics_port, lambda: True, metrics.is_ready
+        registry, settings.metrics_host, settings.metrics_port, lambda: True, metrics.is_ready, web
     )
     stack.callback(handle.close)
     return metrics
@@ -130,7 +137,7 @@ def _warn(message: str) -> None:
 @option("--output-topic", default=None, help="topic of prediction records [required]")
 @option("--dlq-topic", default=None, help="dead-letter topic for rejected events")
 @option("--group-id", default=None, help="consumer group (default scoring-worker)")
-@option("--instance-id", default=None, help="stable replica name (default <host>-<slot>)")
+@option("--instance-id", default=None, help="unique replica name (default <host>-<slot>-<token>)")
 @option("--delivery", type=click.Choice(["exactly-once", "at-least-once"]), default=None)
 @option("--max-events", type=click.IntRange(1), default=None, help="stop after N events")
 @option(
@@ -149,6 +156,12 @@ def _warn(message: str) -> None:
 )
 @option("--metrics-host", default=None, help="metrics bind address (127.0.0.1)")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
+@option(
+    "--metrics-web-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="exporter web config file: TLS cert/key, basic auth users (docs/deploy.md)",
+)
 @option("--drift-window-events", type=click.IntRange(1), default=None, help="drift window (10000)")
 @option("--drift-window-s", type=click.FloatRange(0, min_open=True), default=None,
         help="drift window in seconds (unset)")  # fmt: skip

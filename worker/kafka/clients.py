@@ -123,6 +123,7 @@ class GroupConsumer:
         self._consumer = Consumer(_with_callbacks(config, on_error, logger))
         self._sought: dict[Partition, int] = {}
         """Where a seek put each partition, until the consumer reports a position again."""
+        self._subscribed = False
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         def parts(tps: list[TopicPartition]) -> list[Partition]:
@@ -139,6 +140,7 @@ class GroupConsumer:
             on_revoke=lambda _c, tps: listener.on_revoked(gone(tps)),
             on_lost=lambda _c, tps: listener.on_lost(gone(tps)),
         )
+        self._subscribed = True
 
     def poll_batch(self, max_events: int, linger_s: float) -> Polled:
         """Up to ``max_events`` messages, as ``gather`` forms a batch."""
@@ -196,8 +198,15 @@ class GroupConsumer:
         return lags
 
     def partition_count(self, topic: str, timeout_s: float) -> int | None:
-        """Partitions of ``topic`` (None: no such topic); KafkaFailure if the broker is away."""
-        return partition_count(self._consumer, topic, timeout_s)
+        """Partitions of ``topic`` (None: no such topic); KafkaFailure if the broker is away.
+        Before ``subscribe`` a failure also serves the error callback, which tells why
+        (an authentication or certificate error, not just "transport failure")."""
+        try:
+            return partition_count(self._consumer, topic, timeout_s)
+        except KafkaFailure:
+            if not self._subscribed:
+                self._consumer.poll(0)
+            raise
 
     def close(self) -> None:
         """Leave the group (revoking the assignment) and release the client."""

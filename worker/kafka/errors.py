@@ -49,12 +49,14 @@ _RETRIABLE = {
     KafkaError._TIMED_OUT_QUEUE,
     KafkaError.UNSTABLE_OFFSET_COMMIT,
 }
+# A broker certificate the configured CA did not sign will not become valid by retrying.
+_UNTRUSTED = "certificate verify failed"
 BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
 def classify(error: KafkaError) -> FailureKind:
     code = error.code()
-    if code in _AUTH:
+    if code in _AUTH or (code == KafkaError._SSL and _UNTRUSTED in error.str()):
         return FailureKind.AUTH
     if code in _FENCED and (error.fatal() or code != KafkaError.INVALID_PRODUCER_EPOCH):
         return FailureKind.FENCED

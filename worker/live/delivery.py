@@ -29,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from worker.errors import RuntimeFailure
 from worker.kafka.clients import IdempotentProducer, TransactionalProducer
 from worker.kafka.types import Call, FailureKind, KafkaFailure, Outgoing, Partition
+from worker.live.acl import with_acl
 from worker.logs import EventLog
 
 STEP_S = 5.0
@@ -208,7 +209,7 @@ class ExactlyOnce(_Retrying[TransactionalProducer]):
                 producer.send_offsets(batch.offsets, self._group.group_metadata(), STEP_S)
             self.retry("commit_transaction", producer.commit)
         except KafkaFailure as exc:
-            self._roll_back(producer, exc)
+            self._roll_back(producer, with_acl(exc, "WRITE", (m.topic for m in batch.messages)))
             return False
         self._recreations = 0
         return True
@@ -279,7 +280,7 @@ class AtLeastOnce(_Retrying[IdempotentProducer]):
             self.log.emit("producer_recreated", reason="_STUCK")
             return False
         if producer.failures:
-            first = producer.failures[0]
+            first = with_acl(producer.failures[0], "WRITE", (m.topic for m in batch.messages))
             _stop_on(first, self.log, "delivery")
             self.log.error("rolled_back", kind=first.kind.value, error=str(first))
             self.last_rollback = first.code

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from worker.errors import RuntimeFailure
 from worker.kafka.types import FailureKind, KafkaFailure
+from worker.live.acl import with_acl
 from worker.live.delivery import Backoff
 from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
@@ -102,6 +103,8 @@ class Health:
     def on_kafka_error(self, problem: KafkaFailure) -> None:
         """librdkafka's error callback and the poll's error messages land here."""
         if problem.kind in FATAL_KINDS:
+            s = self.settings
+            problem = with_acl(with_acl(problem, "READ", [s.input_topic]), "READ", [s.group_id])
             self.fatal = self.fatal or problem
             event = "fenced" if problem.kind == FailureKind.FENCED else "error"
             self.log.error(event, error=str(problem))

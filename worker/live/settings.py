@@ -111,6 +111,9 @@ class WorkerSettings(BaseSettings):
     (the container sets 0.0.0.0)."""
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     """Port of ``/metrics``, ``/healthz``, ``/readyz``; None: no HTTP server."""
+    metrics_web_config: Path | None = None
+    """Prometheus exporter web config file: HTTPS (``tls_server_config``) and basic auth on
+    ``/metrics`` (``basic_auth_users``, bcrypt); None: plain HTTP without auth."""
     drift_window_events: int | None = Field(default=10_000, gt=0)
     """Drift is computed over (at least) the most recent this many scored events."""
     drift_window_s: float | None = Field(default=None, gt=0)

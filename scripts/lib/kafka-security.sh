@@ -1,0 +1,125 @@
+# shellcheck shell=bash
+# The SASL_SSL mode of scripts/kafka-local (sourced by it): with KAFKA_SASL_SSL_PORT set, the
+# broker gains a SASL_SSL listener (SCRAM-SHA-512) on 127.0.0.1:$KAFKA_SASL_SSL_PORT and the
+# StandardAuthorizer. The PLAINTEXT listener's principal (ANONYMOUS) stays a super user, so
+# tests and tools on it are unaffected. Into $KAFKA_SECURITY_DIR, once:
+#   ca.pem / ca.key          a throw-away CA (openssl)
+#   broker.p12               the broker's key and certificate (SAN IP:127.0.0.1), signed by it
+#   client.json              bootstrap, CA file, mechanism, users and passwords, ACL prefixes
+# and into the cluster's metadata, once per data dir: SCRAM-SHA-512 users made with Kafka's
+# own ConfigCommand, and ACLs (AclCommand), a principal per role:
+#   scoring         the worker: READ secure-in-*, WRITE secure-out-* and secure-dlq-*,
+#                   READ group secure-*, WRITE transactional id secure-*
+#   scoring-noout   the same without WRITE on secure-out-* (a misconfigured deployment)
+#   publisher       WRITE secure-in-*          reader   READ secure-out-*, group secure-read-*
+
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+KAFKA_SECURITY_DIR="${KAFKA_SECURITY_DIR:-$KAFKA_CACHE_DIR/security}"
+SECURITY_USERS=(scoring scoring-noout publisher reader)
+
+security_enabled() { [[ -n "$KAFKA_SASL_SSL_PORT" ]]; }
+
+# Prints the stored password of user $1, making one when there is none.
+security_password() {
+  local file="$KAFKA_SECURITY_DIR/passwords"
+  touch "$file"
+  chmod 600 "$file"
+  if ! grep -q "^$1=" "$file"; then
+    echo "$1=$(head -c 18 /dev/urandom | base64 | tr '+/' 'xy')" >>"$file"
+  fi
+  sed -n "s/^$1=//p" "$file" | head -n 1
+}
+
+make_certificates() {
+  local dir="$KAFKA_SECURITY_DIR"
+  [[ -s "$dir/broker.p12" && -s "$dir/ca.pem" ]] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl not found: apt-get install openssl"
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  local store_pw
+  store_pw="$(security_password .keystore)"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=kafka-local test CA" \
+      -keyout "$dir/ca.key" -out "$dir/ca.pem"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout "$dir/broker.key" -out "$dir/broker.csr"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' \
+      >"$dir/broker.ext"
+    openssl x509 -req -in "$dir/broker.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+      -CAcreateserial -days 3650 -extfile "$dir/broker.ext" -out "$dir/broker.pem"
+    openssl pkcs12 -export -in "$dir/broker.pem" -inkey "$dir/broker.key" -name broker \
+      -passout "pass:$store_pw" -out "$dir/broker.p12.tmp"
+  } >>"$LOG_FILE" 2>&1 || die "making the test CA and broker certificate failed (log: $LOG_FILE)"
+  mv -f "$dir/broker.p12.tmp" "$dir/broker.p12"
+  say "made a test CA and broker certificate in $dir"
+}
+
+security_properties() {
+  security_enabled || return 0
+  cat <<PROPS
+
+# SASL_SSL mode (scripts/lib/kafka-security.sh)
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$KAFKA_SECURITY_DIR/broker.p12
+ssl.keystore.password=$(security_password .keystore)
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+PROPS
+}
+
+acl() { run_java org.apache.kafka.tools.AclCommand --bootstrap-server "$BOOTSTRAP" --add --force "$@" >/dev/null; }
+
+# $1 user; the rest: AclCommand arguments naming operations and resources.
+allow() {
+  local user="$1"
+  shift
+  acl --allow-principal "User:$user" --resource-pattern-type prefixed "$@"
+}
+
+worker_acls() {
+  local user="$1" output_ops=("${@:2}")
+  allow "$user" --operation Read --operation Describe --topic secure-in-
+  allow "$user" --operation Write --operation Describe --topic secure-dlq-
+  allow "$user" "${output_ops[@]}" --topic secure-out-
+  allow "$user" --operation Read --operation Describe --group secure-
+  allow "$user" --operation Write --operation Describe --transactional-id secure-
+}
+
+# Users and ACLs live in the cluster's metadata: made once per data dir.
+provision_security() {
+  security_enabled || return 0
+  local stamp="$KAFKA_DATA_DIR/.security-provisioned" started user
+  [[ -f "$stamp" ]] && { write_client_json; return 0; }
+  started="$(now_ms)"
+  for user in "${SECURITY_USERS[@]}"; do
+    run_java kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter \
+      --add-config "SCRAM-SHA-512=[iterations=4096,password=$(security_password "$user")]" \
+      --entity-type users --entity-name "$user" >/dev/null ||
+      die "creating SCRAM user $user failed"
+  done
+  worker_acls scoring --operation Write --operation Describe
+  worker_acls scoring-noout --operation Describe
+  allow publisher --operation Write --operation Describe --topic secure-in-
+  allow reader --operation Read --operation Describe --topic secure-out-
+  allow reader --operation Read --group secure-read-
+  touch "$stamp"
+  write_client_json
+  say "SCRAM users and ACLs for ${SECURITY_USERS[*]} made in $(elapsed "$started")"
+}
+
+write_client_json() {
+  local user sep="" users=""
+  for user in "${SECURITY_USERS[@]}"; do
+    users+="$sep\"$user\": \"$(security_password "$user")\""
+    sep=", "
+  done
+  cat >"$KAFKA_SECURITY_DIR/client.json" <<JSON
+{"bootstrap": "$KAFKA_HOST:$KAFKA_SASL_SSL_PORT", "ca": "$KAFKA_SECURITY_DIR/ca.pem",
+ "security_protocol": "SASL_SSL", "mechanism": "SCRAM-SHA-512", "users": {$users},
+ "prefixes": {"input": "secure-in-", "output": "secure-out-", "dlq": "secure-dlq-",
+              "group": "secure-", "reader_group": "secure-read-"}}
+JSON
+  chmod 600 "$KAFKA_SECURITY_DIR/client.json"
+}
