@@ -13,22 +13,29 @@ import pandas as pd
 import skops.io as sio
 
 from model_bundles import metrics, training
+from model_bundles.codepack import CodeItem, pack
 from model_bundles.config import TrainingConfig, load_config
 from model_bundles.data import fingerprint, read_data, rows_of
 from model_bundles.digest import canonical_json, canonical_skops
 from model_bundles.errors import BadInputError
 from model_bundles.estimators import make_estimator, make_pipeline
 from model_bundles.events import events_to_frame, frame_to_events, normalize_frame
-from model_bundles.params import json_safe, params_of
-from model_bundles.predict import Outputs, predict_outputs
-from model_bundles.reference import (
-    CategoricalReference,
-    GoldenRow,
-    NumericReference,
-    Reference,
-    categorical_reference,
-    feature_references,
-    numeric_reference,
+from model_bundles.predict import predict_outputs
+from model_bundles.proof import (
+    declared_trust,
+    fitted_order,
+    prove_and_place,
+    reproducible_scoring,
+    staging_dir,
+)
+from model_bundles.reference import Reference, feature_references
+from model_bundles.research_outputs import (
+    class_score_references,
+    estimator_spec,
+    golden_rows,
+    plain,
+    prediction_reference,
+    reference_outputs,
 )
 from model_bundles.store import MODEL, REFERENCE, write_bundle
 from model_bundles.values import Where, category_text, row_number
@@ -36,7 +43,6 @@ from model_bundles.versions import runtime_versions
 from schemas.manifest import FORMAT_VERSION, DataFingerprint, FeatureSpec, Manifest, Task
 
 GOLDEN_ROWS = 200
-MIN_REFERENCE_ROWS = 500
 
 
 def build_from_config(config_path: Path, data_path: Path, out_dir: Path) -> Manifest:
@@ -107,13 +113,22 @@ def build_bundle(
     seeds: Mapping[str, int | None] | None = None,
     data: pd.DataFrame | None = None,
     data_source: str = "dataframe",
+    code: Sequence[CodeItem] = (),
+    feature_order_confirmed: bool = False,
 ) -> Manifest:
     """Python API: save an already fitted pipeline with everything needed to reproduce it.
 
     ``train`` is the frame it was fitted on (features + target); ``holdout``, when
     given, supplies the golden sample and metrics (else the training rows do).
     ``features`` may be omitted: then ``numeric``/``categorical`` name them, and
-    whether a null is allowed is found by asking the pipeline itself.
+    whether a null is allowed is found by asking the pipeline itself. ``code``
+    packs the user's own modules (module objects, names or paths) into ``code/``.
+    A pipeline fitted without feature names needs ``feature_order_confirmed``.
+
+    The bundle is written beside ``out_dir``, loaded with the trust it declares and
+    its golden sample re-scored; only a bundle that proves itself replaces
+    ``out_dir``. BadInputError (exit 2) for anything that would not load or not
+    reproduce its outputs bit for bit.
     """
     task = task or ("classification" if hasattr(pipeline, "classes_") else "regression")
     named = [*numeric, *categorical, *(f.name for f in features or ())]
@@ -121,18 +136,23 @@ def build_bundle(
     specs = (
         list(features) if features else _probe_specs(pipeline, train, numeric, categorical, task)
     )
-    evaluation = holdout if holdout is not None else train
-    golden_frame = evaluation.head(GOLDEN_ROWS)
-    golden_events = _golden_events(golden_frame, specs, id_column)
-    golden_outputs = predict_outputs(pipeline, events_to_frame(golden_events, specs), task)
-    eval_outputs = predict_outputs(pipeline, normalize_frame(evaluation, specs), task)
-    reference_outputs = _reference_outputs(pipeline, train, holdout, specs, task, eval_outputs)
-    classes = [_plain(c) for c in pipeline.classes_] if task == "classification" else None
+    specs = fitted_order(pipeline, specs, feature_order_confirmed)
+    code_files = pack(code)
+    with reproducible_scoring(pipeline) as scoring_params:
+        model = canonical_skops(sio.dumps(pipeline))
+        trust = declared_trust(model, code_files)
+        evaluation = holdout if holdout is not None else train
+        golden_events = _golden_events(evaluation.head(GOLDEN_ROWS), specs, id_column)
+        golden_outputs = predict_outputs(pipeline, events_to_frame(golden_events, specs), task)
+        eval_outputs = predict_outputs(pipeline, normalize_frame(evaluation, specs), task)
+        ref_outputs = reference_outputs(pipeline, train, holdout, specs, task, eval_outputs)
+        classes = [plain(c) for c in pipeline.classes_] if task == "classification" else None
+        estimator = estimator_spec(pipeline, estimator_name)
     reference = Reference(
         features=feature_references(normalize_frame(train, specs), specs),
-        prediction=_prediction_reference(reference_outputs, classes),
-        class_scores=_class_score_references(reference_outputs, classes),
-        golden=_golden_rows(golden_events, golden_outputs),
+        prediction=prediction_reference(ref_outputs, classes),
+        class_scores=class_score_references(ref_outputs, classes),
+        golden=golden_rows(golden_events, golden_outputs),
     )
     y_eval = training.label_array(evaluation[target], task)
     scored = metrics.holdout_metrics(task, y_eval, eval_outputs, classes)
@@ -148,7 +168,7 @@ def build_bundle(
         "id_column": id_column,
         "classes": classes,
         "features": [s.model_dump() for s in specs],
-        "estimator": _estimator_spec(pipeline, estimator_name),
+        "estimator": estimator,
         "seeds": dict(seeds or {}),
         "data": DataFingerprint(
             sha256=fingerprint(source),
@@ -160,33 +180,20 @@ def build_bundle(
         ).model_dump(),
         "versions": runtime_versions(),
         "metrics": scored,
+        "trust": trust.model_dump(),
+        "decision": eval_outputs.decision,
+        "scoring_params": scoring_params,
         "build": {"created_at": datetime.now(UTC).isoformat(), "host": platform.node()},
     }
     files = {
-        MODEL: canonical_skops(sio.dumps(pipeline)),
+        MODEL: model,
         REFERENCE: canonical_json(reference.model_dump(mode="json")),
+        **code_files,
     }
-    return write_bundle(out_dir, manifest, files)
-
-
-def _reference_outputs(
-    pipeline: Any,
-    train: pd.DataFrame,
-    holdout: pd.DataFrame | None,
-    specs: Sequence[FeatureSpec],
-    task: Task,
-    holdout_outputs: Outputs,
-) -> Outputs:
-    """Research predictions the live distribution is compared with.
-
-    The holdout when it is large enough; else every labelled row, because decile
-    bins over a few dozen predictions give drift a noise floor near the alert
-    threshold (measured: PSI ~0.13 for an undrifted stream against 69 rows).
-    """
-    if holdout is not None and len(holdout) >= MIN_REFERENCE_ROWS:
-        return holdout_outputs
-    every_row = train if holdout is None else pd.concat([train, holdout], ignore_index=True)
-    return predict_outputs(pipeline, normalize_frame(every_row, specs), task)
+    staging = staging_dir(out_dir)
+    written = write_bundle(staging, manifest, files)
+    prove_and_place(staging, out_dir, trust)
+    return written
 
 
 def _require_columns(frame: pd.DataFrame, needed: list[str], id_column: str | None) -> None:
@@ -255,47 +262,3 @@ def _golden_events(
         for event, event_id in zip(events, frame[id_column].tolist(), strict=True):
             event[id_column] = category_text(event_id)
     return events
-
-
-def _golden_rows(events: list[dict[str, Any]], outputs: Outputs) -> list[GoldenRow]:
-    rows = []
-    for i, event in enumerate(events):
-        scores = None if outputs.scores is None else [float(s) for s in outputs.scores[i]]
-        rows.append(
-            GoldenRow(event=event, prediction=_plain(outputs.predictions[i]), scores=scores)
-        )
-    return rows
-
-
-def _prediction_reference(
-    outputs: Outputs, classes: list[Any] | None
-) -> NumericReference | CategoricalReference:
-    if classes is None:
-        return numeric_reference(np.asarray(outputs.predictions, dtype=np.float64))
-    labels = [category_text(p) for p in outputs.predictions]
-    return categorical_reference(labels, [str(category_text(c)) for c in classes])
-
-
-def _class_score_references(
-    outputs: Outputs, classes: list[Any] | None
-) -> dict[str, NumericReference] | None:
-    if classes is None or outputs.scores is None:
-        return None
-    return {
-        str(category_text(c)): numeric_reference(outputs.scores[:, i])
-        for i, c in enumerate(classes)
-    }
-
-
-def _estimator_spec(pipeline: Any, estimator_name: str) -> dict[str, Any]:
-    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
-    return {
-        "name": estimator_name,
-        "class_path": f"{type(final).__module__}.{type(final).__qualname__}",
-        "params": params_of(final, deep=False),
-        "pipeline_params": params_of(pipeline, deep=True),
-    }
-
-
-def _plain(value: Any) -> Any:
-    return json_safe(value.item() if isinstance(value, np.generic) else value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,9 @@ from model_bundles.events import Rejection, check_event, events_to_frame, normal
 from model_bundles.predict import Outputs, predict_outputs
 from model_bundles.reference import Reference
 from model_bundles.store import read_bundle
+from model_bundles.trust.policy import Trust
 from model_bundles.verify import golden_mismatches
-from model_bundles.versions import version_mismatches
+from model_bundles.versions import package_mismatches, version_mismatches
 from schemas.manifest import FeatureSpec, Manifest
 
 log = logging.getLogger(__name__)
@@ -80,19 +81,26 @@ def load_bundle(
     path: Path,
     *,
     warn_only: bool = False,
-    extra_trusted: frozenset[str] = frozenset(),
+    trust_packages: Iterable[str] = (),
+    trust_code: Iterable[str] = (),
     warn: Callable[[str], None] = log.warning,
 ) -> Bundle:
     """Load, verify digests and types, compare versions and re-score the golden sample.
 
-    A failed version or golden check raises BundleError unless ``warn_only``,
-    in which case each problem goes to ``warn`` and ``selfcheck.ok`` is False.
-    Digest, format and type problems always raise.
+    ``trust_packages`` (import names, e.g. ``feature_engine``) and ``trust_code``
+    (``sha256:...`` code digests, as ``bundle inspect`` shows them) are the
+    operator's trust decisions of SPEC "Trust"; nothing else beyond the
+    scikit-learn catalogue is built or imported. A failed version or golden check
+    raises BundleError unless ``warn_only``, in which case each problem goes to
+    ``warn`` and ``selfcheck.ok`` is False. Digest, format and trust problems
+    always raise; a malformed trust option raises BadInputError.
     """
-    stored = read_bundle(path, extra_trusted)
-    unchecked = Bundle(path, stored.manifest, stored.pipeline, stored.reference, SelfCheck())
+    stored = read_bundle(path, Trust.of(trust_packages, trust_code))
+    manifest = stored.manifest
+    unchecked = Bundle(path, manifest, stored.pipeline, stored.reference, SelfCheck())
     selfcheck = SelfCheck(
-        version_problems=version_mismatches(stored.manifest.versions),
+        version_problems=version_mismatches(manifest.versions)
+        + package_mismatches(manifest.trust.packages),
         golden_problems=golden_mismatches(unchecked),
         golden_rows=len(stored.reference.golden),
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -21,6 +22,7 @@ from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRe
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.utils import all_estimators
 
 from model_bundles.errors import BadInputError
 from schemas.manifest import Task
@@ -43,20 +45,56 @@ ESTIMATORS: dict[str, tuple[Factory | None, Factory | None]] = {
 
 
 def make_estimator(name: str, task: Task, params: dict[str, Any], seed: int | None) -> Any:
-    """Instantiate a named estimator; the seed goes to ``random_state`` where it exists."""
+    """Instantiate a named estimator; the seed goes to ``random_state`` where it exists.
+
+    ``name`` is a short name of ``ESTIMATORS`` or a scikit-learn catalogue class name,
+    bare (``SVC``) or with its public module (``sklearn.svm.SVC``).
+    """
+    factory = ESTIMATORS[name][0 if task == "classification" else 1] if name in ESTIMATORS else None
     if name not in ESTIMATORS:
-        known = ", ".join(sorted(ESTIMATORS))
-        raise BadInputError(f"unknown estimator {name!r} (known: {known})")
-    factory = ESTIMATORS[name][0 if task == "classification" else 1]
+        factory = catalogue_class(name)
+        if not _fits_task(factory, task):
+            raise BadInputError(f"estimator {name!r} is not a scikit-learn {_ROLE[task]}")
     if factory is None:
         raise BadInputError(f"estimator {name!r} does not support {task}")
     try:
         estimator = factory(**params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise BadInputError(f"bad params for {name}: {exc}") from None
     if seed is not None and "random_state" in estimator.get_params():
         estimator.set_params(random_state=seed)
     return estimator
+
+
+_ROLE = {"classification": "classifier", "regression": "regressor"}
+
+
+def catalogue_class(name: str) -> Factory:
+    """The class of scikit-learn's catalogue called ``name`` (``SVC`` or ``sklearn.svm.SVC``)."""
+    module, _, bare = name.rpartition(".")
+    for class_name, cls in all_estimators():
+        if class_name != bare:
+            continue
+        if not module or _exported_by(module, class_name, cls):
+            return cast(Factory, cls)
+    short = ", ".join(sorted(ESTIMATORS))
+    raise BadInputError(
+        f"unknown estimator {name!r} (short names: {short}; or any scikit-learn estimator "
+        "class name, e.g. SVC or sklearn.svm.SVC)"
+    )
+
+
+def _exported_by(module: str, class_name: str, cls: type[Any]) -> bool:
+    if not module.startswith("sklearn"):
+        return False
+    try:
+        return getattr(importlib.import_module(module), class_name, None) is cls
+    except ImportError:
+        return False
+
+
+def _fits_task(cls: Factory, task: Task) -> bool:
+    return any(found is cls for _, found in all_estimators(type_filter=_ROLE[task]))
 
 
 def make_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:

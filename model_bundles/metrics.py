@@ -27,6 +27,6 @@ def holdout_metrics(
         "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, predicted)),
         "f1_macro": float(skm.f1_score(y_true, predicted, average="macro")),
     }
-    if outputs.scores is not None and classes is not None:
+    if outputs.scores is not None and classes is not None and not outputs.decision:
         result["log_loss"] = float(skm.log_loss(y_true, outputs.scores, labels=classes))
     return result

@@ -40,7 +40,11 @@ class Outputs:
     predictions: npt.NDArray[Any]
     """Class labels (classification) or float64 values (regression)."""
     scores: npt.NDArray[np.float64] | None
-    """Class probabilities, shape (rows, classes), column order = ``classes``."""
+    """Class probabilities, shape (rows, classes), column order = ``classes``; or, when
+    ``decision``, the decision function: shape (rows, 1) for a binary model (the
+    positive class, ``classes[1]``), else (rows, classes)."""
+    decision: bool = False
+    """``scores`` holds decision-function values, not probabilities."""
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -76,11 +80,27 @@ def predict_outputs(pipeline: Any, frame: pd.DataFrame, task: Task) -> Outputs:
         return Outputs(np.empty(0, dtype=object), empty_scores)
     padded = _padded(frame)
     if task == "classification":
+        return _classify(pipeline, padded, rows)
+    values = np.asarray(pipeline.predict(padded), dtype=np.float64)[:rows]
+    return Outputs(values, None)
+
+
+def has_probabilities(pipeline: Any) -> bool:
+    """Whether the classifier offers ``predict_proba`` (SVC, LinearSVC, RidgeClassifier...
+    do not; they are served with their decision function)."""
+    return hasattr(pipeline, "predict_proba")
+
+
+def _classify(pipeline: Any, padded: pd.DataFrame, rows: int) -> Outputs:
+    if has_probabilities(pipeline):
         scores = np.asarray(pipeline.predict_proba(padded), dtype=np.float64)[:rows]
         classes = np.asarray(pipeline.classes_)
         # argmax over the probabilities, as predict() does for every sklearn classifier
         # with predict_proba; computed here once instead of a second model pass.
-        predictions = classes[np.argmax(scores, axis=1)]
-        return Outputs(predictions, scores)
-    values = np.asarray(pipeline.predict(padded), dtype=np.float64)[:rows]
-    return Outputs(values, None)
+        return Outputs(classes[np.argmax(scores, axis=1)], scores)
+    # predict() itself: a one-vs-one SVC votes, which argmax over its decision need not match
+    predictions = np.asarray(pipeline.predict(padded))[:rows]
+    if not hasattr(pipeline, "decision_function"):
+        return Outputs(predictions, None)
+    decision = np.asarray(pipeline.decision_function(padded), dtype=np.float64)[:rows]
+    return Outputs(predictions, decision.reshape(rows, -1), decision=True)

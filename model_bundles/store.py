@@ -1,24 +1,27 @@
 """A bundle directory on disk: write it, and read it back only if it is intact and safe.
 
-Layout: ``manifest.json``, ``model.skops`` (the fitted pipeline), ``reference.json``.
+Layout: ``manifest.json``, ``model.skops`` (the fitted pipeline), ``reference.json``,
+and optionally ``code/`` (the user's modules, see ``codepack``).
 """
 
 from __future__ import annotations
 
 import io
+from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
 import skops.io as sio
 from pydantic import ValidationError
 
+from model_bundles.codepack import CODE_DIR, bundle_code, code_digest, code_files, code_modules
 from model_bundles.digest import canonical_json, manifest_digest, sha256_bytes
 from model_bundles.errors import BundleError
 from model_bundles.reference import Reference
-from model_bundles.trusted import TRUSTED_TYPES
-from schemas.manifest import DIGEST_EXCLUDED, FORMAT_VERSION, Manifest
+from model_bundles.trust.policy import Trust, allowed_types, require_code_trust
+from schemas.manifest import DIGEST_EXCLUDED, FORMAT_VERSION, Manifest, TrustSpec
 
 MANIFEST = "manifest.json"
 MODEL = "model.skops"
@@ -38,6 +41,7 @@ def write_bundle(out_dir: Path, manifest: dict[str, Any], files: dict[str, bytes
     """Write files, then the manifest with their digests and the bundle digest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, payload in files.items():
+        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / name).write_bytes(payload)
     file_digests = {n: sha256_bytes(p) for n, p in sorted(files.items())}
     # Digest the manifest exactly as it will be read back: validated, then dumped to JSON.
@@ -48,10 +52,15 @@ def write_bundle(out_dir: Path, manifest: dict[str, Any], files: dict[str, bytes
     return Manifest.model_validate(content)
 
 
-def read_bundle(bundle_dir: Path, extra_trusted: frozenset[str] = frozenset()) -> StoredBundle:
-    """Read a bundle, refusing it (BundleError) on any digest, format or type problem."""
+def read_bundle(bundle_dir: Path, trust: Trust | None = None) -> StoredBundle:
+    """Read a bundle, refusing it (BundleError) on any digest, format or type problem.
+
+    Every file is read and its digest checked before any type is built or any of
+    the bundle's code imported; the code is then imported from those checked bytes.
+    """
     manifest = read_manifest(bundle_dir)
     payloads = {name: _read_verified(bundle_dir, name, manifest) for name in manifest.files}
+    _check_code(manifest.trust, payloads)
     for required in (MODEL, REFERENCE):
         if required not in payloads:
             raise BundleError(f"{bundle_dir}: manifest lists no {required}")
@@ -60,7 +69,7 @@ def read_bundle(bundle_dir: Path, extra_trusted: frozenset[str] = frozenset()) -
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"]
         raise BundleError(f"{REFERENCE}: not a valid reference file: {problem}") from None
-    pipeline = load_model(payloads[MODEL], TRUSTED_TYPES | extra_trusted)
+    pipeline = load_model(payloads, manifest.trust, trust or Trust())
     return StoredBundle(manifest, pipeline, reference)
 
 
@@ -95,8 +104,26 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     return manifest
 
 
+def _check_code(declared: TrustSpec, payloads: dict[str, bytes]) -> None:
+    """The manifest's code block must describe exactly the code files the bundle holds."""
+    files = code_files(payloads)
+    if declared.code is None:
+        if files:
+            raise BundleError(f"{MANIFEST}: the bundle holds code/ files its trust block omits")
+        return
+    if declared.code.digest != code_digest(files) or declared.code.modules != code_modules(files):
+        raise BundleError(f"{MANIFEST}: the code block does not match the code/ files")
+
+
 def _read_verified(bundle_dir: Path, name: str, manifest: Manifest) -> bytes:
-    if Path(name).name != name:
+    parts = PurePosixPath(name).parts
+    nested_code = len(parts) > 1 and parts[0] == CODE_DIR
+    if (
+        ".." in parts
+        or name.startswith("/")
+        or "\\" in name
+        or (len(parts) > 1 and not nested_code)
+    ):
         raise BundleError(f"{MANIFEST}: file name {name!r} leaves the bundle directory")
     try:
         payload = (bundle_dir / name).read_bytes()
@@ -111,16 +138,20 @@ def _read_verified(bundle_dir: Path, name: str, manifest: Manifest) -> bytes:
     return payload
 
 
-def load_model(payload: bytes, trusted: frozenset[str]) -> Any:
-    """Load a skops model, refusing any type outside ``trusted`` before building anything."""
+def load_model(payloads: dict[str, bytes], declared: TrustSpec, trust: Trust) -> Any:
+    """Load the verified skops model, refusing (BundleError) any type the operator does not
+    trust before building anything, and importing the bundle's code only when trusted."""
+    payload = payloads[MODEL]
     try:
         untrusted = sio.get_untrusted_types(data=payload)
     except Exception as exc:  # a broken archive surfaces as anything from zipfile/json
         raise BundleError(f"{MODEL}: not a readable skops file: {exc}") from None
-    refused = sorted(set(untrusted) - trusted)
-    if refused:
-        raise BundleError(f"{MODEL}: untrusted type(s) in the model file: {', '.join(refused)}")
+    allowed = allowed_types(untrusted, declared, trust)
+    require_code_trust(declared, trust)
+    code = declared.code
+    context = bundle_code(payloads, code.digest) if code is not None else nullcontext()
     try:
-        return sio.load(io.BytesIO(payload), trusted=sorted(untrusted))
+        with context:
+            return sio.load(io.BytesIO(payload), trusted=allowed)
     except Exception as exc:
         raise BundleError(f"{MODEL}: cannot load the model: {exc}") from None

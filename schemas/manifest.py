@@ -83,6 +83,25 @@ class DataFingerprint(_Frozen):
     holdout_rows: int
 
 
+class CodeSpec(_Frozen):
+    """The user's own modules packed under ``code/`` (SPEC "Trust")."""
+
+    digest: str = Field(
+        description="sha256:<hex> over the code files' names and digests: what --trust-code names"
+    )
+    modules: list[str] = Field(description="top-level module names the code provides")
+
+
+class TrustSpec(_Frozen):
+    """What the model file needs beyond the scikit-learn catalogue; never trusted by itself."""
+
+    packages: dict[str, str] = Field(
+        default_factory=dict,
+        description="third-party import name -> exact version at build, compared at load",
+    )
+    code: CodeSpec | None = None
+
+
 class Manifest(_Frozen):
     """manifest.json of a bundle directory."""
 
@@ -99,6 +118,16 @@ class Manifest(_Frozen):
     data: DataFingerprint
     versions: dict[str, str]
     metrics: dict[str, float]
+    trust: TrustSpec = Field(default_factory=TrustSpec)
+    decision: bool = Field(
+        default=False,
+        description="a classifier without predict_proba: records carry its decision function",
+    )
+    scoring_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="parameters set for bit-reproducible scoring, e.g. "
+        '{"model__n_jobs": {"fitted": 8, "scoring": 1}}',
+    )
     files: dict[str, str] = Field(description="file name -> sha256:<hex> of its bytes")
     digest: str = Field(description="sha256:<hex> over everything above")
     build: dict[str, str] = Field(

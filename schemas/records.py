@@ -53,6 +53,11 @@ class PredictionRecord(BaseModel):
     scores: dict[str, float] | None = Field(
         default=None, description="class label -> probability (classification only)"
     )
+    decision: dict[str, float] | None = Field(
+        default=None,
+        description="instead of scores, for a classifier without probabilities: class label -> "
+        "decision function value; one entry (the positive class) for a binary model",
+    )
     model: ModelRef
     source: SourceRef | None = None
 

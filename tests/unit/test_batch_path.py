@@ -188,17 +188,18 @@ MODEL = {"name": 'm%s,"x"', "version": "1.0", "digest": "sha256:00"}
 
 
 @settings(max_examples=300, deadline=None)
-@given(scored(), st.booleans(), st.booleans())
+@given(scored(), st.booleans(), st.booleans(), st.sampled_from(["scores", "decision"]))
 def test_record_encoder_gives_encode_ones_bytes(
     case: tuple[list[str], list[str], list[InputEvent], Outputs],
     include_source: bool,
     regression: bool,
+    scores_key: str,
 ) -> None:
     names, ids, sources, outputs = case
     if regression:  # float predictions, no scores
         assert outputs.scores is not None
         names, outputs = [], Outputs(outputs.scores[:, 0].copy(), None)
-    encoder = RecordEncoder(MODEL, names, include_source=include_source)
+    encoder = RecordEncoder(MODEL, names, include_source=include_source, scores_key=scores_key)
     got = encoder.encode(ids, sources, outputs)
 
     predictions = outputs.predictions.tolist()
@@ -210,6 +211,7 @@ def test_record_encoder_gives_encode_ones_bytes(
             dict(zip(names, scores[i], strict=True)) if scores else None,
             MODEL,
             sources[i] if include_source else None,
+            scores_key,
         )
         for i, event_id in enumerate(ids)
     ]

@@ -15,7 +15,7 @@ from model_bundles.reference import EmptyFeatureWarning
 from model_bundles.store import read_manifest
 from model_bundles.verify import SELFCHECK_BATCH_SIZES
 from schemas.manifest import Manifest
-from worker.cli.options import bundle_option, option, warn_only_option
+from worker.cli.options import bundle_option, option, trust_options, warn_only_option
 from worker.replay.research import score_file
 
 _file = click.Path(dir_okay=False, path_type=Path)
@@ -51,9 +51,18 @@ def build(config: Path, data: Path, out: Path) -> None:
 @bundle.command()
 @click.argument("bundle_dir", type=_dir)
 @warn_only_option()
-def verify(bundle_dir: Path, warn_only: bool) -> None:
+@trust_options()
+def verify(
+    bundle_dir: Path, warn_only: bool, trust_packages: tuple[str, ...], trust_code: tuple[str, ...]
+) -> None:
     """Check file digests, trusted types, library versions and golden outputs."""
-    loaded = load_bundle(bundle_dir, warn_only=warn_only, warn=_warn)
+    loaded = load_bundle(
+        bundle_dir,
+        warn_only=warn_only,
+        trust_packages=trust_packages,
+        trust_code=trust_code,
+        warn=_warn,
+    )
     m = loaded.manifest
     sizes = ", ".join(str(s or "all") for s in SELFCHECK_BATCH_SIZES)
     click.echo(f"ok {m.name} {m.version} {m.digest}")
@@ -63,6 +72,8 @@ def verify(bundle_dir: Path, warn_only: bool) -> None:
     click.echo(
         f"  golden sample: {loaded.selfcheck.golden_rows} rows at batch sizes {sizes}: {state}"
     )
+    for line in trust_lines(m):
+        click.echo(f"  {line}")
 
 
 @bundle.command()
@@ -96,7 +107,23 @@ def describe(m: Manifest) -> list[str]:
         "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(m.versions.items())),
         "metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(m.metrics.items())),
     ]
+    lines += trust_lines(m)
     lines += [f"file: {name} {digest}" for name, digest in sorted(m.files.items())]
+    return lines
+
+
+def trust_lines(m: Manifest) -> list[str]:
+    """What loading the bundle needs beyond the scikit-learn catalogue, with the options."""
+    lines = [
+        f"package: {name} {version} (load with --trust-package {name})"
+        for name, version in sorted(m.trust.packages.items())
+    ]
+    if m.trust.code is not None:
+        modules = ", ".join(m.trust.code.modules)
+        lines.append(f"code: {m.trust.code.digest} ({modules}; load with --trust-code)")
+    if m.decision:
+        lines.append('outputs: decision function (records carry "decision")')
+    lines += [f"scoring: {k} {v['fitted']} -> {v['scoring']}" for k, v in m.scoring_params.items()]
     return lines
 
 
@@ -108,6 +135,7 @@ def describe(m: Manifest) -> list[str]:
 @option("--batch-size", type=click.IntRange(1), default=1000, show_default=True)
 @option("--id-field", default=None, help="event id field (default: the bundle's id column)")
 @warn_only_option()
+@trust_options()
 def score(
     bundle: Path,
     input_path: Path,
@@ -116,9 +144,17 @@ def score(
     batch_size: int,
     id_field: str | None,
     warn_only: bool,
+    trust_packages: tuple[str, ...],
+    trust_code: tuple[str, ...],
 ) -> None:
     """Research path: score a JSONL file of events with a bundle, no Kafka."""
-    loaded = load_bundle(bundle, warn_only=warn_only, warn=_warn)
+    loaded = load_bundle(
+        bundle,
+        warn_only=warn_only,
+        trust_packages=trust_packages,
+        trust_code=trust_code,
+        warn=_warn,
+    )
     summary = score_file(loaded, input_path, output, rejects, batch_size, id_field, _rejected)
     click.echo(summary.line(output), err=True)
 

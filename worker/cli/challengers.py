@@ -5,7 +5,7 @@ A challenger that fails to load stops start-up (SPEC.md), like the champion.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +49,16 @@ def load_challengers(
     champion: BatchScorer,
     registry: Any,
     warn: Callable[[str], None],
+    trust: Mapping[str, Sequence[str]] | None = None,
 ) -> Challengers | None:
-    """Load and check every challenger bundle; their metrics on ``registry`` when given."""
+    """Load and check every challenger bundle; their metrics on ``registry`` when given.
+
+    ``trust`` (``trust_packages``/``trust_code``) is the operator's, as for the champion."""
     if not dirs or topic is None:
         return None
     scorers = [
         BatchScorer(
-            load_bundle(d, warn_only=settings.warn_only, warn=warn),
+            load_bundle(d, warn_only=settings.warn_only, warn=warn, **(trust or {})),
             id_field=settings.id_field,
             max_event_bytes=settings.max_event_bytes,
         )

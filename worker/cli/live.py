@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
 from worker.cli.challengers import challenger_options, load_challengers, pop_challenger_options
-from worker.cli.options import bundle_option, option, warn_only_option
+from worker.cli.options import bundle_option, option, trust_options, warn_only_option
 from worker.core.scoring import BatchScorer
 from worker.kafka.clients import (
     GroupConsumer,
@@ -177,9 +177,14 @@ def _warn(message: str) -> None:
 )
 @warn_only_option()
 @challenger_options
+@trust_options()
 def run(**options: Any) -> int:
     """Live path: consume, score and produce predictions, exactly once by default."""
     challenger_dirs, challenger_topic = pop_challenger_options(options)
+    trust = {
+        "trust_packages": options.pop("trust_packages"),
+        "trust_code": options.pop("trust_code"),
+    }
     for required in ("bootstrap_servers", "input_topic", "output_topic"):
         if options.get(required) is None:
             raise click.UsageError(f"missing option --{required.replace('_', '-')}")
@@ -187,7 +192,7 @@ def run(**options: Any) -> int:
         settings = build_settings(options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    bundle = load_bundle(Path(settings.bundle), warn_only=settings.warn_only, warn=_warn)
+    bundle = load_bundle(Path(settings.bundle), warn_only=settings.warn_only, warn=_warn, **trust)
     with ExitStack() as stack:
         if settings.instance_id is None:
             instance_id, lock = claim_instance_id(settings.group_id)
@@ -201,7 +206,7 @@ def run(**options: Any) -> int:
         )
         registry = getattr(observer, "registry", None)
         challengers = load_challengers(
-            challenger_dirs, challenger_topic, settings, scorer, registry, _warn
+            challenger_dirs, challenger_topic, settings, scorer, registry, _warn, trust
         )
         connector = KafkaConnector(settings, log)
         worker = Worker(settings, scorer, connector, log, observer, extra=challengers)

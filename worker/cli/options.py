@@ -47,3 +47,36 @@ def _path_type() -> Any:
     from pathlib import Path
 
     return Path
+
+
+def trust_options() -> Callable[[F], F]:
+    """``--trust-package`` / ``--trust-code`` (SPEC "Trust"): repeatable, comma-separated,
+    also ``SCORING_WORKER_TRUST_PACKAGES`` / ``SCORING_WORKER_TRUST_CODE``."""
+
+    def decorate(command: F) -> F:
+        command = option(
+            "--trust-code",
+            "trust_code",
+            multiple=True,
+            envvar=ENV_PREFIX + "TRUST_CODE",
+            callback=_comma_separated,
+            metavar="sha256:HEX",
+            help="load the bundle's own code/ with this digest (see `bundle inspect`)",
+        )(command)
+        return option(
+            "--trust-package",
+            "trust_packages",
+            multiple=True,
+            envvar=ENV_PREFIX + "TRUST_PACKAGES",
+            callback=_comma_separated,
+            metavar="NAME",
+            help="allow types of this third-party package (e.g. feature_engine)",
+        )(command)
+
+    return decorate
+
+
+def _comma_separated(_ctx: click.Context, _param: click.Parameter, values: Any) -> tuple[str, ...]:
+    return tuple(
+        part.strip() for value in values or () for part in value.split(",") if part.strip()
+    )

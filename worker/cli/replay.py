@@ -17,7 +17,7 @@ import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.errors import BadInputError
-from worker.cli.options import bundle_option, env_name, option, warn_only_option
+from worker.cli.options import bundle_option, env_name, option, trust_options, warn_only_option
 from worker.core.ranges import bounds, describe, in_window
 from worker.core.recording import OutgoingMessage, PublishOptions, encode_message, read_publishable
 from worker.core.scoring import BatchScorer
@@ -113,13 +113,20 @@ def connection(bootstrap: str, properties: tuple[str, ...], timeout_s: float) ->
 @option("--metrics-host", default="127.0.0.1", show_default=True, help="metrics bind address")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
 @warn_only_option()
+@trust_options()
 def replay_command(**o: Any) -> int:
     """Score a bounded range of a topic, without joining any consumer group."""
     if (o["output"] is None) == (o["output_topic"] is None):
         raise click.UsageError("give --output FILE or --output-topic TOPIC (one of them)")
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
     conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
-    bundle = load_bundle(o["bundle"], warn_only=o["warn_only"], warn=_warn)
+    bundle = load_bundle(
+        o["bundle"],
+        warn_only=o["warn_only"],
+        trust_packages=o["trust_packages"],
+        trust_code=o["trust_code"],
+        warn=_warn,
+    )
     target = str(o["output"] or o["output_topic"])
     checker = _checker(o["expected"], target)
     scorer = BatchScorer(bundle, id_field=o["id_field"])

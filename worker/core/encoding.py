@@ -5,12 +5,14 @@ The reference encoding of one record is ``orjson.dumps`` of the dict
     {"event_id": id, "prediction": p, "scores": {label: score, ...} | None,
      "model": {"name", "version", "digest"}, "source": {...} | None}
 
-(``encode_one``). Building that dict per event cost more than scoring the batch,
-so ``RecordEncoder`` fills a bytes template instead: constant parts (keys, the
-model) are encoded once, and the variable values are encoded with orjson in bulk
-(one call for all the scores of the batch, one for all the source numbers), then
-split; only numbers, nulls and booleans are split that way, as their JSON text
-never holds a comma. A test checks it against ``encode_one`` on random batches.
+(``encode_one``); a decision-function classifier's records carry ``"decision"``
+in place of ``"scores"`` (``scores_key``). Building that dict per event cost
+more than scoring the batch, so ``RecordEncoder`` fills a bytes template
+instead: constant parts (keys, the model) are encoded once, and the variable
+values are encoded with orjson in bulk (one call for all the scores of the
+batch, one for all the source numbers), then split; only numbers, nulls and
+booleans are split that way, as their JSON text never holds a comma. A test
+checks it against ``encode_one`` on random batches.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def encode_one(
     scores: dict[str, float] | None,
     model: dict[str, str],
     source: Source | None,
+    scores_key: str = "scores",
 ) -> bytes:
-    """The reference encoding of one prediction record."""
+    """The reference encoding of one prediction record (``scores_key``: scores or decision)."""
     where = None
     if source is not None:
         where = {
@@ -60,7 +63,7 @@ def encode_one(
     record = {
         "event_id": event_id,
         "prediction": prediction,
-        "scores": scores,
+        scores_key: scores,
         "model": model,
         "source": where,
     }
@@ -71,18 +74,26 @@ class RecordEncoder:
     """Encodes the records of a batch; same bytes as ``encode_one`` on each."""
 
     def __init__(
-        self, model: dict[str, str], labels: Sequence[str] | None, *, include_source: bool
+        self,
+        model: dict[str, str],
+        labels: Sequence[str] | None,
+        *,
+        include_source: bool,
+        scores_key: str = "scores",
     ) -> None:
         self.model = model
         self.labels = list(labels) if labels else []
         self.include_source = include_source
+        self.scores_key = scores_key
         # duplicate labels (str(1) == str("1")) make the scores dict shorter: left to encode_one
         self._template_scores = len(set(self.labels)) == len(self.labels)
         self._topics: dict[str, bytes] = {}
         scores = b"{" + b",".join(_escape(orjson.dumps(k)) + b":%b" for k in self.labels) + b"}"
         source = b'{"topic":%b,"partition":%b,"offset":%b,"timestamp":%b}'
         self._template = (
-            b'{"event_id":%b,"prediction":%b,"scores":'
+            b'{"event_id":%b,"prediction":%b,'
+            + _escape(orjson.dumps(scores_key))
+            + b":"
             + (scores if self.labels else b"null")
             + b',"model":'
             + _escape(orjson.dumps(model))
@@ -138,6 +149,7 @@ class RecordEncoder:
                 dict(zip(self.labels, scores[i], strict=True)) if scores else None,
                 self.model,
                 sources[i] if self.include_source else None,
+                self.scores_key,
             )
             for i, event_id in enumerate(event_ids)
         ]

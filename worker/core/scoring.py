@@ -98,7 +98,14 @@ class BatchScorer:
         manifest = bundle.manifest
         model = {"name": manifest.name, "version": manifest.version, "digest": manifest.digest}
         labels = [str(category_text(c)) for c in manifest.classes] if manifest.classes else None
-        self._records = RecordEncoder(model, labels, include_source=include_source)
+        if labels and manifest.decision and len(labels) == 2:
+            labels = labels[1:]  # a binary decision function: the positive class's value
+        self._records = RecordEncoder(
+            model,
+            labels,
+            include_source=include_source,
+            scores_key="decision" if manifest.decision else "scores",
+        )
 
     def score(self, events: Sequence[InputEvent]) -> ScoredBatch:
         decoded, positions, rejected = self._decode_all(events)

@@ -238,7 +238,9 @@ def parse_prediction(line: bytes, where: str) -> tuple[str, Outputs]:
         item = _loads(value or b"null", f"{where}: value")
     if not isinstance(item, dict) or not isinstance(item.get("event_id"), str):
         raise BadInputError(f"{where}: not a prediction record (no string event_id)")
-    prediction, scores = item.get("prediction"), item.get("scores")
+    prediction = item.get("prediction")
+    # a decision-function classifier's record carries "decision" where others carry "scores"
+    scores = item.get("scores") if "scores" in item else item.get("decision")
     if not isinstance(prediction, str | int | float | bool):
         raise BadInputError(f"{where}: prediction must be a label or a number")
     if scores is not None and not _is_scores(scores):
