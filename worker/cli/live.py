@@ -26,6 +26,7 @@ from worker.kafka.clients import (
 )
 from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
+from worker.live.limits import fit_batches, read_limits
 from worker.live.loop import NullObserver, Observer, Source, Worker
 from worker.live.settings import WorkerSettings, parse_kafka_property
 from worker.logs import EventLog
@@ -34,10 +35,14 @@ from worker.logs import EventLog
 class KafkaConnector:
     """The real Kafka side of a Worker (``loop.Connector``)."""
 
-    def __init__(self, settings: WorkerSettings, log: EventLog) -> None:
+    def __init__(
+        self, settings: WorkerSettings, log: EventLog, limits: dict[str, int] | None = None
+    ) -> None:
         self.settings = settings
         self.log = log
         self.logger = log.librdkafka_logger()
+        self.limits = limits or {}
+        """Output topic -> its max.message.bytes: no record batch may be larger."""
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source:
         return GroupConsumer(self.settings.consumer_config(), on_error, self.logger)
@@ -46,16 +51,17 @@ class KafkaConnector:
         s = self.settings
         backoff = Backoff(s.retry_backoff_initial_ms / 1e3, s.retry_backoff_max_ms / 1e3)
         on_error = _producer_errors(self.log)
+        config = fit_batches(s.producer_config(), self.limits)
         if s.delivery == "at-least-once":
             return AtLeastOnce(
-                lambda: IdempotentProducer(s.producer_config(), on_error, self.logger),
+                lambda: IdempotentProducer(config, on_error, self.logger),
                 group,
                 status,
                 self.log,
                 backoff,
             )
         return ExactlyOnce(
-            lambda: TransactionalProducer(s.producer_config(), on_error, self.logger),
+            lambda: TransactionalProducer(config, on_error, self.logger),
             group,
             status,
             self.log,
@@ -195,6 +201,11 @@ def run(**options: Any) -> int:
                 stack.callback(lock.close)
             settings = settings.model_copy(update={"instance_id": instance_id})
         log = EventLog(static={"instance": settings.instance_id})
+        limits = read_limits(settings, log.librdkafka_logger())
+        if settings.dlq_topic:
+            settings = settings.model_copy(
+                update={"dlq_max_message_bytes": limits[settings.dlq_topic]}
+            )
         observer = _observer(settings, bundle, stack)
         scorer = BatchScorer(
             bundle, id_field=settings.id_field, max_event_bytes=settings.max_event_bytes
@@ -203,7 +214,7 @@ def run(**options: Any) -> int:
         challengers = load_challengers(
             challenger_dirs, challenger_topic, settings, scorer, registry, _warn
         )
-        connector = KafkaConnector(settings, log)
+        connector = KafkaConnector(settings, log, limits)
         worker = Worker(settings, scorer, connector, log, observer, extra=challengers)
         _on_signals(worker)
         # What start-up loaded (sklearn, pandas, the model) lives as long as the process:

@@ -27,6 +27,7 @@ from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, Rebala
 from worker.live.deadletter import dead_letter_messages
 from worker.live.delivery import Delivery, DeliveryBatch, Group, Status
 from worker.live.health import FATAL_KINDS, Health
+from worker.live.outputs import OutputGuard
 from worker.live.progress import Progress, ProgressObserver
 from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
@@ -152,6 +153,7 @@ class Worker(RebalanceListener):
         self.delivery = connector.delivery(self.health, self.source)
         self.progress = Progress(self.observer, self.health, self.source.lags)
         self.summary = RunSummary()
+        self.outputs = OutputGuard(settings.dlq_topic, log)
         self.assigned: set[Partition] = set()
         self._revoked_in_poll: set[Partition] = set()
         self._last_event = clock()
@@ -224,19 +226,22 @@ class Worker(RebalanceListener):
 
     def _process(self, events: list[InputEvent]) -> None:
         started = self.clock()
-        scored = self.scorer.score(events)
+        scored = self.outputs.apply(events, self.scorer.score(events))
         duration_s = self.clock() - started
         messages = self._messages(events, scored)
         if self.extra is not None:
             messages += self.extra.messages(events, scored)
-        delivered = self.delivery.deliver(DeliveryBatch(messages, next_offsets(events)))
+        batch = DeliveryBatch(messages, next_offsets(events))
+        delivered = self.delivery.deliver(batch)
         self.progress.delivered(delivered, self.delivery.last_rollback)
         if delivered:
+            self.outputs.delivered(events)
             if self.extra is not None:
                 self.extra.delivered()
             self._account(events, scored, duration_s)
             return
         self.summary.rolled_back += 1
+        self.outputs.rolled_back(batch.messages, batch.refused)  # raises past the bound
         # Read again from the committed offsets, not the batch's first ones: a commit
         # that timed out on the client may still have gone through on the broker.
         first = first_offsets(events)
@@ -262,6 +267,7 @@ class Worker(RebalanceListener):
                 topic=s.dlq_topic,
                 bundle_digest=self.scorer.bundle.digest,
                 max_value_bytes=s.max_dead_letter_bytes,
+                max_message_bytes=s.dlq_max_message_bytes,
             )
         return out
 

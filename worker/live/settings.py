@@ -129,6 +129,9 @@ class WorkerSettings(BaseSettings):
     max_dead_letter_bytes: int = Field(default=900_000, ge=1024)
     """A dead letter's value is cut to this size (header ``scoring.value.truncated``) so the
     DLQ accepts it under Kafka's default 1 MB message limit."""
+    dlq_max_message_bytes: int | None = Field(default=None, ge=1)
+    """The DLQ topic's ``max.message.bytes``, read from the broker at start-up: dead letters
+    are cut to fit under it (None: not known, only ``max_dead_letter_bytes`` applies)."""
     warn_only: bool = False
     """Start even when the bundle self-check finds differences (warn instead)."""
     broker_timeout_s: float = Field(default=300.0, ge=0)
