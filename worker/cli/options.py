@@ -47,3 +47,14 @@ def _path_type() -> Any:
     from pathlib import Path
 
     return Path
+
+
+def debug() -> bool:
+    """Whether ``--debug`` (or ``SCORING_WORKER_DEBUG``) was given: tracebacks, and
+    librdkafka's own log lines, on stderr."""
+    import os
+
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().params.get("debug"):
+        return True
+    return os.environ.get(env_name("debug"), "") not in ("", "0", "false")

@@ -10,9 +10,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from worker.core.scoring import InputEvent
+if TYPE_CHECKING:  # importing it would import pandas: `topics create` has no use for it
+    from worker.core.scoring import InputEvent
 
 Partition = tuple[str, int]
 """(topic, partition)"""
