@@ -28,7 +28,7 @@ from worker.live.instance import claim_instance_id
 from worker.live.limits import fit_batches, read_limits
 from worker.live.loop import NullObserver, Observer, Source, Worker
 from worker.live.settings import WorkerSettings, parse_kafka_property
-from worker.live.stopping import SignalStop
+from worker.live.stopping import signals
 from worker.logs import EventLog
 
 
@@ -135,8 +135,7 @@ def _warn(message: str) -> None:
 def run(**options: Any) -> int:
     """Live path: consume, score and produce predictions, exactly once by default."""
     challenger_dirs, challenger_topic = pop_challenger_options(options)
-    signals = SignalStop()
-    signals.install()  # first, so a signal during start-up ends it at once (exit 0)
+    signals.install()  # done already by worker.cli.main before the imports; see there
     for required in ("bootstrap_servers", "input_topic", "output_topic"):
         if options.get(required) is None:
             raise click.UsageError(f"missing option --{required.replace('_', '-')}")

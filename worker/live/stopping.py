@@ -36,10 +36,17 @@ class SignalStop:
         self._request_stop: Callable[[str], None] | None = None
         self._exit_now = exit_now
         self.received: list[str] = []
+        self._installed = False
 
     def install(self) -> None:
-        """Block the signals in this (the main) thread and its future threads, librdkafka's
-        included, and start the thread that waits for them. Call before any client."""
+        """Block the signals in this (the main) thread and the threads it starts later,
+        and start the thread that waits for them. Call before anything starts a thread:
+        librdkafka's and the BLAS pool numpy starts on import would otherwise take a
+        signal with its default action (``worker.cli.main`` calls it before importing
+        the command). Idempotent."""
+        if self._installed:
+            return
+        self._installed = True
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         threading.Thread(target=self._wait, name="signals", daemon=True).start()
 
@@ -67,6 +74,9 @@ class SignalStop:
             return
         self._exit_now(0)  # still starting: nothing consumed, nothing to finish
 
+
+signals = SignalStop()
+"""The process's one signal thread (`run` only)."""
 
 CLOSE_AWAY_S = 1.0
 """How long closing a client may take while the broker is away (it cannot be left
