@@ -15,11 +15,12 @@ from model_bundles.reference import EmptyFeatureWarning
 from model_bundles.store import read_manifest
 from model_bundles.verify import SELFCHECK_BATCH_SIZES
 from schemas.manifest import Manifest
-from worker.cli.options import bundle_option, option, warn_only_option
+from worker.cli.options import bundle_option, option, warn_only_option, writable
 from worker.replay.research import score_file
 
 _file = click.Path(dir_okay=False, path_type=Path)
 _dir = click.Path(file_okay=False, path_type=Path)
+_existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 @click.group()
@@ -49,7 +50,7 @@ def build(config: Path, data: Path, out: Path) -> None:
 
 
 @bundle.command()
-@click.argument("bundle_dir", type=_dir)
+@click.argument("bundle_dir", type=_existing_dir)
 @warn_only_option()
 def verify(bundle_dir: Path, warn_only: bool) -> None:
     """Check file digests, trusted types, library versions and golden outputs."""
@@ -66,7 +67,7 @@ def verify(bundle_dir: Path, warn_only: bool) -> None:
 
 
 @bundle.command()
-@click.argument("bundle_dir", type=_dir)
+@click.argument("bundle_dir", type=_existing_dir)
 @click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
 def inspect(bundle_dir: Path, as_json: bool) -> None:
     """Show what a bundle holds (reads the manifest only)."""
@@ -116,11 +117,19 @@ def score(
     batch_size: int,
     id_field: str | None,
     warn_only: bool,
-) -> None:
-    """Research path: score a JSONL file of events with a bundle, no Kafka."""
+) -> int:
+    """Research path: score a JSONL file of events with a bundle, no Kafka; exit 1 when no
+    event could be scored."""
+    for path in filter(None, (output, rejects)):
+        writable(path)
     loaded = load_bundle(bundle, warn_only=warn_only, warn=_warn)
     summary = score_file(loaded, input_path, output, rejects, batch_size, id_field, _rejected)
     click.echo(summary.line(output), err=True)
+    if summary.scored == 0:
+        rejected = sum(summary.rejected.values())
+        click.echo(f"scoring-worker: error: no event scored ({rejected} rejected)", err=True)
+        return 1
+    return 0
 
 
 def _rejected(message: str) -> None:

@@ -17,7 +17,7 @@ import orjson
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.errors import BadInputError
 from worker.cli.kafka_options import all_of, connection, kafka_options
-from worker.cli.options import bundle_option, option, warn_only_option
+from worker.cli.options import bundle_option, option, warn_only_option, writable
 from worker.core.ranges import bounds, describe, in_window
 from worker.core.recording import OutgoingMessage, PublishOptions, encode_message, read_publishable
 from worker.core.scoring import BatchScorer
@@ -62,6 +62,8 @@ def replay_command(**o: Any) -> int:
     """Score a bounded range of a topic, without joining any consumer group."""
     if (o["output"] is None) == (o["output_topic"] is None):
         raise click.UsageError("give --output FILE or --output-topic TOPIC (one of them)")
+    if o["output"] is not None:
+        writable(o["output"])
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
     conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
     bundle = load_bundle(o["bundle"], warn_only=o["warn_only"], warn=_warn)
@@ -141,6 +143,7 @@ def _written(path: Path) -> Iterator[FileSink]:
 @option("--output", type=_file, required=True, help="recording to write (JSONL)")
 def record(**o: Any) -> None:
     """Copy a topic (or a range of it) to a file: keys, values, headers, timestamps."""
+    writable(o["output"])
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
     conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
     count = 0
