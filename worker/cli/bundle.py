@@ -13,7 +13,7 @@ from model_bundles.build import build_from_config
 from model_bundles.bundle import load_bundle
 from model_bundles.reference import EmptyFeatureWarning
 from model_bundles.store import read_manifest
-from model_bundles.verify import SELFCHECK_BATCH_SIZES
+from model_bundles.verify import describe_plan
 from schemas.manifest import Manifest
 from worker.cli.options import bundle_option, option, warn_only_option, writable
 from worker.replay.research import score_file
@@ -56,14 +56,11 @@ def verify(bundle_dir: Path, warn_only: bool) -> None:
     """Check file digests, trusted types, library versions and golden outputs."""
     loaded = load_bundle(bundle_dir, warn_only=warn_only, warn=_warn)
     m = loaded.manifest
-    sizes = ", ".join(str(s or "all") for s in SELFCHECK_BATCH_SIZES)
     click.echo(f"ok {m.name} {m.version} {m.digest}")
     click.echo(f"  files: {len(m.files)} digests match")
     click.echo(f"  versions: {'match' if not loaded.selfcheck.version_problems else 'DIFFER'}")
     state = "identical" if not loaded.selfcheck.golden_problems else "DIFFER"
-    click.echo(
-        f"  golden sample: {loaded.selfcheck.golden_rows} rows at batch sizes {sizes}: {state}"
-    )
+    click.echo(f"  golden sample: {describe_plan(loaded.selfcheck.golden_rows)}: {state}")
 
 
 @bundle.command()
