@@ -156,8 +156,8 @@ def run(**options: Any) -> int:
                 stack.callback(lock.close)
             settings = settings.model_copy(update={"instance_id": instance_id})
         log = EventLog(static={"instance": settings.instance_id})
-        limits = read_limits(settings, log.librdkafka_logger())
-        if settings.dlq_topic:
+        limits = read_limits(settings, log.librdkafka_logger(), log)
+        if settings.dlq_topic and settings.dlq_topic in limits:
             settings = settings.model_copy(
                 update={"dlq_max_message_bytes": limits[settings.dlq_topic]}
             )

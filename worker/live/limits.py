@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from worker.errors import RuntimeFailure
 from worker.kafka.admin import admin_client, max_message_bytes
 from worker.kafka.types import KafkaFailure
 from worker.live.settings import SCOPES, WorkerSettings
+from worker.logs import EventLog
 
 DEFAULT_BATCH_BYTES = 1_000_000
 """librdkafka's ``batch.size`` default."""
@@ -24,24 +24,25 @@ BATCH_MARGIN_BYTES = 512
 """``batch.size`` counts librdkafka's framing estimate; leave room for the rest."""
 
 
-def read_limits(settings: WorkerSettings, logger: logging.Logger | None) -> dict[str, int]:
-    """Output topic (and DLQ) -> its ``max.message.bytes``; RuntimeFailure (one line) when
-    the broker does not answer within the broker timeout or a topic does not exist."""
+READ_TIMEOUT_S = 10.0
+"""At most this long for the limits at start-up; the worker's own start then reports an
+unreachable broker or refused credentials with its usual lines and deadlines."""
+
+
+def read_limits(
+    settings: WorkerSettings, logger: logging.Logger | None, log: EventLog
+) -> dict[str, int]:
+    """Output topic (and DLQ) -> its ``max.message.bytes``; empty, with a ``limits_unknown``
+    warning line, when they cannot be read (broker away, credentials refused, no
+    DescribeConfigs ACL): dead letters are then only cut to ``max_dead_letter_bytes``."""
     topics = [t for t in (settings.output_topic, settings.dlq_topic) if t]
-    timeout_s = settings.broker_timeout_s or 30.0
+    timeout_s = min(settings.broker_timeout_s or READ_TIMEOUT_S, READ_TIMEOUT_S)
     admin = admin_client(_admin_config(settings), logger)
     try:
         return max_message_bytes(admin, topics, timeout_s)
     except KafkaFailure as exc:
-        if exc.code in ("UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC"):
-            raise RuntimeFailure(
-                f"a topic of {', '.join(topics)} does not exist on {settings.bootstrap_servers}"
-                " (scoring-worker topics create makes one)"
-            ) from None
-        raise RuntimeFailure(
-            f"reading the limits of {', '.join(topics)}: broker {settings.bootstrap_servers} "
-            f"did not answer within {timeout_s:g}s ({exc})"
-        ) from None
+        log.emit("limits_unknown", "warning", topics=topics, error=str(exc))
+        return {}
 
 
 def _admin_config(settings: WorkerSettings) -> dict[str, Any]:
