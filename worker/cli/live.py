@@ -156,11 +156,6 @@ def run(**options: Any) -> int:
                 stack.callback(lock.close)
             settings = settings.model_copy(update={"instance_id": instance_id})
         log = EventLog(static={"instance": settings.instance_id})
-        limits = read_limits(settings, log.librdkafka_logger(), log)
-        if settings.dlq_topic and settings.dlq_topic in limits:
-            settings = settings.model_copy(
-                update={"dlq_max_message_bytes": limits[settings.dlq_topic]}
-            )
         observer = _observer(settings, bundle, stack)
         scorer = BatchScorer(
             bundle, id_field=settings.id_field, max_event_bytes=settings.max_event_bytes
@@ -169,6 +164,11 @@ def run(**options: Any) -> int:
         challengers = load_challengers(
             challenger_dirs, challenger_topic, settings, scorer, registry, _warn
         )
+        limits = read_limits(settings, log.librdkafka_logger(), log)  # after local checks
+        if settings.dlq_topic and settings.dlq_topic in limits:
+            settings = settings.model_copy(
+                update={"dlq_max_message_bytes": limits[settings.dlq_topic]}
+            )
         connector = KafkaConnector(settings, log, limits)
         worker = Worker(settings, scorer, connector, log, observer, extra=challengers)
         signals.attach(worker.request_stop)
