@@ -48,7 +48,7 @@ container-test: $(STAMP) kafka-up ## build the image with podman, run it against
 	scripts/container-test
 
 demo: $(STAMP) kafka-up ## build the demo bundle and run the whole job end to end
-	$(BIN)/python -m examples.demo
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)} $(BIN)/python -m examples.demo
 
 bench: $(STAMP) kafka-up ## throughput/latency benchmarks, writes docs/benchmarks.md
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python -m bench

@@ -21,7 +21,7 @@ from bench.common import REPO, BenchError, Figure, Kafka
 from bench.e2e import Kind, Mode, RunResult, worker_defaults
 from bench.report import Report
 
-SECTIONS = ("core", "e2e", "naive", "latency")
+SECTIONS = ("startup", "core", "e2e", "naive", "latency")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     plan = _plan(args)
     kafka = Kafka(args.bootstrap)
-    if plan.sections - {"core"} and not kafka.reachable():
+    if plan.sections - {"core", "startup"} and not kafka.reachable():
         print(f"bench: error: no broker at {args.bootstrap} (make kafka-up)", file=sys.stderr)
         return 3
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -122,6 +122,8 @@ def _run(plan: suite.Plan, kafka: Kafka, workdir: Path, report: Report) -> None:
     e2e: dict[tuple[Kind, Mode, str | None], list[RunResult]] = {}
     naive: float | None = None
     p99: dict[int | None, Figure] = {}
+    if "startup" in plan.sections:
+        suite.run_startup(plan, workdir, bundles, report)
     if "core" in plan.sections:
         suite.run_core(plan, bundles, report)
     if "e2e" in plan.sections:

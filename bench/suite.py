@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import core, latency, naive
+from bench import core, latency, naive, startup
 from bench.common import Figure, Kafka, events
 from bench.e2e import Kind, Mode, RunResult, Setup, run_once
 from bench.report import Report
@@ -47,6 +47,30 @@ def build_bundles(workdir: Path) -> dict[str, Path]:
         out[name] = workdir / "bundles" / name
         build_from_config(EXAMPLES / config, EXAMPLES / "penguins.csv", out[name])
     return out
+
+
+def run_startup(plan: Plan, workdir: Path, bundles: dict[str, Path], report: Report) -> None:
+    """`--help` and the self-check (issue 15's targets)."""
+    repeats = max(plan.repeats, 3)
+    say(f"start-up: scoring-worker --help x{repeats}")
+    shown = startup.help_seconds(repeats)
+    report.add("`scoring-worker --help`, wall time", shown, "fresh interpreter each run")
+    report.targets.append(
+        ("`scoring-worker --help` < 0.5 s", shown.median < 0.5, f"{shown.median:.2f} s")
+    )
+    say("start-up: building a 100-tree random forest")
+    paths = {**bundles, "RF100": startup.forest_bundle(EXAMPLES, workdir)}
+    for name, path in paths.items():
+        bundle = startup.load(path)
+        now = startup.selfcheck_seconds(bundle, repeats)
+        before = startup.former_selfcheck_seconds(bundle, 1)
+        rows = len(bundle.reference.golden)
+        report.add(f"self-check at load, {name} ({rows} golden rows)", now,
+                   f"every row at all/1/2/3/7 before: {before.median:.2f} s")  # fmt: skip
+        limit = 2.0 if name == "RF100" else 1.0
+        report.targets.append(
+            (f"self-check < {limit:g} s, {name}", now.median < limit, f"{now.median:.2f} s")
+        )
 
 
 def run_core(plan: Plan, bundles: dict[str, Path], report: Report) -> dict[str, float]:

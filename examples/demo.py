@@ -34,7 +34,7 @@ from examples.stack import (
     wait_for,
     wait_ready,
 )
-from worker.kafka.ranges import Connection, ensure_topic
+from worker.kafka.connection import Connection
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "out" / "demo"
@@ -110,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ("events", "predictions", "dead-letters", "challengers")
     topics = {k: f"demo-{k}-{run_id}" for k in kinds}
     connection = Connection(args.bootstrap_servers)
-    for topic in topics.values():
-        ensure_topic(connection, topic, partitions=4)
+    names = [a for t in topics.values() for a in ("--topic", t)]
+    create = [CLI, "topics", "create", "--bootstrap-servers", args.bootstrap_servers,
+              "--partitions", "4", *names]  # fmt: skip
+    step("create the topics", create, quiet=True)
     worker_args = ["--bundle", str(bundle), "--bootstrap-servers", args.bootstrap_servers,
                    "--input-topic", topics["events"], "--output-topic", topics["predictions"],
                    "--dlq-topic", topics["dead-letters"],
@@ -205,17 +207,21 @@ def stream(
         f"  prediction drift (worker-0 window): psi {drift['psi']:.4f}, ks {drift['ks']:.4f}, "
         f"js {drift['js']:.4f}",
         "  feature psi: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(feature_psi.items())),
-        "  metrics: " + ", ".join(f"{w.url}/metrics" for w in workers),
         "  challenger agreement with the champion (worker-0 window): "
         f"{total(samples[:1], 'scoring_challenger_agreement_ratio'):.4f}, prediction psi "
         f"{total(samples[:1], 'scoring_challenger_prediction_drift', statistic='psi'):.4f}",
     ]
+    urls = ", ".join(f"{w.url}/metrics" for w in workers)
+    if args.keep_running:
+        lines.append(f"  metrics (still served): {urls}")
+    else:
+        lines.append("  metrics: served while the workers ran (--keep-running keeps them up)")
     if prometheus:
-        lines.append(fleet_line(prometheus, produced))
+        lines.append(fleet_line(prometheus, produced, args.keep_running))
     return lines
 
 
-def fleet_line(prometheus: Prometheus, produced: float) -> str:
+def fleet_line(prometheus: Prometheus, produced: float, keep_running: bool) -> str:
     """The fleet PSI recording rule, once evaluated over scrapes that saw every prediction."""
     seen_at: list[float] = []
 
@@ -240,7 +246,8 @@ def fleet_line(prometheus: Prometheus, produced: float) -> str:
         wait_for("Prometheus to evaluate the fleet PSI", evaluated_after, 30, every_s=1.0)
     except SystemExit as exc:
         return f"  prometheus: {prometheus.url} ({exc})"
-    return f"  prometheus: {prometheus.url}, fleet prediction PSI over all replicas {fleet[0]:.4f}"
+    where = f"{prometheus.url}, " if keep_running else ""
+    return f"  prometheus: {where}fleet prediction PSI over all replicas {fleet[0]:.4f}"
 
 
 if __name__ == "__main__":

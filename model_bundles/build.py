@@ -201,7 +201,15 @@ def _require_columns(frame: pd.DataFrame, needed: list[str], id_column: str | No
         raise BadInputError("data has no rows")
     absent = [c for c in [*needed, *([id_column] if id_column else [])] if c not in frame.columns]
     if absent:
-        raise BadInputError(f"column(s) not in the data: {', '.join(absent)}")
+        there = ", ".join(map(str, frame.columns[:20])) + (
+            " ..." if len(frame.columns) > 20 else ""
+        )
+        hint = ""
+        if len(frame.columns) == 1 and any(d in str(frame.columns[0]) for d in ";\t|"):
+            hint = " (one column only: is the file delimited by something other than a comma?)"
+        raise BadInputError(
+            f"column(s) not in the data: {', '.join(absent)}; the data has: {there}{hint}"
+        )
 
 
 def _feature_specs(

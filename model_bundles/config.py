@@ -41,8 +41,9 @@ class FeaturesSection(_Section):
         names = [*self.numeric, *self.categorical]
         if not names:
             raise ValueError("no features: list some under numeric or categorical")
-        if len(set(names)) != len(names):
-            raise ValueError("a feature is listed twice")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"a feature is listed twice: {', '.join(twice)}")
         return self
 
 

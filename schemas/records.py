@@ -22,6 +22,8 @@ class RejectReason(StrEnum):
     WRONG_TYPE = "wrong_type"
     NON_FINITE = "non_finite"
     TOO_LARGE = "too_large"
+    # scored, but the broker refused its prediction record for good (too large, ...)
+    OUTPUT_REJECTED = "output_rejected"
 
 
 class ModelRef(BaseModel):

@@ -12,6 +12,7 @@ Nothing is logged per message. Repeated broker noise is rate limited per key.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -74,22 +75,45 @@ class EventLog:
         self.emit(event, level, **fields)
 
     def librdkafka_logger(self, name: str = "scoring_worker.librdkafka") -> logging.Logger:
-        """A logging.Logger for librdkafka's ``logger`` property: warnings and worse become
-        ``librdkafka`` lines, at most one per facility every 10 s."""
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.WARNING)
-        logger.propagate = False
-        logger.handlers[:] = [_Forward(self)]
-        return logger
+        """A logging.Logger for librdkafka's ``logger`` property: each distinct warning or
+        error becomes a ``librdkafka`` line, at most one per ``RDKAFKA_EVERY_S``."""
+
+        def write(key: str, level: str, message: str) -> None:
+            self.limited(key, RDKAFKA_EVERY_S, "librdkafka", level, message=message)
+
+        return librdkafka_logger(KafkaLog(write), name)
 
 
-class _Forward(logging.Handler):
-    def __init__(self, log: EventLog) -> None:
+RDKAFKA_EVERY_S = 60.0
+"""The same librdkafka message (numbers aside) is written at most once per this long."""
+_NUMBERS = re.compile(r"\d+")
+
+
+class KafkaLog(logging.Handler):
+    """librdkafka's log lines (warnings and worse), never raw on stderr: each goes to
+    ``write(key, level, message)``, where ``key`` is the same for the same message but for
+    its numbers (timestamps, durations), so a caller can write each distinct one once;
+    ``last`` keeps the latest, for an error line to quote."""
+
+    def __init__(self, write: Callable[[str, str, str], None] | None = None) -> None:
         super().__init__(logging.WARNING)
-        self._log = log
+        self._write = write
+        self.last: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        facility = message.split("|", 3)[1] if message.count("|") >= 3 else record.name
-        level = "error" if record.levelno >= logging.ERROR else "warning"
-        self._log.limited(f"rdk:{facility}", 10.0, "librdkafka", level, message=message)
+        message = record.getMessage()  # "FAC [client#producer-1] [thrd:...]: text"
+        facility = message.split(" ", 1)[0]
+        text = message.split("]: ", 1)[-1].strip()
+        self.last = text
+        if self._write is not None:
+            level = "error" if record.levelno >= logging.ERROR else "warning"
+            self._write(f"rdk:{facility}:{_NUMBERS.sub('#', text)}", level, message)
+
+
+def librdkafka_logger(handler: KafkaLog, name: str = "scoring_worker.librdkafka") -> logging.Logger:
+    """A logger (for librdkafka's ``logger`` property) that hands its lines to ``handler``."""
+    logger = logging.getLogger(f"{name}.{id(handler)}")
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    logger.handlers[:] = [handler]
+    return logger

@@ -65,7 +65,7 @@ def test_fleet_psi_over_two_replicas_equals_offline_psi(
     events_in, predictions = topic_factory(partitions=4), topic_factory(partitions=4)
     args = ["--bundle", str(bundle_dir), "--bootstrap-servers", bootstrap,
             "--input-topic", events_in, "--output-topic", predictions,
-            "--group-id", f"fleet-{events_in}"]  # fmt: skip
+            "--no-dlq", "--group-id", f"fleet-{events_in}"]  # fmt: skip
     workers = [start_worker(CLI, f"replica-{i}", args, tmp_path) for i in range(2)]
     prometheus = None
     try:

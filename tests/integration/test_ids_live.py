@@ -60,7 +60,7 @@ def test_score_and_run_pair_events_without_ids(
     connect = ("--bootstrap-servers", bootstrap)
     assert cli("publish", *connect, "--topic", source, "--input", idless_events) == 0
     args = [SCORING_WORKER, "run", "--bundle", str(bundle), *connect, "--input-topic", source]
-    args += ["--output-topic", output, "--group-id", unique_topic("ids")]
+    args += ["--output-topic", output, "--no-dlq", "--group-id", unique_topic("ids")]
     args += ["--max-events", str(EVENTS), "--idle-timeout", "60"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_WORKER_")}
     env["OMP_NUM_THREADS"] = "1"

@@ -173,7 +173,8 @@ def start_worker(
 ) -> LiveRun:
     """`scoring-worker run` as a real process; it stops by itself after the stream."""
     args = [SCORING_WORKER, "run", "--bundle", str(bundle), "--bootstrap-servers", bootstrap]
-    args += ["--input-topic", source, "--output-topic", output, "--group-id", unique_topic("rg")]
+    args += ["--input-topic", source, "--output-topic", output, "--no-dlq"]
+    args += ["--group-id", unique_topic("rg")]
     args += ["--instance-id", f"replay-{size}", "--max-batch-events", str(size)]
     args += ["--max-events", str(EVENTS), "--idle-timeout", "60"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_WORKER_")}

@@ -113,7 +113,7 @@ def test_security_failures_exit_3_with_one_clear_line(
         "untrusted-certificate": "certificate verify failed",
         "no-write-acl": f"needs ACL ALLOW WRITE on topic {topics.output}",
     }[case]
-    env["SCORING_WORKER_BROKER_TIMEOUT_S"] = str(BROKER_TIMEOUT_S)
+    env["SCORING_WORKER_BROKER_TIMEOUT"] = str(BROKER_TIMEOUT_S)
     worker = WorkerProcess(secure.bootstrap, topics, tmp_path, case, extra_env=env)
     try:
         worker.wait_event("start", 120)

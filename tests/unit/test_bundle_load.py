@@ -119,7 +119,10 @@ def test_verify_passes_on_a_bundle_built_here(
 ) -> None:
     assert run_cli(["bundle", "verify", str(penguins_bundle_dir)]) == 0
     out = capsys.readouterr().out
-    assert "golden sample: 69 rows at batch sizes all, 1, 2, 3, 7: identical" in out
+    assert (
+        "golden sample: 69 rows at full size, the first 3 one at a time, "
+        "the first 7 as one batch: identical"
+    ) in out
 
 
 def test_inspect_json_is_the_manifest(

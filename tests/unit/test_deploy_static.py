@@ -23,7 +23,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PROM = REPO / "deploy" / "prometheus"
-TOOLS_PATH = os.pathsep.join([os.environ.get("PATH", ""), str(REPO / ".cache" / "bin")])
+PINNED = REPO / ".cache" / "bin"
+# the pinned tools first: an older system docker-compose (Debian's 1.29) rejects `name:`
+TOOLS_PATH = os.pathsep.join([str(PINNED), os.environ.get("PATH", "")])
 
 
 def _load_checks() -> ModuleType:
@@ -55,9 +57,19 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
+    """Success, or a message that names the binary that ran (which one PATH gave)."""
     assert proc.returncode == 0, (
-        f"{proc.args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        f"{proc.args[0]} (binary run) exited {proc.returncode}: {proc.args}\n"
+        f"{proc.stdout}\n{proc.stderr}"
     )
+
+
+@pytest.mark.parametrize("name", ["docker-compose", "hadolint", "promtool"])
+def test_the_pinned_tools_come_first(name: str) -> None:
+    found = tool(name)
+    print(f"{name}: {found}")
+    if (PINNED / name).exists():
+        assert Path(found) == PINNED / name
 
 
 @pytest.fixture(scope="module")

@@ -141,9 +141,7 @@ def test_idle_timeout_stops_and_an_outage_is_not_idleness(penguins_bundle: Bundl
         worker._step()
     assert not worker.stopping
     source.metadata_error = None
-    clock.now += 10  # next probe due: the broker answers again
-    worker._step()
-    clock.now += 6
+    clock.now += 10  # next probe due: the broker answers, 10 s after the last outage step
     worker._step()
     assert worker.stopping and worker.summary.stop_reason == "idle"
 

@@ -13,13 +13,14 @@ from model_bundles.build import build_from_config
 from model_bundles.bundle import load_bundle
 from model_bundles.reference import EmptyFeatureWarning
 from model_bundles.store import read_manifest
-from model_bundles.verify import SELFCHECK_BATCH_SIZES
+from model_bundles.verify import describe_plan
 from schemas.manifest import Manifest
-from worker.cli.options import bundle_option, option, trust_options, warn_only_option
+from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
 from worker.replay.research import score_file
 
 _file = click.Path(dir_okay=False, path_type=Path)
 _dir = click.Path(file_okay=False, path_type=Path)
+_existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 @click.group()
@@ -49,7 +50,7 @@ def build(config: Path, data: Path, out: Path) -> None:
 
 
 @bundle.command()
-@click.argument("bundle_dir", type=_dir)
+@click.argument("bundle_dir", type=_existing_dir)
 @warn_only_option()
 @trust_options()
 def verify(
@@ -64,20 +65,17 @@ def verify(
         warn=_warn,
     )
     m = loaded.manifest
-    sizes = ", ".join(str(s or "all") for s in SELFCHECK_BATCH_SIZES)
     click.echo(f"ok {m.name} {m.version} {m.digest}")
     click.echo(f"  files: {len(m.files)} digests match")
     click.echo(f"  versions: {'match' if not loaded.selfcheck.version_problems else 'DIFFER'}")
     state = "identical" if not loaded.selfcheck.golden_problems else "DIFFER"
-    click.echo(
-        f"  golden sample: {loaded.selfcheck.golden_rows} rows at batch sizes {sizes}: {state}"
-    )
+    click.echo(f"  golden sample: {describe_plan(loaded.selfcheck.golden_rows)}: {state}")
     for line in trust_lines(m):
         click.echo(f"  {line}")
 
 
 @bundle.command()
-@click.argument("bundle_dir", type=_dir)
+@click.argument("bundle_dir", type=_existing_dir)
 @click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
 def inspect(bundle_dir: Path, as_json: bool) -> None:
     """Show what a bundle holds (reads the manifest only)."""
@@ -146,8 +144,11 @@ def score(
     warn_only: bool,
     trust_packages: tuple[str, ...],
     trust_code: tuple[str, ...],
-) -> None:
-    """Research path: score a JSONL file of events with a bundle, no Kafka."""
+) -> int:
+    """Research path: score a JSONL file of events with a bundle, no Kafka; exit 1 when no
+    event could be scored."""
+    for path in filter(None, (output, rejects)):
+        writable(path)
     loaded = load_bundle(
         bundle,
         warn_only=warn_only,
@@ -157,6 +158,11 @@ def score(
     )
     summary = score_file(loaded, input_path, output, rejects, batch_size, id_field, _rejected)
     click.echo(summary.line(output), err=True)
+    if summary.scored == 0:
+        rejected = sum(summary.rejected.values())
+        click.echo(f"scoring-worker: error: no event scored ({rejected} rejected)", err=True)
+        return 1
+    return 0
 
 
 def _rejected(message: str) -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import gc
-import signal
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -16,7 +14,8 @@ from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
 from worker.cli.challengers import challenger_options, load_challengers, pop_challenger_options
-from worker.cli.options import bundle_option, option, trust_options, warn_only_option
+from worker.cli.options import bundle_option, trust_options, warn_only_option
+from worker.cli.run_options import environment_only_epilog, run_options
 from worker.core.scoring import BatchScorer
 from worker.kafka.clients import (
     GroupConsumer,
@@ -26,18 +25,24 @@ from worker.kafka.clients import (
 )
 from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
+from worker.live.limits import fit_batches, read_limits
 from worker.live.loop import NullObserver, Observer, Source, Worker
 from worker.live.settings import WorkerSettings, parse_kafka_property
+from worker.live.stopping import signals
 from worker.logs import EventLog
 
 
 class KafkaConnector:
     """The real Kafka side of a Worker (``loop.Connector``)."""
 
-    def __init__(self, settings: WorkerSettings, log: EventLog) -> None:
+    def __init__(
+        self, settings: WorkerSettings, log: EventLog, limits: dict[str, int] | None = None
+    ) -> None:
         self.settings = settings
         self.log = log
         self.logger = log.librdkafka_logger()
+        self.limits = limits or {}
+        """Output topic -> its max.message.bytes: no record batch may be larger."""
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source:
         return GroupConsumer(self.settings.consumer_config(), on_error, self.logger)
@@ -46,16 +51,17 @@ class KafkaConnector:
         s = self.settings
         backoff = Backoff(s.retry_backoff_initial_ms / 1e3, s.retry_backoff_max_ms / 1e3)
         on_error = _producer_errors(self.log)
+        config = fit_batches(s.producer_config(), self.limits)
         if s.delivery == "at-least-once":
             return AtLeastOnce(
-                lambda: IdempotentProducer(s.producer_config(), on_error, self.logger),
+                lambda: IdempotentProducer(config, on_error, self.logger),
                 group,
                 status,
                 self.log,
                 backoff,
             )
         return ExactlyOnce(
-            lambda: TransactionalProducer(s.producer_config(), on_error, self.logger),
+            lambda: TransactionalProducer(config, on_error, self.logger),
             group,
             status,
             self.log,
@@ -117,64 +123,13 @@ def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Obs
     return metrics
 
 
-def _on_signals(worker: Worker) -> None:
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        worker.request_stop(signal.Signals(signum).name)
-        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-
-
 def _warn(message: str) -> None:
     print(f"scoring-worker: warning: {message}", file=sys.stderr)
 
 
 @click.command("run")
 @bundle_option()
-@option("--bootstrap-servers", default=None, help="Kafka bootstrap servers [required]")
-@option("--input-topic", default=None, help="topic of input events [required]")
-@option("--output-topic", default=None, help="topic of prediction records [required]")
-@option("--dlq-topic", default=None, help="dead-letter topic for rejected events")
-@option("--group-id", default=None, help="consumer group (default scoring-worker)")
-@option("--instance-id", default=None, help="unique replica name (default <host>-<slot>-<token>)")
-@option("--delivery", type=click.Choice(["exactly-once", "at-least-once"]), default=None)
-@option("--max-events", type=click.IntRange(1), default=None, help="stop after N events")
-@option(
-    "--idle-timeout",
-    "idle_timeout_s",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    help="stop after SECONDS without events",
-)
-@option("--max-batch-events", type=click.IntRange(1), default=None, help="batch size cap (5000)")
-@option(
-    "--max-batch-age-ms",
-    type=click.IntRange(0),
-    default=None,
-    help="after an idle wait, how long a batch waits for more events (5)",
-)
-@option("--metrics-host", default=None, help="metrics bind address (127.0.0.1)")
-@option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
-@option(
-    "--metrics-web-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="exporter web config file: TLS cert/key, basic auth users (docs/deploy.md)",
-)
-@option("--drift-window-events", type=click.IntRange(1), default=None, help="drift window (10000)")
-@option("--drift-window-s", type=click.FloatRange(0, min_open=True), default=None,
-        help="drift window in seconds (unset)")  # fmt: skip
-@option("--psi-warning", type=click.FloatRange(0, min_open=True), default=None, help="(0.1)")
-@option("--psi-critical", type=click.FloatRange(0, min_open=True), default=None, help="(0.25)")
-@option("--id-field", default=None, help="event id field (default: the bundle's id column)")
-@option("--max-event-bytes", type=click.IntRange(1), default=None, help="reject larger events")
-@option(
-    "--kafka-property",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="librdkafka property (repeatable; consumer./producer. prefix scopes it)",
-)
+@run_options
 @warn_only_option()
 @challenger_options
 @trust_options()
@@ -185,9 +140,15 @@ def run(**options: Any) -> int:
         "trust_packages": options.pop("trust_packages"),
         "trust_code": options.pop("trust_code"),
     }
+    signals.install()  # done already by worker.cli.main before the imports; see there
     for required in ("bootstrap_servers", "input_topic", "output_topic"):
         if options.get(required) is None:
             raise click.UsageError(f"missing option --{required.replace('_', '-')}")
+    no_dlq = options.pop("no_dlq")
+    if options.get("dlq_topic") is None and not no_dlq:
+        raise click.UsageError(
+            "give --dlq-topic TOPIC for rejected events, or --no-dlq to only count them"
+        )
     try:
         settings = build_settings(options)
     except ValueError as exc:
@@ -208,9 +169,14 @@ def run(**options: Any) -> int:
         challengers = load_challengers(
             challenger_dirs, challenger_topic, settings, scorer, registry, _warn, trust
         )
-        connector = KafkaConnector(settings, log)
+        limits = read_limits(settings, log.librdkafka_logger(), log)  # after local checks
+        if settings.dlq_topic and settings.dlq_topic in limits:
+            settings = settings.model_copy(
+                update={"dlq_max_message_bytes": limits[settings.dlq_topic]}
+            )
+        connector = KafkaConnector(settings, log, limits)
         worker = Worker(settings, scorer, connector, log, observer, extra=challengers)
-        _on_signals(worker)
+        signals.attach(worker.request_stop)
         # What start-up loaded (sklearn, pandas, the model) lives as long as the process:
         # frozen, the cyclic collector stops rescanning it every few thousand allocations,
         # which the per-event objects of each batch trigger.
@@ -221,4 +187,5 @@ def run(**options: Any) -> int:
     return 0
 
 
+run.epilog = environment_only_epilog(run)
 COMMANDS = [run]

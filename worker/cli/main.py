@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -10,42 +11,66 @@ from collections.abc import Sequence
 import click
 
 from model_bundles.errors import BadInputError, BundleError
-from worker.cli.bundle import bundle, score
 from worker.cli.options import env_name
 from worker.errors import ExitCode, RuntimeFailure
 
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bundle": ("worker.cli.bundle:bundle", "Build, verify and inspect model bundles."),
+    "score": ("worker.cli.bundle:score", "Research path: score a JSONL file of events, no Kafka."),
+    "run": ("worker.cli.live:run", "Live path: consume, score and produce predictions."),
+    "replay": ("worker.cli.replay:replay_command", "Score a bounded range of a topic."),
+    "record": ("worker.cli.replay:record", "Copy a topic (or a range of it) to a file."),
+    "publish": ("worker.cli.replay:publish", "Produce a recording or events file into a topic."),
+    "parity": ("worker.cli.replay:parity", "Compare two prediction files by event id."),
+    "topics": ("worker.cli.topics:topics", "Create the topics the worker reads and writes."),
+    "evaluate": ("worker.cli.evaluate:evaluate_command", "Compare models on labelled events."),
+}
+"""Command -> (where it lives, its one-line help): a command's module (and what it imports:
+scikit-learn, pandas, librdkafka) is imported only when that command runs, so
+``scoring-worker --help`` stays fast."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use (``COMMANDS``)."""
+
+    _listing = False
+    """True while the group's own --help lists the commands: no import then."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        if ctx.resilient_parsing or self._listing:
+            return click.Command(cmd_name, help=COMMANDS[cmd_name][1])
+        if cmd_name == "run":  # before numpy's import starts its threads: see there
+            from worker.live.stopping import signals
+
+            signals.install()
+        module_name, _, attr = COMMANDS[cmd_name][0].partition(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, envvar=env_name("debug"), help="tracebacks on errors")
 def cli(debug: bool) -> None:
     """Score Kafka streams with a reproducible scikit-learn bundle."""
 
 
-cli.add_command(bundle)
-cli.add_command(score)
-
-
-def _register_optional_commands() -> None:
-    """Commands whose modules land separately; each module exposes ``COMMANDS``."""
-    import importlib
-
-    for module_name in ("worker.cli.live", "worker.cli.replay", "worker.cli.evaluate"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register_optional_commands()
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get(env_name("debug"), "") not in ("", "0", "false")
+    if "--debug" in args:  # accepted anywhere: the group's option wants it first
+        args = ["--debug", *(a for a in args if a != "--debug")]
     sys.exit(run_cli(args, debug))
 
 
@@ -65,6 +90,8 @@ def run_cli(args: list[str], debug: bool = False) -> int:
         return _fail(ExitCode.CHECK_FAILED, str(exc), debug)
     except RuntimeFailure as exc:
         return _fail(ExitCode.RUNTIME_FAILURE, str(exc), debug)
+    except KeyboardInterrupt:  # Ctrl-C, even while modules are still being imported
+        return _fail(ExitCode.RUNTIME_FAILURE, "interrupted", debug)
     except Exception as exc:  # the last resort keeps the one-line promise
         return _fail(ExitCode.RUNTIME_FAILURE, f"{type(exc).__name__}: {exc}", debug)
     return int(result) if isinstance(result, int) else int(ExitCode.OK)

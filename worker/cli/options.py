@@ -28,7 +28,7 @@ def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
 def bundle_option(required: bool = True) -> Callable[[F], F]:
     return option(
         "--bundle",
-        type=click.Path(file_okay=False, path_type=_path_type()),
+        type=click.Path(exists=True, file_okay=False, path_type=_path_type()),
         required=required,
         help="bundle directory",
     )
@@ -80,3 +80,27 @@ def _comma_separated(_ctx: click.Context, _param: click.Parameter, values: Any) 
     return tuple(
         part.strip() for value in values or () for part in value.split(",") if part.strip()
     )
+
+
+def debug() -> bool:
+    """Whether ``--debug`` (or ``SCORING_WORKER_DEBUG``) was given: tracebacks, and
+    librdkafka's own log lines, on stderr."""
+    import os
+
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().params.get("debug"):
+        return True
+    return os.environ.get(env_name("debug"), "") not in ("", "0", "false")
+
+
+def writable(path: Any) -> None:
+    """BadInputError (exit 2) now, before any work, when ``path`` cannot be written."""
+    import os
+
+    from model_bundles.errors import BadInputError
+
+    folder = path.parent if str(path.parent) else "."
+    if not os.path.isdir(folder):
+        raise BadInputError(f"cannot write {path}: no directory {folder}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BadInputError(f"cannot write {path}: permission denied")

@@ -5,7 +5,6 @@ See docs/replay.md for the recording format and the model comparison workflow.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,18 +16,18 @@ import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.errors import BadInputError
-from worker.cli.options import bundle_option, env_name, option, trust_options, warn_only_option
+from worker.cli.kafka_options import all_of, connection, kafka_options
+from worker.cli.options import (
+    bundle_option,
+    option,
+    trust_options,
+    warn_only_option,
+    writable,
+)
 from worker.core.ranges import bounds, describe, in_window
 from worker.core.recording import OutgoingMessage, PublishOptions, encode_message, read_publishable
 from worker.core.scoring import BatchScorer
 from worker.kafka.ranges import Connection, RangeReader, TopicWriter, ensure_topic
-from worker.live.settings import (
-    CONTROLLED,
-    KAFKA_ENV_PREFIX,
-    kafka_key_from_env,
-    parse_kafka_property,
-)
-from worker.live.settings import unscoped as unscoped_key
 from worker.replay.parity import ParityChecker, ParityResult, compare
 from worker.replay.parity_report import to_json, to_text
 from worker.replay.replay import (
@@ -44,37 +43,8 @@ _file = click.Path(dir_okay=False, path_type=Path)
 _existing = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def _all(*decorators: Callable[[F], F]) -> Callable[[F], F]:
-    """Several click options as one decorator (applied in the order given)."""
-
-    def apply(command: F) -> F:
-        for decorate in reversed(decorators):
-            command = decorate(command)
-        return command
-
-    return apply
-
-
-# the Kafka options of the four commands
-_kafka_options = _all(
-    option("--bootstrap-servers", required=True, help="Kafka bootstrap servers"),
-    option(
-        "--broker-timeout",
-        "broker_timeout_s",
-        type=click.FloatRange(0, min_open=True),
-        default=30.0,
-        show_default=True,
-        help="give up (exit 3) when the broker does not answer for SECONDS",
-    ),
-    option(
-        "--kafka-property",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="librdkafka property (repeatable; consumer./producer. prefix scopes it)",
-    ),
-)
 # the range of `record` and `replay`
-_range_options = _all(
+_range_options = all_of(
     option("--topic", required=True, help="topic to read"),
     option("--from-offset", type=click.IntRange(0), default=None, help="per partition"),
     option("--from-time", default=None, metavar="ISO", help="first event time (incl.)"),
@@ -82,28 +52,9 @@ _range_options = _all(
 )
 
 
-def connection(bootstrap: str, properties: tuple[str, ...], timeout_s: float) -> Connection:
-    """Passthrough properties: SCORING_WORKER_KAFKA_<PROPERTY> variables, then the options."""
-    found: dict[str, str] = {}
-    for name, value in os.environ.items():
-        upper = name.upper()
-        if upper.startswith(KAFKA_ENV_PREFIX) and upper != env_name("kafka-property"):
-            found[kafka_key_from_env(upper)] = value
-    for text in properties:
-        try:
-            key, value = parse_kafka_property(text)
-        except ValueError as exc:
-            raise BadInputError(str(exc)) from None
-        found[key.lower()] = value
-    for key in found:
-        if unscoped_key(key) in CONTROLLED:
-            raise BadInputError(f"kafka property {key!r} is set by scoring-worker itself")
-    return Connection(bootstrap, found, timeout_s)
-
-
 @click.command("replay")
 @bundle_option()
-@_kafka_options
+@kafka_options
 @_range_options
 @option("--output", type=_file, default=None, help="write prediction records here (JSONL)")
 @option("--output-topic", default=None, help="or produce them to this topic")
@@ -118,6 +69,8 @@ def replay_command(**o: Any) -> int:
     """Score a bounded range of a topic, without joining any consumer group."""
     if (o["output"] is None) == (o["output_topic"] is None):
         raise click.UsageError("give --output FILE or --output-topic TOPIC (one of them)")
+    if o["output"] is not None:
+        writable(o["output"])
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
     conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
     bundle = load_bundle(
@@ -198,11 +151,12 @@ def _written(path: Path) -> Iterator[FileSink]:
 
 
 @click.command("record")
-@_kafka_options
+@kafka_options
 @_range_options
 @option("--output", type=_file, required=True, help="recording to write (JSONL)")
 def record(**o: Any) -> None:
     """Copy a topic (or a range of it) to a file: keys, values, headers, timestamps."""
+    writable(o["output"])
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
     conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
     count = 0
@@ -216,7 +170,7 @@ def record(**o: Any) -> None:
 
 
 @click.command("publish")
-@_kafka_options
+@kafka_options
 @option("--topic", required=True, help="topic to write")
 @option("--input", "input_path", type=_existing, required=True, help="recording or events")
 @option("--partitions", type=click.IntRange(1), default=None, help="create the topic with N")

@@ -23,8 +23,7 @@ from model_bundles.values import category_text
 from schemas.records import RejectReason
 from worker.core.encoding import RecordEncoder
 from worker.core.ids import event_id, fallback_id
-
-DEFAULT_MAX_EVENT_BYTES = 1_048_576
+from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES as DEFAULT_MAX_EVENT_BYTES
 
 
 class InputEvent(NamedTuple):

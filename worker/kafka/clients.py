@@ -261,9 +261,11 @@ class _Sender:
         self.hung = False
         """A call on this producer never returned: abandon it (do not close it)."""
 
-    def _on_delivery(self, error: KafkaError | None, _msg: Message) -> None:
+    def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
         if error is not None:
-            self.failures.append(failure(error))
+            problem = failure(error)
+            problem.message = Outgoing(msg.topic() or "", msg.value(), msg.key())
+            self.failures.append(problem)
 
     def send(self, messages: Iterable[Outgoing]) -> None:
         """Queue every message, serving delivery reports whenever the local queue is full."""
@@ -279,7 +281,9 @@ class _Sender:
                 except BufferError:
                     self._producer.poll(0.05)
                 except KafkaException as exc:
-                    raise _from_exception(exc) from None
+                    problem = _from_exception(exc)
+                    problem.message = m
+                    raise problem from None
 
     def flush(self, timeout_s: float) -> int:
         """Wait for delivery reports; returns how many messages are still undelivered."""

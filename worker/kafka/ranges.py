@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
@@ -34,38 +33,13 @@ from worker.core.ranges import Bounds, PartitionRange
 from worker.core.recording import Header, OutgoingMessage, RecordedMessage, TimestampType
 from worker.errors import RuntimeFailure
 from worker.kafka.clients import FailureKind, KafkaFailure, failure, partition_count
+from worker.kafka.connection import Connection as Connection
 
 POLL_S = 0.1
 TIMESTAMP_TYPES: dict[int, TimestampType] = {
     TIMESTAMP_CREATE_TIME: "create_time",
     TIMESTAMP_LOG_APPEND_TIME: "log_append_time",
 }
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Where the broker is, librdkafka passthrough properties, and how long to wait for it."""
-
-    bootstrap_servers: str
-    properties: Mapping[str, str] = field(default_factory=dict)
-    """Passed to every client; ``consumer.``/``producer.`` prefixed keys to that client only
-    (the same convention as ``run --kafka-property``)."""
-    timeout_s: float = 30.0
-
-    def config(self, scope: str, **forced: Any) -> dict[str, Any]:
-        shared = {k: v for k, v in self.properties.items() if k.split(".", 1)[0] not in SCOPES}
-        prefix = scope + "."
-        own = {k[len(prefix) :]: v for k, v in self.properties.items() if k.startswith(prefix)}
-        return {"bootstrap.servers": self.bootstrap_servers, **shared, **own, **forced}
-
-    def unreachable(self, what: str, cause: object) -> RuntimeFailure:
-        return RuntimeFailure(
-            f"{what}: broker {self.bootstrap_servers} did not answer within "
-            f"{self.timeout_s:g}s ({cause})"
-        )
-
-
-SCOPES = ("consumer", "producer")
 
 
 class RangeReader:

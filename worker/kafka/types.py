@@ -10,9 +10,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from worker.core.scoring import InputEvent
+if TYPE_CHECKING:  # importing it would import pandas: `topics create` has no use for it
+    from worker.core.scoring import InputEvent
 
 Partition = tuple[str, int]
 """(topic, partition)"""
@@ -29,6 +30,20 @@ class FailureKind(StrEnum):
     OTHER = "other"
 
 
+PER_MESSAGE_CODES = frozenset(
+    {
+        "MSG_SIZE_TOO_LARGE",
+        "INVALID_MSG",
+        "INVALID_MSG_SIZE",
+        "INVALID_RECORD",
+        "INVALID_TIMESTAMP",
+        "RECORD_LIST_TOO_LARGE",
+        "_INVALID_ARG",
+    }
+)
+"""Errors about one message's content: producing that message again can never succeed."""
+
+
 class KafkaFailure(Exception):
     """A librdkafka error, with how to route it."""
 
@@ -38,6 +53,21 @@ class KafkaFailure(Exception):
         self.code = code
         self.reason = reason
         self.broker_down = broker_down
+        self.message: Outgoing | None = None
+        """The message a produce call or delivery report failed for, when known."""
+
+    @property
+    def refuses_message(self) -> bool:
+        """True for a per-message produce error that will never succeed (message known)."""
+        return self.message is not None and self.code in PER_MESSAGE_CODES
+
+
+def refused_messages(*found: KafkaFailure | list[KafkaFailure] | None) -> list[KafkaFailure]:
+    """The failures among ``found`` (single ones or lists) that refuse a known message."""
+    flat: list[KafkaFailure] = []
+    for item in found:
+        flat += item if isinstance(item, list) else [item] if item is not None else []
+    return [f for f in flat if f.refuses_message]
 
 
 class Outgoing(NamedTuple):

@@ -23,12 +23,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from worker.errors import RuntimeFailure
 from worker.kafka.clients import IdempotentProducer, TransactionalProducer
-from worker.kafka.types import Call, FailureKind, KafkaFailure, Outgoing, Partition
+from worker.kafka.types import (
+    Call,
+    FailureKind,
+    KafkaFailure,
+    Outgoing,
+    Partition,
+    refused_messages,
+)
 from worker.live.acl import with_acl
 from worker.logs import EventLog
 
@@ -36,6 +43,9 @@ STEP_S = 5.0
 """Longest single blocking call; between calls the worker checks stop and give-up deadlines."""
 GIVE_UP_S = 3 * STEP_S
 """A call still failing retriably after this long gets its client replaced."""
+REPORTS_S = 1.0
+"""After a failed transaction call, how long to wait for the delivery reports that say
+which message failed (an abort cannot finish while they are unserved)."""
 MAX_RECREATIONS = 5
 """Producer recreations in a row without a committed batch before giving up."""
 STOPPING = (FailureKind.FENCED, FailureKind.AUTH)
@@ -60,6 +70,8 @@ class DeliveryBatch:
     messages: list[Outgoing]
     offsets: dict[Partition, int]
     """Next offset to read per partition, committed with the batch."""
+    refused: list[KafkaFailure] = field(default_factory=list)
+    """Filled by a rolled-back ``deliver``: messages the broker refused for good."""
 
 
 class Delivery(Protocol):
@@ -209,6 +221,9 @@ class ExactlyOnce(_Retrying[TransactionalProducer]):
                 producer.send_offsets(batch.offsets, self._group.group_metadata(), STEP_S)
             self.retry("commit_transaction", producer.commit)
         except KafkaFailure as exc:
+            if not producer.hung:  # serve the delivery reports: the abort needs them too
+                producer.flush(REPORTS_S)
+            batch.refused.extend(refused_messages(producer.failures, exc))
             self._roll_back(producer, with_acl(exc, "WRITE", (m.topic for m in batch.messages)))
             return False
         self._recreations = 0
@@ -271,7 +286,13 @@ class AtLeastOnce(_Retrying[IdempotentProducer]):
             producer.send(batch.messages)
         except KafkaFailure as exc:
             _stop_on(exc, self.log, "produce")
-            raise RuntimeFailure(f"produce failed: {exc}") from None
+            if not exc.refuses_message:
+                raise RuntimeFailure(f"produce failed: {exc}") from None
+            batch.refused.append(exc)  # what was queued before it is delivered, then redone
+            self._await_delivery(producer)
+            self.log.error("rolled_back", kind=exc.kind.value, error=str(exc))
+            self.last_rollback = exc.code
+            return False
         if not self._await_delivery(producer):
             self.log.error("rolled_back", kind="retriable", error="_STUCK: delivery reports")
             self.last_rollback = "_STUCK"
@@ -282,6 +303,7 @@ class AtLeastOnce(_Retrying[IdempotentProducer]):
         if producer.failures:
             first = with_acl(producer.failures[0], "WRITE", (m.topic for m in batch.messages))
             _stop_on(first, self.log, "delivery")
+            batch.refused.extend(refused_messages(producer.failures))
             self.log.error("rolled_back", kind=first.kind.value, error=str(first))
             self.last_rollback = first.code
             return False

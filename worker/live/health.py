@@ -25,6 +25,10 @@ from worker.logs import EventLog
 FATAL_KINDS = (FailureKind.AUTH, FailureKind.FENCED, FailureKind.FATAL)
 
 
+class Stopped(Exception):
+    """A stop was asked while no batch is in hand: end the run now, cleanly (exit 0)."""
+
+
 class ReadinessObserver(Protocol):
     def set_ready(self, ready: bool) -> None: ...
 
@@ -49,6 +53,8 @@ class Health:
         self.assigned = False
         self.delivering = True
         self.stop_at: float | None = None
+        self.in_hand = False
+        """A batch was polled and is not yet delivered (or rolled back)."""
         self.fatal: KafkaFailure | None = None
         self._down_since = 0.0
         self._next_probe = 0.0
@@ -87,10 +93,13 @@ class Health:
             self._update()
 
     def check(self) -> None:
-        """Raise RuntimeFailure when a fatal error was seen or a give-up deadline passed."""
+        """Raise RuntimeFailure when a fatal error was seen or a give-up deadline passed;
+        ``Stopped`` when a stop was asked and no batch is in hand."""
         if self.fatal is not None:
             raise RuntimeFailure(f"{self.fatal.kind.value}: {self.fatal}")
         now, s = self.clock(), self.settings
+        if self.stop_at is not None and not self.in_hand:
+            raise Stopped()
         if self.stop_at is not None and now - self.stop_at > s.shutdown_timeout_s:
             raise RuntimeFailure(
                 f"stopping: the batch in hand was not committed within "

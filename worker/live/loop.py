@@ -26,9 +26,11 @@ from worker.errors import RuntimeFailure
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
 from worker.live.deadletter import dead_letter_messages
 from worker.live.delivery import Delivery, DeliveryBatch, Group, Status
-from worker.live.health import FATAL_KINDS, Health
+from worker.live.health import FATAL_KINDS, Health, Stopped
+from worker.live.outputs import OutputGuard
 from worker.live.progress import Progress, ProgressObserver
 from worker.live.settings import WorkerSettings
+from worker.live.stopping import close_within
 from worker.logs import EventLog
 
 HEADER_INSTANCE = "scoring.instance"
@@ -152,6 +154,7 @@ class Worker(RebalanceListener):
         self.delivery = connector.delivery(self.health, self.source)
         self.progress = Progress(self.observer, self.health, self.source.lags)
         self.summary = RunSummary()
+        self.outputs = OutputGuard(settings.dlq_topic, log)
         self.assigned: set[Partition] = set()
         self._revoked_in_poll: set[Partition] = set()
         self._last_event = clock()
@@ -160,15 +163,17 @@ class Worker(RebalanceListener):
         """Join the group and loop until a stop condition; RuntimeFailure when fatal."""
         s = self.settings
         self._log_start()
-        extra_topics = self.extra.topics if self.extra else ()
-        for topic in filter(None, (s.input_topic, s.output_topic, s.dlq_topic, *extra_topics)):
-            self._require(topic)
-        self.delivery.start()
-        self.source.subscribe([s.input_topic], self)
         started = self.clock()
         try:
+            extra_topics = self.extra.topics if self.extra else ()
+            for topic in filter(None, (s.input_topic, s.output_topic, s.dlq_topic, *extra_topics)):
+                self._require(topic)
+            self.delivery.start()
+            self.source.subscribe([s.input_topic], self)
             while not self.stopping:
                 self._step()
+        except Stopped:  # asked to stop while waiting for the broker, no batch in hand
+            pass
         finally:
             self._shutdown(started)
         return self.summary
@@ -190,6 +195,7 @@ class Worker(RebalanceListener):
         return self.health.stop_at is not None
 
     def _step(self) -> None:
+        self.health.in_hand = False
         self.health.check()
         self.health.probe(lambda: self.source.partition_count(self.settings.input_topic, 1.0))
         limit = self.settings.max_batch_events
@@ -223,20 +229,24 @@ class Worker(RebalanceListener):
         return [e for e in polled.events if (e.topic, e.partition) not in revoked]
 
     def _process(self, events: list[InputEvent]) -> None:
+        self.health.in_hand = True
         started = self.clock()
-        scored = self.scorer.score(events)
+        scored = self.outputs.apply(events, self.scorer.score(events))
         duration_s = self.clock() - started
         messages = self._messages(events, scored)
         if self.extra is not None:
             messages += self.extra.messages(events, scored)
-        delivered = self.delivery.deliver(DeliveryBatch(messages, next_offsets(events)))
+        batch = DeliveryBatch(messages, next_offsets(events))
+        delivered = self.delivery.deliver(batch)
         self.progress.delivered(delivered, self.delivery.last_rollback)
         if delivered:
+            self.outputs.delivered(events)
             if self.extra is not None:
                 self.extra.delivered()
             self._account(events, scored, duration_s)
             return
         self.summary.rolled_back += 1
+        self.outputs.rolled_back(batch.messages, batch.refused)  # raises past the bound
         # Read again from the committed offsets, not the batch's first ones: a commit
         # that timed out on the client may still have gone through on the broker.
         first = first_offsets(events)
@@ -262,6 +272,7 @@ class Worker(RebalanceListener):
                 topic=s.dlq_topic,
                 bundle_digest=self.scorer.bundle.digest,
                 max_value_bytes=s.max_dead_letter_bytes,
+                max_message_bytes=s.dlq_max_message_bytes,
             )
         return out
 
@@ -309,7 +320,7 @@ class Worker(RebalanceListener):
         self.health.stop()
         for close in (self.source.close, self.delivery.close):
             try:
-                close()
+                close_within(close, self.health)  # a broker that is away: not for long
             except Exception as exc:  # closing must not hide why the loop ended
                 self.log.error("error", during="close", error=str(exc))
         s = self.summary

@@ -19,13 +19,16 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from worker.core.scoring import DEFAULT_MAX_EVENT_BYTES
+from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES
 
 ENV_PREFIX = "SCORING_WORKER_"
 KAFKA_ENV_PREFIX = ENV_PREFIX + "KAFKA_"
 # the environment form of the repeatable --kafka-property option, not a librdkafka property
 KAFKA_PROPERTY_ENV = ENV_PREFIX + "KAFKA_PROPERTY"
 SCOPES = ("consumer", "producer")
+# one environment name per setting: the option's (``--broker-timeout``), not the field's
+BROKER_TIMEOUT_ENV = ENV_PREFIX + "BROKER_TIMEOUT"
+IDLE_TIMEOUT_ENV = ENV_PREFIX + "IDLE_TIMEOUT"
 _SECRET = re.compile(r"password|secret|token|credential|private|\.pem$|jaas|oauthbearer\.config")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # Properties the worker sets itself: overriding them would break a delivery guarantee.
@@ -77,7 +80,11 @@ class WorkerSettings(BaseSettings):
     """Everything `scoring-worker run` needs; built once at start and never changed."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", use_attribute_docstrings=True
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="ignore",
+        use_attribute_docstrings=True,
+        populate_by_name=True,
     )
 
     bundle: Path
@@ -98,7 +105,7 @@ class WorkerSettings(BaseSettings):
     """``exactly-once`` (one transaction per batch) or ``at-least-once``."""
     max_events: int | None = Field(default=None, ge=1)
     """Stop after this many events were consumed and committed (None: run until stopped)."""
-    idle_timeout_s: float | None = Field(default=None, gt=0)
+    idle_timeout_s: float | None = Field(default=None, gt=0, validation_alias=IDLE_TIMEOUT_ENV)
     """Stop after this many seconds without a new event while the broker answers
     (option ``--idle-timeout``)."""
     max_batch_events: int = Field(default=5000, ge=1, le=100_000)
@@ -129,10 +136,14 @@ class WorkerSettings(BaseSettings):
     max_dead_letter_bytes: int = Field(default=900_000, ge=1024)
     """A dead letter's value is cut to this size (header ``scoring.value.truncated``) so the
     DLQ accepts it under Kafka's default 1 MB message limit."""
+    dlq_max_message_bytes: int | None = Field(default=None, ge=1)
+    """The DLQ topic's ``max.message.bytes``, read from the broker at start-up: dead letters
+    are cut to fit under it (None: not known, only ``max_dead_letter_bytes`` applies)."""
     warn_only: bool = False
     """Start even when the bundle self-check finds differences (warn instead)."""
-    broker_timeout_s: float = Field(default=300.0, ge=0)
-    """Give up (exit 3) after the broker was unreachable this long; 0: retry forever."""
+    broker_timeout_s: float = Field(default=300.0, ge=0, validation_alias=BROKER_TIMEOUT_ENV)
+    """Give up (exit 3) after the broker was unreachable this long; 0: retry forever
+    (option ``--broker-timeout``, environment ``SCORING_WORKER_BROKER_TIMEOUT``)."""
     retry_backoff_initial_ms: int = Field(default=100, ge=1)
     """First wait before retrying a failed broker operation; doubles on each retry..."""
     retry_backoff_max_ms: int = Field(default=5000, ge=1)

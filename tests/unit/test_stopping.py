@@ -1,0 +1,92 @@
+"""Stopping: at once with no batch in hand (broker away or not); a second signal ends it."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+from loop_fakes import TOPIC, Connector, FakeSource, failure, lines_of, memory_log
+
+from model_bundles.bundle import Bundle
+from worker.core.scoring import BatchScorer
+from worker.kafka.clients import FailureKind
+from worker.live.loop import Worker
+from worker.live.settings import WorkerSettings
+from worker.live.stopping import SignalStop, close_within
+
+SETTINGS = WorkerSettings(
+    bundle="b",
+    bootstrap_servers="k:1",
+    input_topic=TOPIC,
+    output_topic="out",
+    dlq_topic="dlq",
+    instance_id="t",
+    retry_backoff_initial_ms=1,
+    retry_backoff_max_ms=1,
+)
+
+
+class AwaySource(FakeSource):
+    """A broker that never answers a metadata request; the third attempt brings SIGTERM."""
+
+    def __init__(self) -> None:
+        super().__init__({0: []})
+        self.asked = 0
+        self.worker: Worker | None = None
+
+    def partition_count(self, topic: str, timeout_s: float) -> int | None:
+        self.asked += 1
+        if self.asked == 3 and self.worker is not None:
+            self.worker.request_stop("SIGTERM")
+        raise failure(FailureKind.RETRIABLE, "_TRANSPORT", broker_down=True)
+
+
+def test_a_stop_while_the_broker_is_away_and_no_batch_in_hand_is_clean_and_at_once(
+    penguins_bundle: Bundle,
+) -> None:
+    source = AwaySource()
+    log, buffer = memory_log()
+    worker = Worker(SETTINGS, BatchScorer(penguins_bundle), Connector(source), log)
+    source.worker = worker
+
+    summary = worker.run()  # before: RuntimeFailure "the batch in hand was not committed"
+
+    assert summary.stop_reason == "SIGTERM" and source.asked == 3
+    assert source.closed
+    stop = lines_of(buffer)[-1]
+    assert stop["event"] == "stop" and stop["reason"] == "SIGTERM"
+
+
+def test_the_first_signal_asks_to_stop_and_the_second_ends_the_process() -> None:
+    exits: list[int] = []
+    stops: list[str] = []
+    signals = SignalStop(exits.append)
+    signals.handle(signal.SIGTERM)  # still starting: nothing in hand, exit 0 at once
+    assert exits == [0]
+
+    exits.clear()
+    signals = SignalStop(exits.append)
+    signals.attach(stops.append)
+    signals.handle(signal.SIGTERM)
+    assert stops == ["SIGTERM"] and exits == []
+    signals.handle(signal.SIGINT)
+    assert exits == [128 + signal.SIGINT]
+
+
+def test_a_close_that_blocks_is_left_behind_while_the_broker_is_away(
+    penguins_bundle: Bundle,
+) -> None:
+    source = AwaySource()
+    log, _ = memory_log()
+    worker = Worker(SETTINGS, BatchScorer(penguins_bundle), Connector(source), log)
+    worker.health.unavailable("test")
+    release = threading.Event()
+    assert not close_within(lambda: release.wait(30) and None, worker.health)
+    release.set()
+
+    def refuse() -> None:
+        raise ValueError("closing failed")
+
+    with pytest.raises(ValueError, match="closing failed"):
+        close_within(refuse, worker.health)

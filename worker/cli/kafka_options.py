@@ -1,0 +1,81 @@
+"""The Kafka options every command that talks to the broker shares (but `run`, whose
+options are settings: ``worker.cli.run_options``), and the connection they describe."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from model_bundles.errors import BadInputError
+from worker.cli.options import debug, env_name, option
+from worker.kafka.connection import Connection
+from worker.live.settings import (
+    CONTROLLED,
+    KAFKA_ENV_PREFIX,
+    kafka_key_from_env,
+    parse_kafka_property,
+)
+from worker.live.settings import unscoped as unscoped_key
+from worker.logs import KafkaLog
+
+F = Callable[..., Any]
+ONE_SHOT_BROKER_TIMEOUT_S = 30.0
+
+
+def all_of(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click options as one decorator (applied in the order given)."""
+
+    def apply(command: F) -> F:
+        for decorate in reversed(decorators):
+            command = decorate(command)
+        return command
+
+    return apply
+
+
+# the Kafka options of replay, record, publish and topics create
+kafka_options = all_of(
+    option("--bootstrap-servers", required=True, help="Kafka bootstrap servers"),
+    option(
+        "--broker-timeout",
+        "broker_timeout_s",
+        type=click.FloatRange(0, min_open=True),
+        default=ONE_SHOT_BROKER_TIMEOUT_S,
+        show_default=True,
+        help="give up (exit 3) when the broker does not answer for SECONDS",
+    ),
+    option(
+        "--kafka-property",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="librdkafka property (repeatable; consumer./producer. prefix scopes it); "
+        f"or one environment variable per property, {KAFKA_ENV_PREFIX}<PROPERTY>",
+    ),
+)
+
+
+def connection(bootstrap: str, properties: tuple[str, ...], timeout_s: float) -> Connection:
+    """Passthrough properties: SCORING_WORKER_KAFKA_<PROPERTY> variables, then the options."""
+    found: dict[str, str] = {}
+    for name, value in os.environ.items():
+        upper = name.upper()
+        if upper.startswith(KAFKA_ENV_PREFIX) and upper != env_name("kafka-property"):
+            found[kafka_key_from_env(upper)] = value
+    for text in properties:
+        try:
+            key, value = parse_kafka_property(text)
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from None
+        found[key.lower()] = value
+    for key in found:
+        if unscoped_key(key) in CONTROLLED:
+            raise BadInputError(f"kafka property {key!r} is set by scoring-worker itself")
+    return Connection(bootstrap, found, timeout_s, KafkaLog(_librdkafka_line if debug() else None))
+
+
+def _librdkafka_line(_key: str, level: str, message: str) -> None:
+    print(f"scoring-worker: librdkafka {level}: {message}", file=sys.stderr)
