@@ -44,3 +44,5 @@ def exercise(metrics: WorkerMetrics, bundle: Bundle) -> None:
     metrics.set_lag("events", 0, 12)
     metrics.set_ready(True)
     metrics.parity_checked(50, 0)
+    metrics.set_partition_blocked("events", 1, "unstable_offsets")
+    metrics.set_hanging({("predictions", 0)})

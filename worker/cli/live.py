@@ -17,12 +17,8 @@ from pydantic import ValidationError
 from model_bundles.bundle import Bundle, load_bundle
 from worker.cli.options import bundle_option, option, warn_only_option
 from worker.core.scoring import BatchScorer
-from worker.kafka.clients import (
-    GroupConsumer,
-    IdempotentProducer,
-    KafkaFailure,
-    TransactionalProducer,
-)
+from worker.kafka.clients import IdempotentProducer, KafkaFailure, TransactionalProducer
+from worker.kafka.offsets import ExplicitStartConsumer, OffsetsAdmin, admin_config
 from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
 from worker.live.loop import NullObserver, Observer, Source, Worker
@@ -39,7 +35,11 @@ class KafkaConnector:
         self.logger = log.librdkafka_logger()
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source:
-        return GroupConsumer(self.settings.consumer_config(), on_error, self.logger)
+        return ExplicitStartConsumer(self.settings.consumer_config(), on_error, self.logger)
+
+    def offsets(self) -> OffsetsAdmin:
+        config = {**admin_config(self.settings.consumer_config()), "logger": self.logger}
+        return OffsetsAdmin(config, self.settings.group_id)
 
     def delivery(self, status: Status, group: Group) -> Delivery:
         s = self.settings

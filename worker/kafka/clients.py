@@ -41,7 +41,10 @@ def to_input_events(messages: Iterable[Message]) -> Polled:
         error = msg.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
-                polled.failures.append(failure(error))
+                problem = failure(error)
+                if msg.topic():
+                    problem.partition = (msg.topic() or "", msg.partition() or 0)
+                polled.failures.append(problem)
             continue
         kind, stamp = msg.timestamp()
         events.append(

@@ -1,6 +1,7 @@
 """A live worker's health: readiness, broker outages, and when to give up.
 
-Ready means: the consumer has partitions, the broker answers, and no stop was asked.
+Ready means: the consumer has partitions, none of them is blocked (its start offset
+cannot be had, ``worker.live.positions``), the broker answers, and no stop was asked.
 An outage (seen by librdkafka's error callback, a failed call, or delivery waiting) makes
 the worker not ready and starts the give-up clock (``broker_timeout_s``); a metadata probe
 with backoff notices the broker's return. ``check`` is the one place that decides to end
@@ -44,6 +45,8 @@ class Health:
         self._on_broker_lost = on_broker_lost
         self.broker_ok = True
         self.assigned = False
+        self.blocked = False
+        """An assigned partition cannot start (``worker.live.positions``)."""
         self.stop_at: float | None = None
         self.fatal: KafkaFailure | None = None
         self._down_since = 0.0
@@ -61,6 +64,11 @@ class Health:
     def set_assigned(self, assigned: bool) -> None:
         self.assigned = assigned
         self._update()
+
+    def set_blocked(self, blocked: bool) -> None:
+        if blocked != self.blocked:
+            self.blocked = blocked
+            self._update()
 
     def unavailable(self, detail: str) -> None:
         if self.broker_ok:
@@ -116,7 +124,7 @@ class Health:
         self.available()
 
     def _update(self) -> None:
-        ready = self.broker_ok and self.assigned and self.stop_at is None
+        ready = self.broker_ok and self.assigned and not self.blocked and self.stop_at is None
         if ready != self._ready:
             self._ready = ready
             self.observer.set_ready(ready)

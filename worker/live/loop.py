@@ -27,6 +27,7 @@ from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, Rebala
 from worker.live.deadletter import dead_letter_messages
 from worker.live.delivery import Delivery, DeliveryBatch, Group, Status
 from worker.live.health import FATAL_KINDS, Health
+from worker.live.positions import CommittedAsker, PositionObserver, Positions, PositionSource
 from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
 
@@ -35,7 +36,7 @@ HEADER_SCORED_AT = "scoring.scored_at_ms"
 _T = TypeVar("_T")
 
 
-class Observer(ScoringObserver, Protocol):
+class Observer(ScoringObserver, PositionObserver, Protocol):
     """Where the loop reports what it did (``monitoring.metrics.WorkerMetrics`` plugs in here)."""
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None: ...
@@ -61,16 +62,16 @@ class NullObserver:
     def set_ready(self, ready: bool) -> None:
         pass
 
+    def set_partition_blocked(self, topic: str, partition: int, reason: str | None) -> None:
+        pass
 
-class Source(Group, Protocol):
+
+class Source(Group, PositionSource, Protocol):
     """The consumer side, as ``worker.kafka.clients.GroupConsumer`` provides it."""
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
     def poll_batch(self, max_events: int, linger_s: float) -> Polled: ...
     def seek(self, offsets: dict[Partition, int]) -> None: ...
-    def committed(
-        self, partitions: Sequence[Partition], timeout_s: float
-    ) -> dict[Partition, int]: ...
     def lags(self, partitions: Sequence[Partition]) -> dict[Partition, int]: ...
     def partition_count(self, topic: str, timeout_s: float) -> int | None: ...
     def close(self) -> None: ...
@@ -81,6 +82,7 @@ class Connector(Protocol):
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source: ...
     def delivery(self, status: Status, group: Group) -> Delivery: ...
+    def offsets(self) -> CommittedAsker: ...
 
 
 @dataclass
@@ -131,6 +133,9 @@ class Worker(RebalanceListener):
         self.health = Health(settings, log, self.observer, self._broker_lost, clock)
         self.source = connector.source(self.health.on_kafka_error)
         self.delivery = connector.delivery(self.health, self.source)
+        self.positions = Positions(
+            self.source, connector.offsets(), log, self.observer, self.health.set_blocked, clock
+        )
         self.summary = RunSummary()
         self.assigned: set[Partition] = set()
         self._revoked_in_poll: set[Partition] = set()
@@ -171,6 +176,7 @@ class Worker(RebalanceListener):
     def _step(self) -> None:
         self.health.check()
         self.health.probe(lambda: self.source.partition_count(self.settings.input_topic, 1.0))
+        self.positions.serve()
         limit = self.settings.max_batch_events
         if self.settings.max_events is not None:
             limit = min(limit, self.settings.max_events - self.summary.consumed)
@@ -189,7 +195,8 @@ class Worker(RebalanceListener):
         self._revoked_in_poll.clear()
         polled = self.source.poll_batch(limit, self.settings.max_batch_age_ms / 1000)
         for problem in polled.failures:
-            self.health.on_kafka_error(problem)
+            if not self.positions.on_failure(problem):
+                self.health.on_kafka_error(problem)
         revoked = self._revoked_in_poll
         if not revoked:
             return polled.events
@@ -210,11 +217,9 @@ class Worker(RebalanceListener):
         self.summary.rolled_back += 1
         # Read again from the committed offsets, not the batch's first ones: a commit
         # that timed out on the client may still have gone through on the broker.
-        first = first_offsets(events)
-        mine = [p for p in first if p in self.assigned]
+        mine = [p for p in first_offsets(events) if p in self.assigned]
         if mine:
-            committed = self._ask("committed offsets", lambda: self.source.committed(mine, 5.0))
-            self.source.seek({p: o if o >= 0 else first[p] for p, o in committed.items()})
+            self.positions.rewind(mine)
 
     def _messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]:
         s = self.settings
@@ -303,6 +308,7 @@ class Worker(RebalanceListener):
         self.assigned.update(partitions)
         self.log.emit("assigned", partitions=_names(partitions), assignment=_names(self.assigned))
         self.health.set_assigned(bool(self.assigned))
+        self.positions.assigned(partitions)
 
     def on_revoked(self, partitions: list[Partition]) -> None:
         self._forget(partitions)
@@ -315,6 +321,7 @@ class Worker(RebalanceListener):
     def _forget(self, partitions: list[Partition]) -> None:
         self.assigned.difference_update(partitions)
         self._revoked_in_poll.update(partitions)
+        self.positions.forget(partitions)
         for topic, partition in partitions:
             self.observer.forget_partition(topic, partition)
         self.health.set_assigned(bool(self.assigned))

@@ -1,0 +1,232 @@
+"""Where partitions start, decided by the worker: explicit start offsets, and the group's
+committed offsets fetched with stable-offset semantics through the admin API.
+
+Why the worker does not let librdkafka start its partitions (librdkafka 2.16, read in
+``rdkafka_assignment.c``): on assignment a read_committed consumer asks for the group's
+committed offsets with ``require_stable`` (KIP-447) and retries while the broker answers
+``UNSTABLE_OFFSET_COMMIT`` (a transaction holds pending offsets for the partition). If the
+assignment changes while that request is in flight (another member joins), the answer
+is not retried: the partition goes back on the pending list with an INVALID offset, and
+the fetcher then starts it from ``auto.offset.reset``. With ``earliest`` that re-reads the
+partition from offset 0 (duplicates); with ``error`` it stops for good.
+
+So the consumer here claims each assigned partition without starting it
+(``incremental_assign([])``), the worker fetches the committed offsets itself
+(``OffsetsAdmin.ask_committed``: an admin ListConsumerGroupOffsets with
+``require_stable``, which answers UNSTABLE per partition at once instead of retrying,
+so the loop never blocks on it) and starts each partition at an explicit offset
+(``ExplicitStartConsumer.start_at``). ``auto.offset.reset`` is ``error``: a committed
+offset outside the log (retention) surfaces as an ``_AUTO_OFFSET_RESET`` error for that
+partition instead of a silent jump.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec
+
+from worker.kafka.clients import GroupConsumer
+from worker.kafka.errors import call as _call
+from worker.kafka.errors import from_exception
+from worker.kafka.types import CommittedOffsets, ErrorHandler, Partition, RebalanceListener
+
+_ADMIN_PREFIXES = (
+    *("bootstrap.", "security.", "sasl.", "ssl.", "socket.", "client.", "broker."),
+    *("reconnect.", "metadata.", "retry.", "log_level", "logger", "error_cb"),
+)
+
+
+def admin_config(consumer_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection and security part of a consumer's librdkafka config, for an admin
+    client (consumer-only keys would only draw configuration warnings)."""
+    return {k: v for k, v in consumer_config.items() if k.startswith(_ADMIN_PREFIXES)}
+
+
+def _parts(tps: Sequence[TopicPartition]) -> list[Partition]:
+    return [(tp.topic, tp.partition) for tp in tps]
+
+
+class ExplicitStartConsumer(GroupConsumer):
+    """A group member whose assigned partitions start only where ``start_at`` says.
+
+    On assignment the partitions are claimed (the rebalance completes) but not started:
+    nothing is fetched for them until the worker knows their committed offset. On
+    revocation only the started partitions are unassigned from the client."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        on_error: ErrorHandler | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__(config, on_error, logger)
+        self._started: set[Partition] = set()
+
+    def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
+        def assigned(consumer: Any, tps: list[TopicPartition]) -> None:
+            consumer.incremental_assign([])  # claimed, not started: no offset query, no reset
+            listener.on_assigned(_parts(tps))
+
+        def unassign(consumer: Any, tps: list[TopicPartition]) -> list[Partition]:
+            gone = _parts(tps)
+            started = [TopicPartition(t, p) for t, p in gone if (t, p) in self._started]
+            self._started.difference_update(gone)
+            consumer.incremental_unassign(started)
+            return gone
+
+        self._consumer.subscribe(
+            topics,
+            on_assign=assigned,
+            on_revoke=lambda c, tps: listener.on_revoked(unassign(c, tps)),
+            on_lost=lambda c, tps: listener.on_lost(unassign(c, tps)),
+        )
+
+    def start_at(self, offsets: Mapping[Partition, int | None]) -> None:
+        """Start claimed partitions at these offsets (None: the log's beginning)."""
+        tps = [
+            TopicPartition(t, p, OFFSET_BEGINNING if o is None else o)
+            for (t, p), o in offsets.items()
+            if (t, p) not in self._started
+        ]
+        if tps:
+            _call(lambda: self._consumer.incremental_assign(tps))
+            self._started.update(_parts(tps))
+
+    def started(self) -> set[Partition]:
+        return set(self._started)
+
+    def pause(self, partitions: Sequence[Partition]) -> None:
+        """Stop fetching started partitions (messages already fetched are dropped)."""
+        tps = [TopicPartition(t, p) for t, p in partitions if (t, p) in self._started]
+        if tps:
+            _call(lambda: self._consumer.pause(tps))
+
+    def resume_at(self, offsets: Mapping[Partition, int | None]) -> None:
+        """Seek paused started partitions to ``offsets`` (None: the beginning), fetch again."""
+        tps = [
+            TopicPartition(t, p, OFFSET_BEGINNING if o is None else o)
+            for (t, p), o in offsets.items()
+            if (t, p) in self._started
+        ]
+        for tp in tps:
+            self._seek(tp)
+        if tps:
+            _call(lambda: self._consumer.resume(tps))
+
+
+class OffsetsAdmin:
+    """Admin requests about offsets: the group's committed offsets (stable) and the
+    partitions' last stable offsets against their high watermarks."""
+
+    def __init__(self, config: Mapping[str, Any], group: str) -> None:
+        self._admin = AdminClient(dict(config))
+        self.group = group
+
+    def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
+        """Ask for the group's committed offsets of ``partitions`` with ``require_stable``;
+        the future's result is a ``CommittedOffsets`` (or a ``KafkaFailure``)."""
+        request = ConsumerGroupTopicPartitions(
+            self.group, [TopicPartition(t, p) for t, p in partitions]
+        )
+        out: Future[Any] = Future()
+        try:
+            futures = self._admin.list_consumer_group_offsets(
+                [request], require_stable=True, request_timeout=timeout_s
+            )
+        except Exception as exc:  # a refused request becomes a failed answer
+            out.set_exception(exc)
+            return out
+        asked = set(partitions)
+
+        def answered(done: Future[Any]) -> None:
+            try:
+                found = done.result()
+            except Exception as exc:
+                out.set_exception(from_exception(exc) if isinstance(exc, KafkaException) else exc)
+                return
+            out.set_result(_committed(found.topic_partitions, asked))
+
+        futures[self.group].add_done_callback(answered)
+        return out
+
+    def stable_and_end(
+        self, partitions: Sequence[Partition], timeout_s: float
+    ) -> dict[Partition, tuple[int, int]]:
+        """(last stable offset, high watermark) per partition; the LSO is the first offset
+        of the oldest open transaction, or the high watermark when none is open.
+        KafkaFailure when the broker does not answer within ``timeout_s``."""
+        ends = [self._list(partitions, level, timeout_s) for level in _LEVELS]
+        return {p: (ends[0][p], ends[1][p]) for p in partitions if p in ends[0] and p in ends[1]}
+
+    def _list(
+        self, partitions: Sequence[Partition], level: IsolationLevel, timeout_s: float
+    ) -> dict[Partition, int]:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        specs = {TopicPartition(t, p): latest for t, p in partitions}
+        futures = _call(
+            lambda: self._admin.list_offsets(
+                specs, isolation_level=level, request_timeout=timeout_s
+            )
+        )
+        out: dict[Partition, int] = {}
+        for tp, future in futures.items():
+            out[(tp.topic, tp.partition)] = int(_call(future.result).offset)
+        return out
+
+    def partition_count(self, topic: str, timeout_s: float) -> int | None:
+        """Partitions of ``topic`` (None: no such topic or no answer)."""
+        try:
+            meta = self._admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        except Exception:
+            return None
+        return None if meta is None or meta.error is not None else len(meta.partitions)
+
+
+_LEVELS = (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED)
+
+
+def _committed(found: Sequence[TopicPartition], asked: set[Partition]) -> CommittedOffsets:
+    answer = CommittedOffsets()
+    for tp in found:
+        key = (tp.topic, tp.partition)
+        if key not in asked:
+            continue
+        error = tp.error
+        if error is not None and error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT:
+            answer.unstable.append(key)
+        elif error is not None:
+            answer.failed[key] = f"{error.name()}: {error.str()}"
+        elif tp.offset == OFFSET_INVALID or tp.offset < 0:
+            answer.missing.append(key)
+        else:
+            answer.offsets[key] = tp.offset
+    seen = set(answer.offsets) | set(answer.missing) | set(answer.unstable) | set(answer.failed)
+    for key in sorted(asked - seen):
+        answer.failed[key] = "no answer for this partition"
+    return answer
+
+
+def consumer_offsets_partition(group: str, partitions: int = 50) -> int:
+    """The ``__consumer_offsets`` partition holding ``group``'s offsets: Java's
+    ``abs(group.hashCode()) % partitions`` (Kafka's GroupCoordinator.partitionFor)."""
+    data = group.encode("utf-16-be")
+    h = 0
+    for unit in struct.unpack(f">{len(data) // 2}H", data):
+        h = (31 * h + unit) & 0xFFFFFFFF
+    signed = h - (1 << 32) if h & 0x80000000 else h
+    return (0 if signed == -(1 << 31) else abs(signed)) % partitions  # Kafka's Utils.abs
