@@ -15,8 +15,10 @@ import click
 from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
+from worker.cli import early
 from worker.cli.options import bundle_option, option, warn_only_option
 from worker.core.scoring import BatchScorer
+from worker.errors import StartupAborted
 from worker.kafka.clients import IdempotentProducer, KafkaFailure, TransactionalProducer
 from worker.kafka.offsets import ExplicitStartConsumer, OffsetsAdmin, admin_config
 from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
@@ -109,13 +111,23 @@ def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Obs
     return metrics
 
 
-def _on_signals(worker: Worker) -> None:
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        worker.request_stop(signal.Signals(signum).name)
-        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+class _Signals:
+    """SIGTERM/SIGINT handling from the command's first line: before the worker exists a
+    signal aborts start-up (``StartupAborted``); then it asks the worker to stop. A second
+    signal ends the process at once."""
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+        self.received = ""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received = signal.Signals(signum).name
+        signal.signal(signum, signal.SIG_DFL)
+        if self.worker is None:
+            raise StartupAborted()
+        self.worker.request_stop(self.received)
 
 
 def _warn(message: str) -> None:
@@ -164,6 +176,19 @@ def _warn(message: str) -> None:
 @warn_only_option()
 def run(**options: Any) -> int:
     """Live path: consume, score and produce predictions, exactly once by default."""
+    signals = _Signals()  # first: a signal at any moment of start-up is a clean stop
+    try:
+        if early.received:  # came while the process was importing its modules
+            signals.received = early.received[0]
+            raise StartupAborted()
+        return _run(signals, options)
+    except StartupAborted:
+        log = EventLog(static={"instance": options.get("instance_id")})
+        log.emit("stop", reason=signals.received, during="start-up", consumed=0, produced=0)
+        return 0
+
+
+def _run(signals: _Signals, options: dict[str, Any]) -> int:
     for required in ("bootstrap_servers", "input_topic", "output_topic"):
         if options.get(required) is None:
             raise click.UsageError(f"missing option --{required.replace('_', '-')}")
@@ -184,7 +209,7 @@ def run(**options: Any) -> int:
             bundle, id_field=settings.id_field, max_event_bytes=settings.max_event_bytes
         )
         worker = Worker(settings, scorer, KafkaConnector(settings, log), log, observer)
-        _on_signals(worker)
+        signals.worker = worker
         # What start-up loaded (sklearn, pandas, the model) lives as long as the process:
         # frozen, the cyclic collector stops rescanning it every few thousand allocations,
         # which the per-event objects of each batch trigger.

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+# isort: off
 import os
 import sys
+from pathlib import Path
+
+from worker.cli import early
+
+if __name__ == "__main__" or Path(sys.argv[0]).name == "scoring-worker":
+    early.install()  # before the slow imports below: a signal meanwhile is not lost
+# isort: on
+
 import traceback
 from collections.abc import Sequence
 
@@ -46,6 +55,8 @@ _register_optional_commands()
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get(env_name("debug"), "") not in ("", "0", "false")
+    if next((a for a in args if not a.startswith("-")), None) != "run":
+        early.release()  # only `run` handles SIGTERM itself
     sys.exit(run_cli(args, debug))
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from worker.errors import RuntimeFailure
+from worker.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import FailureKind, KafkaFailure
 from worker.live.delivery import Backoff
 from worker.live.settings import WorkerSettings
@@ -48,6 +48,8 @@ class Health:
         self.blocked = False
         """An assigned partition cannot start (``worker.live.positions``)."""
         self.stop_at: float | None = None
+        self.starting = True
+        """Before the group is joined a stop request aborts start-up (``check`` raises)."""
         self.fatal: KafkaFailure | None = None
         self._down_since = 0.0
         self._next_probe = 0.0
@@ -89,6 +91,8 @@ class Health:
         """Raise RuntimeFailure when a fatal error was seen or a give-up deadline passed."""
         if self.fatal is not None:
             raise RuntimeFailure(f"{self.fatal.kind.value}: {self.fatal}")
+        if self.starting and self.stop_at is not None:
+            raise StartupAborted()
         now, s = self.clock(), self.settings
         if self.stop_at is not None and now - self.stop_at > s.shutdown_timeout_s:
             raise RuntimeFailure(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
-from worker.errors import RuntimeFailure
+from worker.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
 from worker.live.deadletter import dead_letter_messages
 from worker.live.delivery import Delivery, DeliveryBatch, Group, Status
@@ -145,11 +145,16 @@ class Worker(RebalanceListener):
         """Join the group and loop until a stop condition; RuntimeFailure when fatal."""
         s = self.settings
         self._log_start()
-        for topic in filter(None, (s.input_topic, s.output_topic, s.dlq_topic)):
-            self._require(topic)
-        self.delivery.start()
-        self.source.subscribe([s.input_topic], self)
         started = self.clock()
+        try:
+            for topic in filter(None, (s.input_topic, s.output_topic, s.dlq_topic)):
+                self._require(topic)
+            self.delivery.start()
+        except StartupAborted:  # a stop signal during start-up: a clean stop (exit 0)
+            self._shutdown(started)
+            return self.summary
+        self.health.starting = False
+        self.source.subscribe([s.input_topic], self)
         try:
             while not self.stopping:
                 self._step()

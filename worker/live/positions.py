@@ -128,6 +128,7 @@ class Positions:
         self._drop(p)
         entry = self.waiting[p] = _Waiting(self.clock(), True, "offset_out_of_range", final=True)
         self._block(p, entry, str(problem))
+        self.on_blocked(True)
         return True
 
     # --- the work -----------------------------------------------------------------------
@@ -141,10 +142,11 @@ class Positions:
         now = self.clock()
         due = {p: w for p, w in self.waiting.items() if not w.final}
         if due and self._asked is None and now >= self._next_ask:
-            asked = self._asked = (self.asker.ask_committed(sorted(due), ASK_TIMEOUT_S), due)
-            if asked[0].done():  # answered at once
+            future = self.asker.ask_committed(sorted(due), ASK_TIMEOUT_S)
+            self._asked = (future, due)
+            if future.done():  # answered at once
                 self._asked = None
-                self._apply(*asked)
+                self._apply(future, due)
         for p, w in self.waiting.items():
             if not w.blocked and now - w.since > self.grace_s:
                 self._block(p, w, w.reason)
@@ -157,7 +159,11 @@ class Positions:
     def unstable_for(self) -> dict[Partition, float]:
         """Seconds each waiting partition's offsets have been unstable without a break."""
         now = self.clock()
-        return {p: now - w.unstable_since for p, w in self.waiting.items() if w.unstable_since}
+        return {
+            p: now - w.unstable_since
+            for p, w in self.waiting.items()
+            if w.unstable_since is not None
+        }
 
     def _apply(self, future: Future[Any], asked: dict[Partition, _Waiting]) -> None:
         current = {p: w for p, w in asked.items() if self.waiting.get(p) is w}
@@ -173,8 +179,8 @@ class Positions:
         self._start(ready, {p: current[p] for p in ready})
         now = self.clock()
         for p in answer.unstable:
-            if p in current:
-                current[p].unstable_since = current[p].unstable_since or now
+            if p in current and current[p].unstable_since is None:
+                current[p].unstable_since = now
         self._again({p: current[p] for p in answer.unstable if p in current}, "unstable_offsets")
         for p, why in answer.failed.items():
             if p in current:
