@@ -98,6 +98,11 @@ class FakeSource:
             self.paused.discard(tp)
             self.position[tp] = offset or 0
 
+    def stable_and_end(
+        self, partitions: Sequence[Partition], timeout_s: float
+    ) -> dict[Partition, tuple[int, int]]:
+        return {p: (0, 0) for p in partitions}  # no transaction open
+
     def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
         self.asked.append(list(partitions))
         answer = CommittedOffsets()
@@ -141,6 +146,7 @@ class FakeDelivery:
         self.outcomes: list[bool] = []
         self.started = self.closed = False
         self.lost = 0
+        self.reinits: list[str] = []
 
     def start(self) -> None:
         self.started = True
@@ -155,6 +161,9 @@ class FakeDelivery:
 
     def broker_lost(self) -> None:
         self.lost += 1
+
+    def reinit(self, why: str) -> None:
+        self.reinits.append(why)
 
     def close(self) -> None:
         self.closed = True
@@ -185,6 +194,7 @@ class RecordingObserver:
         self.lags: dict[tuple[str, int], int] = {}
         self.forgotten: list[tuple[str, int]] = []
         self.blocked: dict[tuple[str, int], str | None] = {}
+        self.hanging: set[tuple[str, int]] = set()
 
     def batch_scored(self, topic: str, consumed: int, batch: Any, duration_s: float) -> None:
         self.scored.append(consumed)
@@ -203,6 +213,9 @@ class RecordingObserver:
 
     def set_partition_blocked(self, topic: str, partition: int, reason: str | None) -> None:
         self.blocked[(topic, partition)] = reason
+
+    def set_hanging(self, partitions: set[tuple[str, int]]) -> None:
+        self.hanging = set(partitions)
 
 
 class Clock:

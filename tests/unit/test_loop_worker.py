@@ -45,6 +45,7 @@ def make_worker(
     )
     worker.log_lines = lambda: lines_of(buffer)  # type: ignore[attr-defined]
     source.subscribe([TOPIC], worker)  # as run() does; tests may then drive _step() alone
+    worker.health.starting = False  # as run() does once it has joined the group
     return worker, connector, observer
 
 

@@ -26,6 +26,7 @@ from worker.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
 from worker.live.deadletter import dead_letter_messages
 from worker.live.delivery import Delivery, DeliveryBatch, Group, Status
+from worker.live.hanging import HangingObserver, HangingWatch, StableOffsets, WatchSettings
 from worker.live.health import FATAL_KINDS, Health
 from worker.live.positions import CommittedAsker, PositionObserver, Positions, PositionSource
 from worker.live.settings import WorkerSettings
@@ -36,7 +37,7 @@ HEADER_SCORED_AT = "scoring.scored_at_ms"
 _T = TypeVar("_T")
 
 
-class Observer(ScoringObserver, PositionObserver, Protocol):
+class Observer(ScoringObserver, PositionObserver, HangingObserver, Protocol):
     """Where the loop reports what it did (``monitoring.metrics.WorkerMetrics`` plugs in here)."""
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None: ...
@@ -65,6 +66,9 @@ class NullObserver:
     def set_partition_blocked(self, topic: str, partition: int, reason: str | None) -> None:
         pass
 
+    def set_hanging(self, partitions: set[Partition]) -> None:
+        pass
+
 
 class Source(Group, PositionSource, Protocol):
     """The consumer side, as ``worker.kafka.clients.GroupConsumer`` provides it."""
@@ -77,12 +81,16 @@ class Source(Group, PositionSource, Protocol):
     def close(self) -> None: ...
 
 
+class OffsetQueries(CommittedAsker, StableOffsets, Protocol):
+    """Admin requests about offsets (``worker.kafka.offsets.OffsetsAdmin``)."""
+
+
 class Connector(Protocol):
     """Builds the Kafka side, given where errors go and who answers delivery's questions."""
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source: ...
     def delivery(self, status: Status, group: Group) -> Delivery: ...
-    def offsets(self) -> CommittedAsker: ...
+    def offsets(self) -> OffsetQueries: ...
 
 
 @dataclass
@@ -133,8 +141,12 @@ class Worker(RebalanceListener):
         self.health = Health(settings, log, self.observer, self._broker_lost, clock)
         self.source = connector.source(self.health.on_kafka_error)
         self.delivery = connector.delivery(self.health, self.source)
+        offsets = connector.offsets()
         self.positions = Positions(
-            self.source, connector.offsets(), log, self.observer, self.health.set_blocked, clock
+            self.source, offsets, log, self.observer, self.health.set_blocked, clock
+        )
+        self.hanging = HangingWatch(
+            offsets, _watch_settings(settings), log, self.observer, self.delivery.reinit, clock
         )
         self.summary = RunSummary()
         self.assigned: set[Partition] = set()
@@ -182,6 +194,8 @@ class Worker(RebalanceListener):
         self.health.check()
         self.health.probe(lambda: self.source.partition_count(self.settings.input_topic, 1.0))
         self.positions.serve()
+        if self.health.broker_ok:
+            self.hanging.check(self.positions.unstable_for())
         limit = self.settings.max_batch_events
         if self.settings.max_events is not None:
             limit = min(limit, self.settings.max_events - self.summary.consumed)
@@ -330,6 +344,12 @@ class Worker(RebalanceListener):
         for topic, partition in partitions:
             self.observer.forget_partition(topic, partition)
         self.health.set_assigned(bool(self.assigned))
+
+
+def _watch_settings(s: WorkerSettings) -> WatchSettings:
+    timeout_ms = float(s.producer_config().get("transaction.timeout.ms", 60_000))
+    topics = tuple(filter(None, (s.output_topic, s.dlq_topic)))
+    return WatchSettings(topics, s.group_id, timeout_ms / 1000, s.bootstrap_servers)
 
 
 def _names(partitions: Iterable[Partition]) -> list[str]:
