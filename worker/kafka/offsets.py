@@ -43,12 +43,22 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from worker.kafka.clients import GroupConsumer
 from worker.kafka.errors import call as _call
 from worker.kafka.errors import from_exception
-from worker.kafka.types import CommittedOffsets, ErrorHandler, Partition, RebalanceListener
+from worker.kafka.types import (
+    CommittedOffsets,
+    ErrorHandler,
+    KafkaFailure,
+    Partition,
+    RebalanceListener,
+)
 
 _ADMIN_PREFIXES = (
     *("bootstrap.", "security.", "sasl.", "ssl.", "socket.", "client.", "broker."),
     *("reconnect.", "metadata.", "retry.", "log_level", "logger", "error_cb"),
 )
+
+
+REPLACE_AFTER_TIMEOUTS = 3
+"""Admin requests timing out in a row before the admin client is replaced."""
 
 
 def admin_config(consumer_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,8 +144,23 @@ class OffsetsAdmin:
     partitions' last stable offsets against their high watermarks."""
 
     def __init__(self, config: Mapping[str, Any], group: str) -> None:
-        self._admin = AdminClient(dict(config))
+        self._config = dict(config)
+        self._admin = AdminClient(self._config)
         self.group = group
+        self._timeouts = 0
+
+    def _client(self) -> AdminClient:
+        """The admin client, replaced after ``REPLACE_AFTER_TIMEOUTS`` requests in a row
+        timed out: after a broker restart a client can keep a dead connection's state
+        (as producers do, librdkafka#5511) while the broker answers others."""
+        if self._timeouts >= REPLACE_AFTER_TIMEOUTS:
+            self._admin = AdminClient(self._config)
+            self._timeouts = 0
+        return self._admin
+
+    def _count(self, exc: BaseException | None) -> None:
+        timed_out = isinstance(exc, KafkaFailure) and "TIMED_OUT" in exc.code
+        self._timeouts = self._timeouts + 1 if timed_out else 0
 
     def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
         """Ask for the group's committed offsets of ``partitions`` with ``require_stable``;
@@ -145,7 +170,7 @@ class OffsetsAdmin:
         )
         out: Future[Any] = Future()
         try:
-            futures = self._admin.list_consumer_group_offsets(
+            futures = self._client().list_consumer_group_offsets(
                 [request], require_stable=True, request_timeout=timeout_s
             )
         except Exception as exc:  # a refused request becomes a failed answer
@@ -157,8 +182,11 @@ class OffsetsAdmin:
             try:
                 found = done.result()
             except Exception as exc:
-                out.set_exception(from_exception(exc) if isinstance(exc, KafkaException) else exc)
+                problem = from_exception(exc) if isinstance(exc, KafkaException) else exc
+                self._count(problem)
+                out.set_exception(problem)
                 return
+            self._count(None)
             out.set_result(_committed(found.topic_partitions, asked))
 
         futures[self.group].add_done_callback(answered)
@@ -170,7 +198,12 @@ class OffsetsAdmin:
         """(last stable offset, high watermark) per partition; the LSO is the first offset
         of the oldest open transaction, or the high watermark when none is open.
         KafkaFailure when the broker does not answer within ``timeout_s``."""
-        ends = [self._list(partitions, level, timeout_s) for level in _LEVELS]
+        try:
+            ends = [self._list(partitions, level, timeout_s) for level in _LEVELS]
+        except KafkaFailure as exc:
+            self._count(exc)
+            raise
+        self._count(None)
         return {p: (ends[0][p], ends[1][p]) for p in partitions if p in ends[0] and p in ends[1]}
 
     def _list(
@@ -179,7 +212,7 @@ class OffsetsAdmin:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         specs = {TopicPartition(t, p): latest for t, p in partitions}
         futures = _call(
-            lambda: self._admin.list_offsets(
+            lambda: self._client().list_offsets(
                 specs, isolation_level=level, request_timeout=timeout_s
             )
         )
@@ -191,7 +224,7 @@ class OffsetsAdmin:
     def partition_count(self, topic: str, timeout_s: float) -> int | None:
         """Partitions of ``topic`` (None: no such topic or no answer)."""
         try:
-            meta = self._admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+            meta = self._client().list_topics(topic, timeout=timeout_s).topics.get(topic)
         except Exception:
             return None
         return None if meta is None or meta.error is not None else len(meta.partitions)

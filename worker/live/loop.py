@@ -146,7 +146,7 @@ class Worker(RebalanceListener):
             self.source, offsets, log, self.observer, self.health.set_blocked, clock
         )
         self.hanging = HangingWatch(
-            offsets, _watch_settings(settings), log, self.observer, self.delivery.reinit, clock
+            offsets, WatchSettings.of(settings), log, self.observer, self.delivery.reinit, clock
         )
         self.summary = RunSummary()
         self.assigned: set[Partition] = set()
@@ -195,7 +195,7 @@ class Worker(RebalanceListener):
         self.health.probe(lambda: self.source.partition_count(self.settings.input_topic, 1.0))
         self.positions.serve()
         if self.health.broker_ok:
-            self.hanging.check(self.positions.unstable_for())
+            self.hanging.check(self.positions.waiting_for())
         limit = self.settings.max_batch_events
         if self.settings.max_events is not None:
             limit = min(limit, self.settings.max_events - self.summary.consumed)
@@ -344,12 +344,6 @@ class Worker(RebalanceListener):
         for topic, partition in partitions:
             self.observer.forget_partition(topic, partition)
         self.health.set_assigned(bool(self.assigned))
-
-
-def _watch_settings(s: WorkerSettings) -> WatchSettings:
-    timeout_ms = float(s.producer_config().get("transaction.timeout.ms", 60_000))
-    topics = tuple(filter(None, (s.output_topic, s.dlq_topic)))
-    return WatchSettings(topics, s.group_id, timeout_ms / 1000, s.bootstrap_servers)
 
 
 def _names(partitions: Iterable[Partition]) -> list[str]:

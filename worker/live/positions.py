@@ -156,6 +156,12 @@ class Positions:
     def blocked(self) -> bool:
         return any(w.blocked for w in self.waiting.values())
 
+    def waiting_for(self) -> dict[Partition, float]:
+        """Seconds each partition has waited for its committed offset (not the ones an
+        operator must decide about)."""
+        now = self.clock()
+        return {p: now - w.since for p, w in self.waiting.items() if not w.final}
+
     def unstable_for(self) -> dict[Partition, float]:
         """Seconds each waiting partition's offsets have been unstable without a break."""
         now = self.clock()
