@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export KAFKA_PORT ?= 9092
 export DEMO_DRIFT ?=
 
-.PHONY: help install test unit integration lint typecheck schemas-check demo bench \
+.PHONY: help install test unit integration lint typecheck schemas-check demo bench chaos \
         kafka-up kafka-down kafka-reset clean deploy-tools static-checks
 
 help:
@@ -55,6 +55,11 @@ deploy-tools: $(STAMP) ## install promtool (Debian prometheus), hadolint, docker
 
 static-checks: deploy-tools ## Dockerfile, compose, Prometheus config/rules/tests, Grafana dashboard
 	scripts/static-checks
+
+CHAOS_SEEDS ?= 1 2 3 4 5
+chaos: $(STAMP) kafka-up ## nemesis soak: faults vs 3 workers over 100,000 events, per seed (CHAOS_SEEDS, CHAOS_ARGS)
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python tests/integration/chaos.py \
+		$(foreach s,$(CHAOS_SEEDS),--seed $(s)) $(CHAOS_ARGS)
 
 kafka-up: ## start the local single-node Apache Kafka (KRaft)
 	scripts/kafka-local up

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
 from typing import Any
 
 from confluent_kafka import (
@@ -46,6 +49,7 @@ from worker.kafka.errors import from_exception
 from worker.kafka.types import (
     CommittedOffsets,
     ErrorHandler,
+    FailureKind,
     KafkaFailure,
     Partition,
     RebalanceListener,
@@ -184,13 +188,23 @@ class OffsetsAdmin:
             except Exception as exc:
                 problem = from_exception(exc) if isinstance(exc, KafkaException) else exc
                 self._count(problem)
-                out.set_exception(problem)
+                _settle(out, error=problem)
                 return
             self._count(None)
-            out.set_result(_committed(found.topic_partitions, asked))
+            _settle(out, _committed(found.topic_partitions, asked))
 
         futures[self.group].add_done_callback(answered)
+        # After a broker restart an admin request was seen never to complete, its
+        # request timeout notwithstanding: give up on it, and on the client.
+        timer = threading.Timer(2 * timeout_s + 1, self._no_answer, args=(out,))
+        timer.daemon = True
+        timer.start()
         return out
+
+    def _no_answer(self, out: Future[Any]) -> None:
+        if not out.done():
+            self._timeouts = REPLACE_AFTER_TIMEOUTS
+            _settle(out, error=KafkaFailure(FailureKind.RETRIABLE, "_TIMED_OUT", "no answer"))
 
     def stable_and_end(
         self, partitions: Sequence[Partition], timeout_s: float
@@ -218,7 +232,12 @@ class OffsetsAdmin:
         )
         out: dict[Partition, int] = {}
         for tp, future in futures.items():
-            out[(tp.topic, tp.partition)] = int(_call(future.result).offset)
+            try:
+                found = _call(partial(future.result, timeout=2 * timeout_s + 1))
+            except FutureTimeout:  # see ask_committed: a request that never completes
+                self._timeouts = REPLACE_AFTER_TIMEOUTS
+                raise KafkaFailure(FailureKind.RETRIABLE, "_TIMED_OUT", "no answer") from None
+            out[(tp.topic, tp.partition)] = int(found.offset)
         return out
 
     def partition_count(self, topic: str, timeout_s: float) -> int | None:
@@ -231,6 +250,17 @@ class OffsetsAdmin:
 
 
 _LEVELS = (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED)
+
+
+def _settle(out: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """Complete ``out`` unless it already is (an answer after giving up is dropped)."""
+    try:
+        if error is not None:
+            out.set_exception(error)
+        else:
+            out.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 def _committed(found: Sequence[TopicPartition], asked: set[Partition]) -> CommittedOffsets:
