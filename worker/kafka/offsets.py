@@ -12,10 +12,13 @@ partition from offset 0 (duplicates); with ``error`` it stops for good.
 
 So the consumer here claims each assigned partition without starting it
 (``incremental_assign([])``), the worker fetches the committed offsets itself
-(``OffsetsAdmin.ask_committed``: an admin ListConsumerGroupOffsets with
-``require_stable``, which answers UNSTABLE per partition at once instead of retrying,
-so the loop never blocks on it) and starts each partition at an explicit offset
-(``ExplicitStartConsumer.start_at``). ``auto.offset.reset`` is ``error``: a committed
+(``ExplicitStartConsumer.ask_committed``: the consumer's own stable-offset fetch, one
+partition per request, in helper threads so the loop never blocks on it) and starts
+each partition at an explicit offset (``ExplicitStartConsumer.start_at``). (An admin
+client's ListConsumerGroupOffsets was tried first: after a broker restart its requests
+kept timing out for minutes, also in a new admin client, while the consumer's worked.)
+``OffsetsAdmin`` serves the hanging-transaction watch: last stable offsets against
+high watermarks. ``auto.offset.reset`` is ``error``: a committed
 offset outside the log (retention) surfaces as an ``_AUTO_OFFSET_RESET`` error for that
 partition instead of a silent jump.
 """
@@ -24,9 +27,8 @@ from __future__ import annotations
 
 import logging
 import struct
-import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from typing import Any
@@ -34,7 +36,6 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_INVALID,
-    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -90,6 +91,7 @@ class ExplicitStartConsumer(GroupConsumer):
     ) -> None:
         super().__init__(config, on_error, logger)
         self._started: set[Partition] = set()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="committed")
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         def assigned(consumer: Any, tps: list[TopicPartition]) -> None:
@@ -109,6 +111,40 @@ class ExplicitStartConsumer(GroupConsumer):
             on_revoke=lambda c, tps: listener.on_revoked(unassign(c, tps)),
             on_lost=lambda c, tps: listener.on_lost(unassign(c, tps)),
         )
+
+    def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
+        """Ask for the group's committed offsets of ``partitions``, one request each in
+        helper threads (the loop goes on meanwhile); the future's result is a
+        ``CommittedOffsets``. A read_committed consumer asks with ``require_stable`` and
+        librdkafka retries while the broker answers UNSTABLE_OFFSET_COMMIT, so a
+        partition whose offsets a transaction holds comes back as a timeout: it is
+        reported ``unstable`` (one request per partition keeps the others apart)."""
+        out: Future[Any] = Future()
+        asked = list(partitions)
+        futures = [self._pool.submit(self._committed_one, p, timeout_s) for p in asked]
+
+        def combine(_done: Future[Any]) -> None:
+            if all(f.done() for f in futures):
+                _settle(out, _combine(asked, [f.result() for f in futures]))
+
+        for future in futures:
+            future.add_done_callback(combine)
+        return out
+
+    def _committed_one(self, p: Partition, timeout_s: float) -> tuple[str, Any]:
+        try:
+            (tp,) = self._consumer.committed([TopicPartition(*p)], timeout_s)
+        except KafkaException as exc:
+            problem = from_exception(exc)
+            return ("unstable" if "TIMED_OUT" in problem.code else "failed", str(problem))
+        except Exception as exc:  # e.g. the consumer closed meanwhile
+            return ("failed", f"{type(exc).__name__}: {exc}")
+        return _outcome(tp)
+
+    def close(self) -> None:
+        """Wait for committed-offset requests in flight, then leave the group."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        super().close()
 
     def start_at(self, offsets: Mapping[Partition, int | None]) -> None:
         """Start claimed partitions at these offsets (None: the log's beginning)."""
@@ -165,46 +201,6 @@ class OffsetsAdmin:
     def _count(self, exc: BaseException | None) -> None:
         timed_out = isinstance(exc, KafkaFailure) and "TIMED_OUT" in exc.code
         self._timeouts = self._timeouts + 1 if timed_out else 0
-
-    def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
-        """Ask for the group's committed offsets of ``partitions`` with ``require_stable``;
-        the future's result is a ``CommittedOffsets`` (or a ``KafkaFailure``)."""
-        request = ConsumerGroupTopicPartitions(
-            self.group, [TopicPartition(t, p) for t, p in partitions]
-        )
-        out: Future[Any] = Future()
-        try:
-            futures = self._client().list_consumer_group_offsets(
-                [request], require_stable=True, request_timeout=timeout_s
-            )
-        except Exception as exc:  # a refused request becomes a failed answer
-            out.set_exception(exc)
-            return out
-        asked = set(partitions)
-
-        def answered(done: Future[Any]) -> None:
-            try:
-                found = done.result()
-            except Exception as exc:
-                problem = from_exception(exc) if isinstance(exc, KafkaException) else exc
-                self._count(problem)
-                _settle(out, error=problem)
-                return
-            self._count(None)
-            _settle(out, _committed(found.topic_partitions, asked))
-
-        futures[self.group].add_done_callback(answered)
-        # After a broker restart an admin request was seen never to complete, its
-        # request timeout notwithstanding: give up on it, and on the client.
-        timer = threading.Timer(2 * timeout_s + 1, self._no_answer, args=(out,))
-        timer.daemon = True
-        timer.start()
-        return out
-
-    def _no_answer(self, out: Future[Any]) -> None:
-        if not out.done():
-            self._timeouts = REPLACE_AFTER_TIMEOUTS
-            _settle(out, error=KafkaFailure(FailureKind.RETRIABLE, "_TIMED_OUT", "no answer"))
 
     def stable_and_end(
         self, partitions: Sequence[Partition], timeout_s: float
@@ -263,24 +259,29 @@ def _settle(out: Future[Any], result: Any = None, error: BaseException | None = 
         pass
 
 
-def _committed(found: Sequence[TopicPartition], asked: set[Partition]) -> CommittedOffsets:
+def _outcome(tp: TopicPartition) -> tuple[str, Any]:
+    """One partition of an OffsetFetch answer: (offset|missing|unstable|failed, value)."""
+    error = tp.error
+    if error is not None and error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT:
+        return ("unstable", None)
+    if error is not None:
+        return ("failed", f"{error.name()}: {error.str()}")
+    if tp.offset == OFFSET_INVALID or tp.offset < 0:
+        return ("missing", None)
+    return ("offset", tp.offset)
+
+
+def _combine(asked: Sequence[Partition], outcomes: Sequence[tuple[str, Any]]) -> CommittedOffsets:
     answer = CommittedOffsets()
-    for tp in found:
-        key = (tp.topic, tp.partition)
-        if key not in asked:
-            continue
-        error = tp.error
-        if error is not None and error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT:
-            answer.unstable.append(key)
-        elif error is not None:
-            answer.failed[key] = f"{error.name()}: {error.str()}"
-        elif tp.offset == OFFSET_INVALID or tp.offset < 0:
-            answer.missing.append(key)
+    for p, (kind, value) in zip(asked, outcomes, strict=True):
+        if kind == "offset":
+            answer.offsets[p] = value
+        elif kind == "missing":
+            answer.missing.append(p)
+        elif kind == "unstable":
+            answer.unstable.append(p)
         else:
-            answer.offsets[key] = tp.offset
-    seen = set(answer.offsets) | set(answer.missing) | set(answer.unstable) | set(answer.failed)
-    for key in sorted(asked - seen):
-        answer.failed[key] = "no answer for this partition"
+            answer.failed[p] = value
     return answer
 
 
