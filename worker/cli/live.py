@@ -20,7 +20,12 @@ from worker.cli.options import bundle_option, option, warn_only_option
 from worker.core.scoring import BatchScorer
 from worker.errors import StartupAborted
 from worker.kafka.clients import IdempotentProducer, KafkaFailure, TransactionalProducer
-from worker.kafka.offsets import ExplicitStartConsumer, OffsetsAdmin, admin_config
+from worker.kafka.offsets import (
+    ExplicitStartConsumer,
+    FallbackAsker,
+    OffsetsAdmin,
+    admin_config,
+)
 from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
 from worker.live.loop import NullObserver, Observer, Source, Worker
@@ -37,11 +42,15 @@ class KafkaConnector:
         self.logger = log.librdkafka_logger()
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source:
-        return ExplicitStartConsumer(self.settings.consumer_config(), on_error, self.logger)
+        self._consumer = ExplicitStartConsumer(
+            self.settings.consumer_config(), on_error, self.logger
+        )
+        return self._consumer
 
-    def offsets(self) -> OffsetsAdmin:
+    def offsets(self) -> FallbackAsker:
+        """After ``source``: committed offsets from the admin client, else the consumer."""
         config = {**admin_config(self.settings.consumer_config()), "logger": self.logger}
-        return OffsetsAdmin(config, self.settings.group_id)
+        return FallbackAsker(OffsetsAdmin(config, self.settings.group_id), self._consumer)
 
     def delivery(self, status: Status, group: Group) -> Delivery:
         s = self.settings

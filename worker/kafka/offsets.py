@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -36,6 +37,7 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_INVALID,
+    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -202,6 +204,46 @@ class OffsetsAdmin:
         timed_out = isinstance(exc, KafkaFailure) and "TIMED_OUT" in exc.code
         self._timeouts = self._timeouts + 1 if timed_out else 0
 
+    def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
+        """Ask for the group's committed offsets of ``partitions`` with ``require_stable``;
+        the future's result is a ``CommittedOffsets`` (or a ``KafkaFailure``)."""
+        request = ConsumerGroupTopicPartitions(
+            self.group, [TopicPartition(t, p) for t, p in partitions]
+        )
+        out: Future[Any] = Future()
+        try:
+            futures = self._client().list_consumer_group_offsets(
+                [request], require_stable=True, request_timeout=timeout_s
+            )
+        except Exception as exc:  # a refused request becomes a failed answer
+            out.set_exception(exc)
+            return out
+        asked = set(partitions)
+
+        def answered(done: Future[Any]) -> None:
+            try:
+                found = done.result()
+            except Exception as exc:
+                problem = from_exception(exc) if isinstance(exc, KafkaException) else exc
+                self._count(problem)
+                _settle(out, error=problem)
+                return
+            self._count(None)
+            _settle(out, _committed(found.topic_partitions, asked))
+
+        futures[self.group].add_done_callback(answered)
+        # After a broker restart an admin request was seen never to complete, its
+        # request timeout notwithstanding: give up on it, and on the client.
+        timer = threading.Timer(2 * timeout_s + 1, self._no_answer, args=(out,))
+        timer.daemon = True
+        timer.start()
+        return out
+
+    def _no_answer(self, out: Future[Any]) -> None:
+        if not out.done():
+            self._timeouts = REPLACE_AFTER_TIMEOUTS
+            _settle(out, error=KafkaFailure(FailureKind.RETRIABLE, "_TIMED_OUT", "no answer"))
+
     def stable_and_end(
         self, partitions: Sequence[Partition], timeout_s: float
     ) -> dict[Partition, tuple[int, int]]:
@@ -283,6 +325,45 @@ def _combine(asked: Sequence[Partition], outcomes: Sequence[tuple[str, Any]]) ->
         else:
             answer.failed[p] = value
     return answer
+
+
+def _committed(found: Sequence[TopicPartition], asked: set[Partition]) -> CommittedOffsets:
+    mine = [tp for tp in found if (tp.topic, tp.partition) in asked]
+    answer = _combine([(tp.topic, tp.partition) for tp in mine], [_outcome(tp) for tp in mine])
+    for key in sorted(asked - {(tp.topic, tp.partition) for tp in mine}):
+        answer.failed[key] = "no answer for this partition"
+    return answer
+
+
+class FallbackAsker:
+    """Committed offsets from the admin client (fast: UNSTABLE comes back at once), and
+    from the consumer's own fetch for the next request whenever the admin's failed as a
+    whole (after a broker restart the admin's requests were seen to time out for minutes
+    while the consumer's worked)."""
+
+    def __init__(self, admin: OffsetsAdmin, consumer: ExplicitStartConsumer) -> None:
+        self.admin = admin
+        self.consumer = consumer
+        self._admin_failed = False
+
+    def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
+        if self._admin_failed:
+            self._admin_failed = False
+            return self.consumer.ask_committed(partitions, timeout_s)
+        future = self.admin.ask_committed(partitions, timeout_s)
+        future.add_done_callback(self._note)
+        return future
+
+    def _note(self, done: Future[Any]) -> None:
+        self._admin_failed = done.exception() is not None
+
+    def stable_and_end(
+        self, partitions: Sequence[Partition], timeout_s: float
+    ) -> dict[Partition, tuple[int, int]]:
+        return self.admin.stable_and_end(partitions, timeout_s)
+
+    def partition_count(self, topic: str, timeout_s: float) -> int | None:
+        return self.admin.partition_count(topic, timeout_s)
 
 
 def consumer_offsets_partition(group: str, partitions: int = 50) -> int:

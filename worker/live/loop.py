@@ -70,7 +70,7 @@ class NullObserver:
         pass
 
 
-class Source(Group, PositionSource, CommittedAsker, Protocol):
+class Source(Group, PositionSource, Protocol):
     """The consumer side, as ``worker.kafka.clients.GroupConsumer`` provides it."""
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
@@ -81,12 +81,16 @@ class Source(Group, PositionSource, CommittedAsker, Protocol):
     def close(self) -> None: ...
 
 
+class OffsetQueries(CommittedAsker, StableOffsets, Protocol):
+    """Requests about offsets (``worker.kafka.offsets.FallbackAsker``)."""
+
+
 class Connector(Protocol):
     """Builds the Kafka side, given where errors go and who answers delivery's questions."""
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source: ...
     def delivery(self, status: Status, group: Group) -> Delivery: ...
-    def offsets(self) -> StableOffsets: ...
+    def offsets(self) -> OffsetQueries: ...
 
 
 @dataclass
@@ -137,11 +141,12 @@ class Worker(RebalanceListener):
         self.health = Health(settings, log, self.observer, self._broker_lost, clock)
         self.source = connector.source(self.health.on_kafka_error)
         self.delivery = connector.delivery(self.health, self.source)
+        offsets = connector.offsets()
         self.positions = Positions(
-            self.source, self.source, log, self.observer, self.health.set_blocked, clock
+            self.source, offsets, log, self.observer, self.health.set_blocked, clock
         )
         self.hanging = HangingWatch(
-            connector.offsets(),
+            offsets,
             WatchSettings.of(settings),
             log,
             self.observer,
