@@ -20,12 +20,8 @@ from worker.cli.options import bundle_option, option, warn_only_option
 from worker.core.scoring import BatchScorer
 from worker.errors import StartupAborted
 from worker.kafka.clients import IdempotentProducer, KafkaFailure, TransactionalProducer
-from worker.kafka.offsets import (
-    ExplicitStartConsumer,
-    FallbackAsker,
-    OffsetsAdmin,
-    admin_config,
-)
+from worker.kafka.offsets import ExplicitStartConsumer
+from worker.kafka.offsets_admin import FallbackAsker, OffsetsAdmin, admin_config
 from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
 from worker.live.loop import NullObserver, Observer, Source, Worker

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from worker.errors import RuntimeFailure
-from worker.kafka.offsets import consumer_offsets_partition
+from worker.kafka.offsets_admin import consumer_offsets_partition
 from worker.kafka.types import KafkaFailure, Partition
 from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
