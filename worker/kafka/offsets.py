@@ -132,6 +132,9 @@ class ExplicitStartConsumer(GroupConsumer):
         ]
         if tps:
             _call(lambda: self._consumer.incremental_assign(tps))
+            # a pause (a rollback's rewind) outlives unassignment in librdkafka: a
+            # partition lost while paused would otherwise come back paused for good
+            _call(lambda: self._consumer.resume(tps))
             self._started.update(_parts(tps))
 
     def started(self) -> set[Partition]:
