@@ -12,13 +12,10 @@ partition from offset 0 (duplicates); with ``error`` it stops for good.
 
 So the consumer here claims each assigned partition without starting it
 (``incremental_assign([])``), the worker fetches the committed offsets itself
-(``ExplicitStartConsumer.ask_committed``: the consumer's own stable-offset fetch, one
-partition per request, in helper threads so the loop never blocks on it) and starts
-each partition at an explicit offset (``ExplicitStartConsumer.start_at``). (An admin
-client's ListConsumerGroupOffsets was tried first: after a broker restart its requests
-kept timing out for minutes, also in a new admin client, while the consumer's worked.)
-``OffsetsAdmin`` serves the hanging-transaction watch: last stable offsets against
-high watermarks. ``auto.offset.reset`` is ``error``: a committed
+(``worker.kafka.offsets_admin.FallbackAsker``: the admin client, which answers UNSTABLE
+at once, and after an admin failure ``ExplicitStartConsumer.ask_committed``, the
+consumer's own stable-offset fetch, one partition per request in helper threads) and
+starts each partition at an explicit offset (``ExplicitStartConsumer.start_at``). ``auto.offset.reset`` is ``error``: a committed
 offset outside the log (retention) surfaces as an ``_AUTO_OFFSET_RESET`` error for that
 partition instead of a silent jump.
 """
