@@ -139,11 +139,15 @@ def _strike_while_feeding(
 def _drain(args: argparse.Namespace, bootstrap: str, topics: Topics, nemesis: Nemesis) -> None:
     """Wait until the group committed every input offset, then stop the fleet."""
     ends = GroupWatch.ends(bootstrap, topics.input)
-    watch = GroupWatch(bootstrap, topics.group, topics.input, PARTITIONS)
 
     def caught_up() -> bool | None:
         nemesis.supervise()
-        return True if watch.committed() == ends else None
+        # a new admin client each time: one made near a broker restart may keep timing out
+        watch = GroupWatch(bootstrap, topics.group, topics.input, PARTITIONS)
+        if watch.committed() == ends:
+            return True
+        time.sleep(1)  # polling pace
+        return None
 
     poll_until("the fleet to catch up", args.drain_s, caught_up)
     for w in nemesis.fleet.workers.values():
