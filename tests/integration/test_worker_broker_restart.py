@@ -45,7 +45,7 @@ def test_no_stall_behind_a_transaction_left_open_by_a_broker_restart(
     bootstrap: str, broker: LocalBroker, topic_factory: TopicFactory, tmp_path: Path, seed: int
 ) -> None:
     rng = random.Random(seed)
-    stream = cached_stream(8_000, seed=80 + seed, poison_rate=0.01)
+    stream = cached_stream(6_000, seed=80 + seed, poison_rate=0.01)
     research = research_records_async(stream)
     topics = Topics(input=topic_factory(4), output=topic_factory(4), dlq=topic_factory(1))
     produce_stream(bootstrap, topics.input, stream)
@@ -54,7 +54,7 @@ def test_no_stall_behind_a_transaction_left_open_by_a_broker_restart(
     worker = WorkerProcess(bootstrap, topics, tmp_path, "restart", *args, kafka=kafka)
     workers = [worker]
     crash = rng.random() < 0.5
-    at = rng.randrange(500, 3_000)
+    at = rng.randrange(300, 1_500)
     try:
         worker.wait_event("assigned", 120)
         poll_until(
