@@ -58,7 +58,7 @@ static-checks: deploy-tools ## Dockerfile, compose, Prometheus config/rules/test
 
 CHAOS_SEEDS ?= 1 2 3 4 5
 chaos: $(STAMP) kafka-up ## nemesis soak: faults vs 3 workers over 100,000 events, per seed (CHAOS_SEEDS, CHAOS_ARGS)
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python tests/integration/chaos.py \
+	PYTHONPATH=$(CURDIR) KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python tests/integration/chaos.py \
 		$(foreach s,$(CHAOS_SEEDS),--seed $(s)) $(CHAOS_ARGS)
 
 kafka-up: ## start the local single-node Apache Kafka (KRaft)
