@@ -15,9 +15,9 @@ So the consumer here claims each assigned partition without starting it
 (``worker.kafka.offsets_admin.FallbackAsker``: the admin client, which answers UNSTABLE
 at once, and after an admin failure ``ExplicitStartConsumer.ask_committed``, the
 consumer's own stable-offset fetch, one partition per request in helper threads) and
-starts each partition at an explicit offset (``ExplicitStartConsumer.start_at``). ``auto.offset.reset`` is ``error``: a committed
-offset outside the log (retention) surfaces as an ``_AUTO_OFFSET_RESET`` error for that
-partition instead of a silent jump.
+starts each partition at an explicit offset (``ExplicitStartConsumer.start_at``).
+``auto.offset.reset`` is ``error``: a committed offset outside the log (retention)
+surfaces as an ``_AUTO_OFFSET_RESET`` error for that partition instead of a silent jump.
 """
 
 from __future__ import annotations
