@@ -9,7 +9,7 @@ export KAFKA_PORT ?= 9092
 export KAFKA_SASL_SSL_PORT ?= $(shell echo $$(($(KAFKA_PORT) + 2)))
 export DEMO_DRIFT ?=
 
-.PHONY: help install test unit integration lint typecheck schemas-check demo bench \
+.PHONY: help install test unit integration lint typecheck schemas-check demo bench chaos \
         kafka-up kafka-down kafka-reset clean deploy-tools static-checks container-test
 
 help:
@@ -61,6 +61,11 @@ deploy-tools: $(STAMP) ## install promtool (Debian prometheus), chromium, hadoli
 
 static-checks: deploy-tools ## Dockerfile, compose, Prometheus config/rules/tests, Grafana dashboard
 	scripts/static-checks
+
+CHAOS_SEEDS ?= 1 2 3 4 5
+chaos: $(STAMP) kafka-up ## nemesis soak: faults vs 3 workers over 100,000 events, per seed (CHAOS_SEEDS, CHAOS_ARGS)
+	PYTHONPATH=$(CURDIR) KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python tests/integration/chaos.py \
+		$(foreach s,$(CHAOS_SEEDS),--seed $(s)) $(CHAOS_ARGS)
 
 kafka-up: ## start the local single-node Apache Kafka (KRaft)
 	scripts/kafka-local up

@@ -12,5 +12,10 @@ class ExitCode(IntEnum):
     RUNTIME_FAILURE = 3
 
 
+class StartupAborted(BaseException):
+    """A stop signal came while the worker was starting: stop cleanly (a ``stop`` line,
+    exit 0). A BaseException, so that no ``except Exception`` on the way swallows it."""
+
+
 class RuntimeFailure(Exception):
     """The worker cannot go on: broker unreachable past its deadline, fenced, not authorised."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
 
 from worker.core.scoring import InputEvent
 from worker.kafka.clients import FailureKind, KafkaFailure, Partition, Polled, RebalanceListener
+from worker.kafka.types import CommittedOffsets
 from worker.live.delivery import DeliveryBatch, Group, Status
 from worker.logs import EventLog
 
@@ -17,7 +19,11 @@ TOPIC = "in"
 
 
 class FakeSource:
-    """Partitions of InputEvents; polls round-robin; commits land in ``committed``."""
+    """Partitions of InputEvents; polls round-robin; commits land in ``committed``.
+
+    Like ``worker.kafka.offsets.ExplicitStartConsumer``, an assigned partition is read only
+    once ``start_at`` started it; it also answers committed-offset requests (``unstable``:
+    partitions whose offsets a transaction holds)."""
 
     def __init__(self, lines_per_partition: dict[int, list[bytes]]) -> None:
         self.log = {
@@ -37,6 +43,10 @@ class FakeSource:
         self.topics = {TOPIC, "out", "dlq"}
         self.metadata_error: KafkaFailure | None = None
         self.failures: list[KafkaFailure] = []
+        self.started: set[Partition] = set()
+        self.paused: set[Partition] = set()
+        self.unstable: set[Partition] = set()
+        self.asked: list[list[Partition]] = []
 
     # Source
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
@@ -50,6 +60,8 @@ class FakeSource:
             hook(self)
         events: list[InputEvent] = []
         for tp in self.assigned:
+            if tp not in self.started or tp in self.paused:
+                continue
             take = self.log[tp][self.position[tp] : self.position[tp] + max_events - len(events)]
             events += take
             self.position[tp] += len(take)
@@ -59,21 +71,51 @@ class FakeSource:
     def assign(self, partitions: list[Partition]) -> None:
         assert self.listener is not None
         self.assigned += partitions
-        for tp in partitions:
-            self.position[tp] = self.committed_offsets.get(tp, 0)
         self.listener.on_assigned(partitions)
 
     def revoke(self, partitions: list[Partition], lost: bool = False) -> None:
         assert self.listener is not None
         self.assigned = [tp for tp in self.assigned if tp not in partitions]
+        self.started.difference_update(partitions)
         (self.listener.on_lost if lost else self.listener.on_revoked)(partitions)
 
     def seek(self, offsets: dict[Partition, int]) -> None:
         self.seeks.append(dict(offsets))
         self.position.update(offsets)
 
-    def committed(self, partitions: Sequence[Partition], timeout_s: float) -> dict[Partition, int]:
-        return {tp: self.committed_offsets.get(tp, -1001) for tp in partitions}
+    def start_at(self, offsets: Mapping[Partition, int | None]) -> None:
+        for tp, offset in offsets.items():
+            assert tp in self.assigned and tp not in self.started
+            self.started.add(tp)
+            self.position[tp] = offset or 0
+
+    def pause(self, partitions: Sequence[Partition]) -> None:
+        self.paused.update(partitions)
+
+    def resume_at(self, offsets: Mapping[Partition, int | None]) -> None:
+        self.seeks.append({tp: o or 0 for tp, o in offsets.items()})
+        for tp, offset in offsets.items():
+            self.paused.discard(tp)
+            self.position[tp] = offset or 0
+
+    def stable_and_end(
+        self, partitions: Sequence[Partition], timeout_s: float
+    ) -> dict[Partition, tuple[int, int]]:
+        return {p: (0, 0) for p in partitions}  # no transaction open
+
+    def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
+        self.asked.append(list(partitions))
+        answer = CommittedOffsets()
+        for tp in partitions:
+            if tp in self.unstable:
+                answer.unstable.append(tp)
+            elif tp in self.committed_offsets:
+                answer.offsets[tp] = self.committed_offsets[tp]
+            else:
+                answer.missing.append(tp)
+        future: Future[Any] = Future()
+        future.set_result(answer)
+        return future
 
     def lags(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
         return {tp: len(self.log[tp]) - self.position[tp] for tp in partitions}
@@ -105,6 +147,7 @@ class FakeDelivery:
         self.started = self.closed = False
         self.lost = 0
         self.last_rollback = ""
+        self.reinits: list[str] = []
 
     def start(self) -> None:
         self.started = True
@@ -120,6 +163,9 @@ class FakeDelivery:
 
     def broker_lost(self) -> None:
         self.lost += 1
+
+    def reinit(self, why: str) -> None:
+        self.reinits.append(why)
 
     def close(self) -> None:
         self.closed = True
@@ -138,6 +184,9 @@ class Connector:
     def delivery(self, status: Status, group: Group) -> FakeDelivery:
         return self.fake_delivery
 
+    def offsets(self) -> FakeSource:
+        return self._source
+
 
 class RecordingObserver:
     def __init__(self) -> None:
@@ -146,6 +195,8 @@ class RecordingObserver:
         self.delivered_counts: list[int] = []
         self.lags: dict[tuple[str, int], int] = {}
         self.forgotten: list[tuple[str, int]] = []
+        self.blocked: dict[tuple[str, int], str | None] = {}
+        self.hanging: set[tuple[str, int]] = set()
         self.read = 0
         self.commits = 0
         self.rollbacks: list[str] = []
@@ -173,6 +224,12 @@ class RecordingObserver:
 
     def set_ready(self, ready: bool) -> None:
         self.ready.append(ready)
+
+    def set_partition_blocked(self, topic: str, partition: int, reason: str | None) -> None:
+        self.blocked[(topic, partition)] = reason
+
+    def set_hanging(self, partitions: set[tuple[str, int]]) -> None:
+        self.hanging = set(partitions)
 
 
 class Clock:

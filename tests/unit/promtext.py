@@ -47,3 +47,5 @@ def exercise(metrics: WorkerMetrics, bundle: Bundle) -> None:
     metrics.parity_checked(50, 0)
     metrics.rolled_back("MSG_SIZE_TOO_LARGE")
     metrics.committed()
+    metrics.set_partition_blocked("events", 1, "unstable_offsets")
+    metrics.set_hanging({("predictions", 0)})

@@ -45,6 +45,7 @@ def make_worker(
     )
     worker.log_lines = lambda: lines_of(buffer)  # type: ignore[attr-defined]
     source.subscribe([TOPIC], worker)  # as run() does; tests may then drive _step() alone
+    worker.health.starting = False  # as run() does once it has joined the group
     return worker, connector, observer
 
 
@@ -86,7 +87,8 @@ def test_batches_are_bounded_and_every_event_is_delivered_once(
     assert sum(observer.scored) == 300 and observer.lags == {(TOPIC, 0): 0, (TOPIC, 1): 0}
     assert source.closed and connector.fake_delivery.closed
     events = [line["event"] for line in worker.log_lines()]  # type: ignore[attr-defined]
-    assert events == ["start", "assigned", "stop"]  # nothing per message or per batch
+    # nothing per message or per batch
+    assert events == ["start", "assigned", "start_offsets", "stop"]
 
 
 def test_rolled_back_batch_is_read_again_from_the_committed_offsets(
@@ -117,12 +119,14 @@ def test_events_of_partitions_revoked_during_the_poll_are_dropped(
 
     def revoke_partition_1_mid_poll(src: FakeSource) -> None:
         # the callback runs inside the poll, whose messages still include partition 1's
-        if not fired and src.listener is not None:
+        if not fired and src.listener is not None and len(src.started) == 2:
             fired.append(1)
             src.listener.on_revoked([(TOPIC, 1)])
 
     source.before_poll.append(revoke_partition_1_mid_poll)
-    worker._step()
+    worker._step()  # assigned: both partitions wait for their start offsets
+    assert connector.fake_delivery.delivered == []
+    worker._step()  # started at the beginning (no committed offsets), revoked mid-poll
 
     delivered = connector.fake_delivery.delivered
     assert len(delivered) == 1
@@ -165,7 +169,7 @@ def test_readiness_follows_assignment_broker_and_stop(penguins_bundle: Bundle) -
 def test_stop_request_finishes_the_batch_in_hand(penguins_bundle: Bundle) -> None:
     source = FakeSource({0: [x for x, _ in stream(100)]})
     worker, _, _ = make_worker(penguins_bundle, source, max_batch_events=30)
-    source.before_poll.append(lambda _s: worker.request_stop("SIGTERM"))
+    source.before_poll.append(lambda s: s.started and worker.request_stop("SIGTERM"))
 
     summary = worker.run()
 

@@ -45,6 +45,8 @@ EXTRA_METRICS: dict[str, tuple[str, set[str]]] = {
     "scoring_drift_window_events": ("gauge", set()),
     "scoring_drift_psi_threshold": ("gauge", {"severity"}),
     "scoring_ready": ("gauge", set()),
+    "scoring_partition_blocked": ("gauge", {"topic", "partition", "reason"}),
+    "scoring_hanging_transaction": ("gauge", {"topic", "partition"}),
 }
 
 

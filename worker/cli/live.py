@@ -17,12 +17,9 @@ from worker.cli.challengers import challenger_options, load_challengers, pop_cha
 from worker.cli.options import bundle_option, trust_options, warn_only_option
 from worker.cli.run_options import environment_only_epilog, run_options
 from worker.core.scoring import BatchScorer
-from worker.kafka.clients import (
-    GroupConsumer,
-    IdempotentProducer,
-    KafkaFailure,
-    TransactionalProducer,
-)
+from worker.kafka.clients import IdempotentProducer, KafkaFailure, TransactionalProducer
+from worker.kafka.offsets import ExplicitStartConsumer
+from worker.kafka.offsets_admin import FallbackAsker, OffsetsAdmin, admin_config
 from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
 from worker.live.limits import fit_batches, read_limits
@@ -45,7 +42,15 @@ class KafkaConnector:
         """Output topic -> its max.message.bytes: no record batch may be larger."""
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source:
-        return GroupConsumer(self.settings.consumer_config(), on_error, self.logger)
+        self._consumer = ExplicitStartConsumer(
+            self.settings.consumer_config(), on_error, self.logger
+        )
+        return self._consumer
+
+    def offsets(self) -> FallbackAsker:
+        """After ``source``: committed offsets from the admin client, else the consumer."""
+        config = {**admin_config(self.settings.consumer_config()), "logger": self.logger}
+        return FallbackAsker(OffsetsAdmin(config, self.settings.group_id), self._consumer)
 
     def delivery(self, status: Status, group: Group) -> Delivery:
         s = self.settings

@@ -41,7 +41,10 @@ def to_input_events(messages: Iterable[Message]) -> Polled:
         error = msg.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
-                polled.failures.append(failure(error))
+                problem = failure(error)
+                if msg.topic():
+                    problem.partition = (msg.topic() or "", msg.partition() or 0)
+                polled.failures.append(problem)
             continue
         kind, stamp = msg.timestamp()
         events.append(
@@ -304,8 +307,16 @@ class TransactionalProducer(_Sender):
     """A ``transactional.id`` producer; every call raises KafkaFailure on error."""
 
     def init(self, timeout_s: float) -> None:
-        """Fence older instances of this id and abort what they left open."""
-        _call(lambda: self._producer.init_transactions(timeout_s))
+        """Fence older instances of this id and abort what they left open. Like
+        ``send_offsets``, left behind (``hung``) past ``3 * timeout_s``: after a broker
+        restart it was seen never to return (issue 20)."""
+        call = Call(
+            "init_transactions",
+            lambda: _call(lambda: self._producer.init_transactions(timeout_s)),
+        )
+        if not call.wait(3 * timeout_s):
+            self.hung = True
+        call.result()
 
     def begin(self) -> None:
         self.failures.clear()

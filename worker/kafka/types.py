@@ -55,6 +55,8 @@ class KafkaFailure(Exception):
         self.broker_down = broker_down
         self.message: Outgoing | None = None
         """The message a produce call or delivery report failed for, when known."""
+        self.partition: Partition | None = None
+        """The partition a consumer error message was about, if any."""
 
     @property
     def refuses_message(self) -> bool:
@@ -86,6 +88,21 @@ class Polled:
 
     events: list[InputEvent] = field(default_factory=list)
     failures: list[KafkaFailure] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CommittedOffsets:
+    """The group's committed offsets for some partitions, as one stable-offset fetch
+    (KIP-447 ``require_stable``) answered them; every partition asked is in one field."""
+
+    offsets: dict[Partition, int] = field(default_factory=dict)
+    """Next offset to read, for partitions with a committed offset."""
+    missing: list[Partition] = field(default_factory=list)
+    """Partitions the group has never committed an offset for."""
+    unstable: list[Partition] = field(default_factory=list)
+    """Partitions whose offsets a transaction still holds (UNSTABLE_OFFSET_COMMIT)."""
+    failed: dict[Partition, str] = field(default_factory=dict)
+    """Partitions the broker answered with another error (code: reason)."""
 
 
 class RebalanceListener(Protocol):

@@ -85,6 +85,9 @@ class Delivery(Protocol):
     def broker_lost(self) -> None:
         """The loop saw the broker go away (cached connection state is suspect)."""
 
+    def reinit(self, why: str) -> None:
+        """Replace the producer now (``worker.live.hanging``: init_transactions again)."""
+
     def close(self) -> None: ...
 
 
@@ -209,6 +212,9 @@ class ExactlyOnce(_Retrying[TransactionalProducer]):
         ``send_offsets_to_transaction`` then never returns (librdkafka#5511)."""
         self._stale = True
 
+    def reinit(self, why: str) -> None:
+        self._replace(self._producer, why)
+
     def deliver(self, batch: DeliveryBatch) -> bool:
         if self._producer is None or self._stale:
             self._replace(self._producer, "broker was unavailable")
@@ -276,6 +282,9 @@ class AtLeastOnce(_Retrying[IdempotentProducer]):
 
     def broker_lost(self) -> None:
         """Nothing to do: the idempotent producer has no coordinator state to go stale."""
+
+    def reinit(self, why: str) -> None:
+        """Nothing to do: no transactions."""
 
     def deliver(self, batch: DeliveryBatch) -> bool:
         producer = self._producer

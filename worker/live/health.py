@@ -1,6 +1,7 @@
 """A live worker's health: readiness, broker outages, and when to give up.
 
-Ready means: the consumer has partitions, the broker answers, the last batch was
+Ready means: the consumer has partitions, none of them is blocked (its start offset
+cannot be had, ``worker.live.positions``), the broker answers, the last batch was
 delivered (a rolled-back batch makes the worker not ready until one is), and no stop
 was asked.
 An outage (seen by librdkafka's error callback, a failed call, or delivery waiting) makes
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from worker.errors import RuntimeFailure
+from worker.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import FailureKind, KafkaFailure
 from worker.live.acl import with_acl
 from worker.live.delivery import Backoff
@@ -52,9 +53,13 @@ class Health:
         self.broker_ok = True
         self.assigned = False
         self.delivering = True
-        self.stop_at: float | None = None
         self.in_hand = False
         """A batch was polled and is not yet delivered (or rolled back)."""
+        self.blocked = False
+        """An assigned partition cannot start (``worker.live.positions``)."""
+        self.stop_at: float | None = None
+        self.starting = True
+        """Before the group is joined a stop request aborts start-up (``check`` raises)."""
         self.fatal: KafkaFailure | None = None
         self._down_since = 0.0
         self._next_probe = 0.0
@@ -77,6 +82,11 @@ class Health:
         self.delivering = delivering
         self._update()
 
+    def set_blocked(self, blocked: bool) -> None:
+        if blocked != self.blocked:
+            self.blocked = blocked
+            self._update()
+
     def unavailable(self, detail: str) -> None:
         if self.broker_ok:
             self.broker_ok = False
@@ -97,6 +107,8 @@ class Health:
         ``Stopped`` when a stop was asked and no batch is in hand."""
         if self.fatal is not None:
             raise RuntimeFailure(f"{self.fatal.kind.value}: {self.fatal}")
+        if self.starting and self.stop_at is not None:
+            raise StartupAborted()
         now, s = self.clock(), self.settings
         if self.stop_at is not None and not self.in_hand:
             raise Stopped()
@@ -136,7 +148,13 @@ class Health:
         self.available()
 
     def _update(self) -> None:
-        ready = self.broker_ok and self.assigned and self.delivering and self.stop_at is None
+        ready = (
+            self.broker_ok
+            and self.assigned
+            and self.delivering
+            and not self.blocked
+            and self.stop_at is None
+        )
         if ready != self._ready:
             self._ready = ready
             self.observer.set_ready(ready)

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
-from worker.errors import RuntimeFailure
+from worker.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
 from worker.live.deadletter import dead_letter_messages
 from worker.live.delivery import Delivery, DeliveryBatch, Group, Status
+from worker.live.hanging import HangingObserver, HangingWatch, StableOffsets, WatchSettings
 from worker.live.health import FATAL_KINDS, Health, Stopped
 from worker.live.outputs import OutputGuard
+from worker.live.positions import CommittedAsker, PositionObserver, Positions, PositionSource
 from worker.live.progress import Progress, ProgressObserver
 from worker.live.settings import WorkerSettings
 from worker.live.stopping import close_within
@@ -38,7 +40,7 @@ HEADER_SCORED_AT = "scoring.scored_at_ms"
 _T = TypeVar("_T")
 
 
-class Observer(ScoringObserver, ProgressObserver, Protocol):
+class Observer(ScoringObserver, ProgressObserver, PositionObserver, HangingObserver, Protocol):
     """Where the loop reports what it did (``monitoring.metrics.WorkerMetrics`` plugs in here)."""
 
     def set_ready(self, ready: bool) -> None: ...
@@ -71,6 +73,12 @@ class NullObserver:
     def set_ready(self, ready: bool) -> None:
         pass
 
+    def set_partition_blocked(self, topic: str, partition: int, reason: str | None) -> None:
+        pass
+
+    def set_hanging(self, partitions: set[Partition]) -> None:
+        pass
+
 
 class Extra(Protocol):
     """More records for each batch's transaction (``worker.live.challengers.Challengers``)."""
@@ -81,18 +89,19 @@ class Extra(Protocol):
     def delivered(self) -> None: ...
 
 
-class Source(Group, Protocol):
+class Source(Group, PositionSource, Protocol):
     """The consumer side, as ``worker.kafka.clients.GroupConsumer`` provides it."""
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
     def poll_batch(self, max_events: int, linger_s: float) -> Polled: ...
     def seek(self, offsets: dict[Partition, int]) -> None: ...
-    def committed(
-        self, partitions: Sequence[Partition], timeout_s: float
-    ) -> dict[Partition, int]: ...
     def lags(self, partitions: Sequence[Partition]) -> dict[Partition, int]: ...
     def partition_count(self, topic: str, timeout_s: float) -> int | None: ...
     def close(self) -> None: ...
+
+
+class OffsetQueries(CommittedAsker, StableOffsets, Protocol):
+    """Requests about offsets (``worker.kafka.offsets.FallbackAsker``)."""
 
 
 class Connector(Protocol):
@@ -100,6 +109,7 @@ class Connector(Protocol):
 
     def source(self, on_error: Callable[[KafkaFailure], None]) -> Source: ...
     def delivery(self, status: Status, group: Group) -> Delivery: ...
+    def offsets(self) -> OffsetQueries: ...
 
 
 @dataclass
@@ -153,6 +163,18 @@ class Worker(RebalanceListener):
         self.source = connector.source(self.health.on_kafka_error)
         self.delivery = connector.delivery(self.health, self.source)
         self.progress = Progress(self.observer, self.health, self.source.lags)
+        offsets = connector.offsets()
+        self.positions = Positions(
+            self.source, offsets, log, self.observer, self.health.set_blocked, clock
+        )
+        self.hanging = HangingWatch(
+            offsets,
+            WatchSettings.of(settings),
+            log,
+            self.observer,
+            self.delivery.reinit,
+            clock,
+        )
         self.summary = RunSummary()
         self.outputs = OutputGuard(settings.dlq_topic, log)
         self.assigned: set[Partition] = set()
@@ -169,7 +191,12 @@ class Worker(RebalanceListener):
             for topic in filter(None, (s.input_topic, s.output_topic, s.dlq_topic, *extra_topics)):
                 self._require(topic)
             self.delivery.start()
-            self.source.subscribe([s.input_topic], self)
+        except StartupAborted:  # a stop signal during start-up: a clean stop (exit 0)
+            self._shutdown(started)
+            return self.summary
+        self.health.starting = False
+        self.source.subscribe([s.input_topic], self)
+        try:
             while not self.stopping:
                 self._step()
         except Stopped:  # asked to stop while waiting for the broker, no batch in hand
@@ -198,6 +225,9 @@ class Worker(RebalanceListener):
         self.health.in_hand = False
         self.health.check()
         self.health.probe(lambda: self.source.partition_count(self.settings.input_topic, 1.0))
+        self.positions.serve()
+        if self.health.broker_ok:
+            self.hanging.check(self.positions.waiting_for())
         limit = self.settings.max_batch_events
         if self.settings.max_events is not None:
             limit = min(limit, self.settings.max_events - self.summary.consumed)
@@ -218,7 +248,8 @@ class Worker(RebalanceListener):
         self._revoked_in_poll.clear()
         polled = self.source.poll_batch(limit, self.settings.max_batch_age_ms / 1000)
         for problem in polled.failures:
-            self.health.on_kafka_error(problem)
+            if not self.positions.on_failure(problem):
+                self.health.on_kafka_error(problem)
         revoked = self._revoked_in_poll
         if not revoked:
             return polled.events
@@ -249,11 +280,9 @@ class Worker(RebalanceListener):
         self.outputs.rolled_back(batch.messages, batch.refused)  # raises past the bound
         # Read again from the committed offsets, not the batch's first ones: a commit
         # that timed out on the client may still have gone through on the broker.
-        first = first_offsets(events)
-        mine = [p for p in first if p in self.assigned]
+        mine = [p for p in first_offsets(events) if p in self.assigned]
         if mine:
-            committed = self._ask("committed offsets", lambda: self.source.committed(mine, 5.0))
-            self.source.seek({p: o if o >= 0 else first[p] for p, o in committed.items()})
+            self.positions.rewind(mine)
 
     def _messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]:
         s = self.settings
@@ -341,6 +370,7 @@ class Worker(RebalanceListener):
         self.assigned.update(partitions)
         self.log.emit("assigned", partitions=_names(partitions), assignment=_names(self.assigned))
         self.health.set_assigned(bool(self.assigned))
+        self.positions.assigned(partitions)
 
     def on_revoked(self, partitions: list[Partition]) -> None:
         self._forget(partitions)
@@ -354,6 +384,7 @@ class Worker(RebalanceListener):
         self.assigned.difference_update(partitions)
         self._revoked_in_poll.update(partitions)
         self.progress.forget(partitions)
+        self.positions.forget(partitions)
         self.health.set_assigned(bool(self.assigned))
 
 

@@ -42,6 +42,8 @@ CONTROLLED = frozenset(
         "enable.auto.offset.store",
         "isolation.level",
         "enable.partition.eof",
+        "auto.offset.reset",
+        "partition.assignment.strategy",
     }
 )
 
@@ -197,8 +199,6 @@ class WorkerSettings(BaseSettings):
         base: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
-            "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "cooperative-sticky",
             "max.partition.fetch.bytes": 1_048_576,
         }
         forced = {
@@ -207,6 +207,10 @@ class WorkerSettings(BaseSettings):
             "enable.auto.offset.store": False,
             "enable.partition.eof": False,
             "isolation.level": "read_committed",
+            # The worker decides where each partition starts (worker.live.positions) and
+            # assigns it there itself; librdkafka must never reset a position silently.
+            "auto.offset.reset": "error",
+            "partition.assignment.strategy": "cooperative-sticky",
         }
         return {**base, **self.kafka_properties("consumer"), **forced}
 

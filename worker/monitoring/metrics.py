@@ -27,6 +27,7 @@ from worker.core.scoring import ScoredBatch
 from worker.monitoring.collectors import BulkHistogram, DriftCollector
 from worker.monitoring.drift import DriftSettings
 from worker.monitoring.drift_bins import CategoricalBinner, DriftLayout, DriftReport
+from worker.monitoring.faults import FAULT_METRIC_NAMES, FaultMetrics
 
 #: Every metric family the worker exports (as named in the text exposition).
 METRIC_NAMES: frozenset[str] = frozenset(
@@ -60,6 +61,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "scoring_drift_psi_threshold",
         "scoring_ready",
     }
+    | FAULT_METRIC_NAMES
 )
 
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 50_000)
@@ -101,6 +103,9 @@ class WorkerMetrics:
         registry.register(self._latency)
         self._operational(registry)
         self._static(registry, bundle)
+        self.faults = FaultMetrics(registry)
+        self.set_partition_blocked = self.faults.set_partition_blocked
+        self.set_hanging = self.faults.set_hanging
 
     def _operational(self, registry: CollectorRegistry) -> None:
         r = registry

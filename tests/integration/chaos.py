@@ -1,0 +1,210 @@
+"""`make chaos`: a seeded nemesis soak of the live worker on the local broker (issue 20).
+
+    python tests/integration/chaos.py --seed 1 [--events 100000] [--rate 1000] [--workers 3]
+
+Produces ``--events`` events (1 % invalid) at ``--rate`` per second into 8 partitions
+while ``--workers`` exactly-once workers (session 10 s, heartbeat 2 s, transaction
+timeout 15 s) score them and the nemesis (`nemesis.py`) strikes every 5-12 s. Then it
+wakes everything, lets the fleet catch up, stops it, reads the output and the DLQ with
+read_committed readers and compares them with research `score` of the same events.
+Prints one verdict line with the counts; exit 0 when every valid event has exactly one
+record equal to research and every invalid event exactly one dead letter, else 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from kafka_broker import (
+    LocalBroker,
+    create_topic,
+    delete_topics,
+    is_reachable,
+    poll_until,
+    unique_topic,
+)
+from nemesis import Fleet, Nemesis
+from worker_harness import (
+    Stream,
+    Topics,
+    WorkerProcess,
+    demo_bundle,
+    make_stream,
+    produce_stream,
+    research_records,
+)
+from worker_verify import GroupWatch, read_predictions, read_with_headers, verify_predictions
+
+KAFKA = (
+    "consumer.session.timeout.ms=10000",
+    "consumer.heartbeat.interval.ms=2000",
+    "producer.transaction.timeout.ms=15000",
+)
+PARTITIONS = 8
+
+
+def _feed(
+    bootstrap: str, topic: str, stream: Stream, rate: int, done: threading.Event, failed: list[str]
+) -> None:
+    """Produce ``stream`` in one-second slices of ``rate`` events (an idempotent producer
+    rides out broker restarts: each slice may take up to 300 s to be delivered)."""
+    start = time.monotonic()
+    try:
+        for first in range(0, len(stream.lines), rate):
+            produce_stream(bootstrap, topic, stream.part(first, first + rate), 300)
+            ahead = start + (first + rate) / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)  # pacing the feed, not synchronisation
+    except Exception as exc:  # the soak stops and says why
+        failed.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        done.set()
+
+
+def _dlq_verdict(bootstrap: str, topic: str, stream: Stream) -> tuple[int, int, int]:
+    """(letters, duplicated, missing) of the dead-letter topic against the invalid events."""
+    expected = {f"k{i}".encode() for i, r in enumerate(stream.reasons) if r is not None}
+    letters = read_with_headers(bootstrap, topic, len(expected), deadline_s=300)
+    keys = Counter(letter.key for letter in letters)
+    duplicated = sum(n - 1 for n in keys.values())
+    return len(letters), duplicated, len(expected - set(keys))
+
+
+def soak(args: argparse.Namespace, bootstrap: str, workdir: Path) -> bool:
+    """One seeded soak; prints its verdict line, True when it passed."""
+    rng = random.Random(args.seed)
+    stream = make_stream(workdir, args.events, seed=1000 + args.seed, poison_rate=0.01)
+    research = research_records(demo_bundle(), stream, workdir)
+    topics = Topics(unique_topic("chaos-in"), unique_topic("chaos-out"), unique_topic("chaos-dlq"))
+    for name, count in ((topics.input, PARTITIONS), (topics.output, PARTITIONS), (topics.dlq, 2)):
+        create_topic(bootstrap, name, count)
+    broker = LocalBroker()
+    fleet = Fleet(lambda i: WorkerProcess(bootstrap, topics, workdir, i, kafka=KAFKA))
+    base = [f"w{i}" for i in range(args.workers)]
+    nemesis = Nemesis(
+        rng, fleet, base, broker if broker.manages(bootstrap) else None, topics, bootstrap
+    )
+    started = time.monotonic()
+    try:
+        for instance in base:
+            fleet.launch(instance)
+        _strike_while_feeding(args, bootstrap, topics, stream, rng, nemesis)
+        _drain(args, bootstrap, topics, nemesis)
+        drained_s = time.monotonic() - started
+    finally:
+        for w in fleet.all():
+            if w.proc.poll() is None:
+                w.kill()
+    ok = _verdict(args, bootstrap, topics, stream, research, nemesis, drained_s)
+    if os.environ.get("KAFKA_KEEP_TOPICS") != "1":
+        delete_topics(bootstrap, [topics.input, topics.output, topics.dlq])
+    return ok
+
+
+def _strike_while_feeding(
+    args: argparse.Namespace,
+    bootstrap: str,
+    topics: Topics,
+    stream: Stream,
+    rng: random.Random,
+    nemesis: Nemesis,
+) -> None:
+    fed, failed = threading.Event(), []
+    feeder = threading.Thread(
+        target=_feed, args=(bootstrap, topics.input, stream, args.rate, fed, failed), daemon=True
+    )
+    nemesis.fleet.workers["w0"].wait_event("assigned", 120)
+    feeder.start()
+    while not fed.is_set():
+        due = time.monotonic() + rng.uniform(5, 12)
+        while time.monotonic() < due and not fed.is_set():
+            nemesis.supervise()
+            time.sleep(0.5)  # the gap between faults: the schedule, not a synchronisation
+        if not fed.is_set():
+            nemesis.step()
+    nemesis.wake_all()
+    if failed:
+        raise RuntimeError(f"feeding the input failed: {failed[0]}")
+
+
+def _drain(args: argparse.Namespace, bootstrap: str, topics: Topics, nemesis: Nemesis) -> None:
+    """Wait until the group committed every input offset, then stop the fleet."""
+    ends = GroupWatch.ends(bootstrap, topics.input)
+
+    def caught_up() -> bool | None:
+        nemesis.supervise()
+        # a new admin client each time: one made near a broker restart may keep timing out
+        watch = GroupWatch(bootstrap, topics.group, topics.input, PARTITIONS)
+        if watch.committed() == ends:
+            return True
+        time.sleep(1)  # polling pace
+        return None
+
+    poll_until("the fleet to catch up", args.drain_s, caught_up)
+    for w in nemesis.fleet.workers.values():
+        nemesis.exits[w.stop(60)[0]] += 1
+
+
+def _verdict(
+    args: argparse.Namespace,
+    bootstrap: str,
+    topics: Topics,
+    stream: Stream,
+    research: dict[str, dict[str, Any]],
+    nemesis: Nemesis,
+    drained_s: float,
+) -> bool:
+    records = read_predictions(bootstrap, topics.output, stream.valid, deadline_s=600)
+    verdict = verify_predictions(records, research)
+    letters, dlq_dup, dlq_missing = _dlq_verdict(bootstrap, topics.dlq, stream)
+    ok = (
+        verdict.duplicates == 0
+        and not (verdict.missing or verdict.mismatched or verdict.unexpected)
+        and verdict.records == stream.valid
+        and dlq_dup == dlq_missing == 0
+    )
+    faults = ",".join(f"{k}={n}" for k, n in sorted(nemesis.fleet.counts.items()))
+    exits = ",".join(f"{k}:{n}" for k, n in sorted(nemesis.exits.items()))
+    print(
+        f"chaos seed={args.seed} events={args.events} workers={args.workers} faults[{faults}] "
+        f"exits[{exits}] operator_aborts={nemesis.operator_aborts}: records={verdict.records}"
+        f"/{stream.valid} duplicates={verdict.duplicates} missing={len(verdict.missing)} "
+        f"mismatched={len(verdict.mismatched)} unexpected={len(verdict.unexpected)} "
+        f"dlq={letters}/{len(stream.reasons) - stream.valid} dlq_duplicates={dlq_dup} "
+        f"dlq_missing={dlq_missing} drained_in={drained_s:.0f}s -> {'PASS' if ok else 'FAIL'}",
+        flush=True,
+    )
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, action="append", help="repeatable (default 1)")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=1_000, help="events per second")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--drain-s", type=float, default=900, help="deadline to catch up")
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    if not is_reachable(bootstrap):
+        print(f"chaos: no broker at {bootstrap} (make kafka-up)", file=sys.stderr)
+        return 2
+    results = []
+    for seed in args.seed or [1]:
+        run = argparse.Namespace(**{**vars(args), "seed": seed})
+        workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-"))
+        results.append(soak(run, bootstrap, workdir))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

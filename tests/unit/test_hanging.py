@@ -1,0 +1,100 @@
+"""Hanging transactions (worker.live.hanging): detected past the transaction timeout,
+reported, recovered once, then the worker stops with the command that aborts them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from loop_fakes import Clock, RecordingObserver, lines_of, memory_log
+
+from worker.errors import RuntimeFailure
+from worker.kafka.offsets_admin import consumer_offsets_partition
+from worker.kafka.types import Partition
+from worker.live.hanging import CHECK_EVERY_S, CLEANUP_MARGIN_S, HangingWatch, WatchSettings
+
+OUT0, OUT1 = ("out", 0), ("out", 1)
+SETTINGS = WatchSettings(("out",), "g", 15.0, "b:9092")
+
+
+class Admin:
+    def __init__(self) -> None:
+        self.offsets: dict[Partition, tuple[int, int]] = {OUT0: (10, 10), OUT1: (5, 5)}
+
+    def stable_and_end(
+        self, partitions: Sequence[Partition], timeout_s: float
+    ) -> dict[Partition, tuple[int, int]]:
+        return {p: self.offsets.get(p, (7, 9)) for p in partitions}
+
+    def partition_count(self, topic: str, timeout_s: float) -> int | None:
+        return 2 if topic == "out" else 10
+
+
+def make() -> tuple[HangingWatch, Admin, Clock, RecordingObserver, list[str], object]:
+    admin, clock, observer, recovered = Admin(), Clock(), RecordingObserver(), []
+    log, stream = memory_log()
+    watch = HangingWatch(admin, SETTINGS, log, observer, recovered.append, clock)
+    return watch, admin, clock, observer, recovered, stream
+
+
+def run_for(watch: HangingWatch, clock: Clock, seconds: float, unstable: float = 0) -> None:
+    end = clock.now + seconds
+    while clock.now < end:
+        clock.now += CHECK_EVERY_S
+        watch.check({("in", 0): unstable + clock.now} if unstable else {})
+
+
+def test_a_transaction_the_broker_aborts_in_time_is_not_hanging() -> None:
+    watch, admin, clock, observer, recovered, _ = make()
+    admin.offsets[OUT1] = (5, 8)  # open
+    run_for(watch, clock, 15 + CLEANUP_MARGIN_S - CHECK_EVERY_S)
+    admin.offsets[OUT1] = (8, 8)  # aborted by the coordinator
+    run_for(watch, clock, 60)
+    assert recovered == [] and observer.hanging == set()
+
+
+def test_a_stuck_last_stable_offset_is_reported_recovered_then_the_worker_stops() -> None:
+    watch, admin, clock, observer, recovered, stream = make()
+    admin.offsets[OUT1] = (5, 8)
+    reported_at: list[float] = []
+    watch.recover = lambda why: (recovered.append(why), reported_at.append(clock.now))
+    with pytest.raises(RuntimeFailure) as failure:
+        run_for(watch, clock, 120)
+    assert recovered == ["hanging transaction"]
+    # first look at 5 s: reported within two transaction timeouts of it, stopped one check on
+    assert reported_at[0] - CHECK_EVERY_S <= 2 * 15 and clock.now == reported_at[0] + CHECK_EVERY_S
+    assert observer.hanging == {OUT1}
+    line = str(failure.value)
+    assert "out:1 (last stable offset 5, high watermark 8)" in line
+    assert (
+        "kafka-transactions.sh --bootstrap-server b:9092 abort --topic out --partition 1 "
+        "--start-offset 5" in line
+    )
+    reported = [x for x in lines_of(stream) if x["event"] == "hanging_transaction"]  # type: ignore[arg-type]
+    assert len(reported) == 1
+
+
+def test_recovery_that_works_clears_the_report() -> None:
+    watch, admin, clock, observer, recovered, stream = make()
+    admin.offsets[OUT1] = (5, 8)
+
+    def recover(why: str) -> None:  # the new producer's init_transactions aborts it
+        recovered.append(why)
+        admin.offsets[OUT1] = (8, 8)
+
+    watch.recover = recover
+    run_for(watch, clock, 60)
+    assert recovered == ["hanging transaction"] and observer.hanging == set()
+    events = [x["event"] for x in lines_of(stream)]  # type: ignore[arg-type]
+    assert events == ["hanging_transaction", "hanging_transaction_cleared"]
+
+
+def test_group_offsets_unstable_too_long_name_the_consumer_offsets_partition() -> None:
+    watch, _, clock, observer, _, _ = make()
+    with pytest.raises(RuntimeFailure) as failure:
+        run_for(watch, clock, 120, unstable=1)
+    p = consumer_offsets_partition("g", 10)
+    assert observer.hanging == {("__consumer_offsets", p)}
+    assert f"abort --topic __consumer_offsets --partition {p} --start-offset 7" in str(
+        failure.value
+    )

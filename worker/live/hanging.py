@@ -1,0 +1,223 @@
+"""No stall behind a hanging transaction: detect it, report it, recover or stop with the
+command that clears it (docs/delivery.md, "Hanging transactions").
+
+A transaction is *hanging* when a partition still holds it open although no producer
+will ever finish it. Kafka 4 brokers with transaction protocol v2 (KIP-890) prevent
+most such cases, but the client half of KIP-890 part 2 is not in librdkafka 2.16, and
+a broker restart at the wrong moment can still leave one (issue 20). Readers with
+``read_committed`` then stop at it (the partition's last stable offset, LSO, stays put)
+and, when it holds the group's offsets, the group's committed offsets stay *unstable*:
+the member that owns those input partitions cannot start them.
+
+``HangingWatch.check`` (every ``CHECK_EVERY_S`` from the loop) looks for either:
+
+- an output or DLQ partition whose LSO is behind its high watermark and has not moved
+  for longer than the transaction timeout plus ``CLEANUP_MARGIN_S`` (the broker aborts
+  an expired transaction within its cleanup interval, 10 s by default);
+- the ``__consumer_offsets`` partition holding the group's offsets, in the same state,
+  while input partitions of this worker have waited that long for their committed
+  offsets (unstable, or the broker not answering the stable-offset fetch at all, as seen
+  in issue 20's run C). Both conditions: other groups' transactions share that
+  partition, and may legitimately last longer.
+
+It reports them (``scoring_hanging_transaction{topic,partition}``, one
+``hanging_transaction`` line), then recovers what the client can: the transactional
+producer is replaced at once (``init_transactions`` with the same transactional id
+aborts whatever an earlier instance of this replica left open, and returns once that
+is done). If the partitions' LSOs have not moved when asked right after, and still
+not at the next check (so the metric is up for a scrape or two), the worker stops
+(exit 3) with one line naming them and the ``kafka-transactions.sh`` commands that
+abort the transactions (the admin API that would let the worker do it, KIP-664
+AbortTransaction, is not in librdkafka).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from worker.errors import RuntimeFailure
+from worker.kafka.offsets_admin import consumer_offsets_partition
+from worker.kafka.types import KafkaFailure, Partition
+from worker.live.settings import WorkerSettings
+from worker.logs import EventLog
+
+CHECK_EVERY_S = 5.0
+"""How often the watch asks for the partitions' offsets."""
+CLEANUP_MARGIN_S = 10.0
+"""Added to the transaction timeout: how late the broker may abort an expired transaction
+(``transaction.abort.timed.out.transaction.cleanup.interval.ms``, 10 s by default)."""
+ASK_TIMEOUT_S = 2.0
+GROUP_OFFSETS_TOPIC = "__consumer_offsets"
+
+
+class StableOffsets(Protocol):
+    """``worker.kafka.offsets.OffsetsAdmin``."""
+
+    def stable_and_end(
+        self, partitions: Sequence[Partition], timeout_s: float
+    ) -> dict[Partition, tuple[int, int]]: ...
+    def partition_count(self, topic: str, timeout_s: float) -> int | None: ...
+
+
+class HangingObserver(Protocol):
+    def set_hanging(self, partitions: set[Partition]) -> None: ...
+
+
+@dataclass
+class _Held:
+    lso: int
+    hw: int
+    since: float
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    topics: tuple[str, ...]
+    """Topics the worker writes (output, DLQ)."""
+    group: str
+    transaction_timeout_s: float
+    bootstrap_servers: str
+
+    @classmethod
+    def of(cls, s: WorkerSettings) -> WatchSettings:
+        """From the worker's settings (librdkafka's default transaction timeout: 60 s)."""
+        timeout_ms = float(s.producer_config().get("transaction.timeout.ms", 60_000))
+        topics = tuple(filter(None, (s.output_topic, s.dlq_topic)))
+        return cls(topics, s.group_id, timeout_ms / 1000, s.bootstrap_servers)
+
+
+class HangingWatch:
+    """Watches LSOs and unstable group offsets; see the module docstring."""
+
+    def __init__(
+        self,
+        admin: StableOffsets,
+        settings: WatchSettings,
+        log: EventLog,
+        observer: HangingObserver,
+        recover: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.admin = admin
+        self.settings = settings
+        self.log = log
+        self.observer = observer
+        self.recover = recover
+        self.clock = clock
+        self.limit_s = settings.transaction_timeout_s + CLEANUP_MARGIN_S
+        self._partitions: list[Partition] = []
+        self._held: dict[Partition, _Held] = {}
+        self._next = clock() + CHECK_EVERY_S
+        self._group: Partition | None = None
+        self._reported: list[str] = []
+        """The partitions reported hanging at the last check (and still so after recovery)."""
+
+    def check(self, waiting_for: dict[Partition, float]) -> None:
+        """One look, when due (``waiting_for``: seconds each input partition has waited
+        for its committed offset); RuntimeFailure when a hanging transaction outlived
+        recovery."""
+        now = self.clock()
+        if now < self._next:
+            return
+        self._next = now + CHECK_EVERY_S
+        if not self._partitions:
+            self._partitions = self._find_partitions()
+        try:
+            stuck = self._stuck(self._partitions, now)
+        except KafkaFailure:
+            return  # the broker does not answer: health deals with that
+        waited = sorted(f"{t}:{p}" for (t, p), s in waiting_for.items() if s > self.limit_s)
+        held_group: dict[Partition, _Held] = {}
+        with contextlib.suppress(KafkaFailure):  # e.g. no right to list that partition
+            held_group = self._stuck([self._group_partition()], now)
+        if waited:  # only then: other groups' transactions share that partition
+            stuck.update(held_group)
+        if stuck and self._reported:  # reported and recovered once, still there: stop
+            raise RuntimeFailure(self._give_up_line(stuck))
+        if stuck:
+            self.observer.set_hanging(set(stuck))
+            self.log.error(
+                "hanging_transaction",
+                partitions=_describe(stuck),
+                waiting_inputs=waited,
+                action="replacing the transactional producer",
+            )
+            self.recover("hanging transaction")
+            still = self._still_held(stuck)
+            if not still:
+                self.log.emit("hanging_transaction_cleared", partitions=_names(stuck))
+            stuck = still  # still there: the next check stops the worker
+        elif self._reported:
+            self.log.emit("hanging_transaction_cleared", partitions=self._reported)
+        self._reported = _names(stuck)
+        self.observer.set_hanging(set(stuck))
+
+    def _still_held(self, stuck: dict[Partition, _Held]) -> dict[Partition, _Held]:
+        """The partitions whose LSO has not moved since (asked again after recovery)."""
+        try:
+            now = self.admin.stable_and_end(sorted(stuck), ASK_TIMEOUT_S)
+        except KafkaFailure:
+            return stuck
+        return {p: h for p, h in stuck.items() if p not in now or now[p][0] == h.lso < now[p][1]}
+
+    def _stuck(self, partitions: list[Partition], now: float) -> dict[Partition, _Held]:
+        """Partitions whose LSO has stayed behind their high watermark, unmoved, too long."""
+        offsets = self.admin.stable_and_end(partitions, ASK_TIMEOUT_S)
+        stuck: dict[Partition, _Held] = {}
+        for p, (lso, hw) in offsets.items():
+            held = self._held.get(p)
+            if lso >= hw:
+                self._held.pop(p, None)
+                continue
+            if held is None or held.lso != lso:
+                held = self._held[p] = _Held(lso, hw, now)
+            if now - held.since > self.limit_s:
+                stuck[p] = held
+        return stuck
+
+    def _find_partitions(self) -> list[Partition]:
+        out: list[Partition] = []
+        for topic in self.settings.topics:
+            count = self.admin.partition_count(topic, ASK_TIMEOUT_S) or 0
+            out += [(topic, p) for p in range(count)]
+        return out
+
+    def _group_partition(self) -> Partition:
+        """The ``__consumer_offsets`` partition that holds the group's offsets."""
+        if self._group is None:
+            count = self.admin.partition_count(GROUP_OFFSETS_TOPIC, ASK_TIMEOUT_S) or 50
+            self._group = (
+                GROUP_OFFSETS_TOPIC,
+                consumer_offsets_partition(self.settings.group, count),
+            )
+        return self._group
+
+    def _give_up_line(self, stuck: dict[Partition, _Held]) -> str:
+        b = self.settings.bootstrap_servers
+        tool = f"kafka-transactions.sh --bootstrap-server {b}"
+        aborts = [
+            f"{tool} abort --topic {t} --partition {p} --start-offset {h.lso}"
+            if h.lso >= 0
+            else f"{tool} find-hanging --topic {t} --partition {p}"
+            for (t, p), h in sorted(stuck.items())
+        ]
+        return (
+            f"hanging transaction on {', '.join(_describe(stuck))} for more than "
+            f"{self.limit_s:g}s (transaction timeout + {CLEANUP_MARGIN_S:g}s), still there "
+            f"after the producer was replaced; abort it with: {' ; '.join(aborts)}"
+        )
+
+
+def _names(partitions: Iterable[Partition]) -> list[str]:
+    return [f"{t}:{p}" for t, p in sorted(partitions)]
+
+
+def _describe(stuck: dict[Partition, _Held]) -> list[str]:
+    return [
+        f"{t}:{p} (last stable offset {h.lso}, high watermark {h.hw})"
+        for (t, p), h in sorted(stuck.items())
+    ]
