@@ -44,15 +44,19 @@ def test_a_worker_rolling_back_every_batch_shows_lag_rollbacks_and_not_ready(
     penguins_bundle: Bundle,
 ) -> None:
     worker, metrics, registry, clock = stuck_worker(penguins_bundle, events=300, rollbacks=6)
-    for _ in range(6):  # each step: read 100 events, roll back, rewind to offset 0
+    # Each step reads 100 events and rolls them back; the partition then waits for its
+    # committed offset (worker.live.positions), so not every step reads: step until 6.
+    steps = 0
+    while worker.summary.rolled_back < 6 and steps < 20:
         clock.now += 10.0
         worker._step()
+        steps += 1
 
     assert value(registry, "scoring_consumer_lag", topic=TOPIC, partition="0") == 300
     assert value(registry, "scoring_events_consumed_total", topic=TOPIC) == 100  # read once
     assert value(registry, "scoring_predictions_produced_total") == 0
     assert value(registry, "scoring_transactions_rolled_back_total", reason="scripted") == 6
-    assert value(registry, "scoring_seconds_since_last_commit") == 60.0
+    assert value(registry, "scoring_seconds_since_last_commit") == 10.0 * steps
     assert value(registry, "scoring_ready") == 0 and not metrics.is_ready()
 
     for _ in range(3):  # delivery works again: the batches go through

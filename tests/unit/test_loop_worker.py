@@ -20,7 +20,8 @@ from model_bundles.bundle import Bundle
 from worker.core.scoring import BatchScorer, InputEvent
 from worker.errors import RuntimeFailure
 from worker.kafka.clients import FailureKind
-from worker.live.loop import Worker, first_offsets, next_offsets
+from worker.live.loop import Worker
+from worker.live.ports import first_offsets, next_offsets
 from worker.live.settings import WorkerSettings
 
 BASE = {"bundle": "b", "bootstrap_servers": "k:1", "input_topic": TOPIC, "output_topic": "out"}

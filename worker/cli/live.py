@@ -17,13 +17,16 @@ from worker.cli.challengers import challenger_options, load_challengers, pop_cha
 from worker.cli.options import bundle_option, trust_options, warn_only_option
 from worker.cli.run_options import environment_only_epilog, run_options
 from worker.core.scoring import BatchScorer
-from worker.kafka.clients import IdempotentProducer, KafkaFailure, TransactionalProducer
+from worker.kafka.clients import KafkaFailure
 from worker.kafka.offsets import ExplicitStartConsumer
 from worker.kafka.offsets_admin import FallbackAsker, OffsetsAdmin, admin_config
-from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
+from worker.kafka.producers import IdempotentProducer, TransactionalProducer
+from worker.live.at_least_once import AtLeastOnce
+from worker.live.delivery import Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
 from worker.live.limits import fit_batches, read_limits
-from worker.live.loop import NullObserver, Observer, Source, Worker
+from worker.live.loop import Worker
+from worker.live.ports import NullObserver, Observer, Source
 from worker.live.settings import WorkerSettings, parse_kafka_property
 from worker.live.stopping import signals
 from worker.logs import EventLog

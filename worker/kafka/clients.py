@@ -13,14 +13,13 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from worker.core.scoring import InputEvent
 from worker.kafka.errors import BROKER_DOWN as BROKER_DOWN
 from worker.kafka.errors import call as _call
 from worker.kafka.errors import classify as classify
 from worker.kafka.errors import failure as failure
-from worker.kafka.errors import from_exception as _from_exception
 from worker.kafka.types import Call as Call
 from worker.kafka.types import ErrorHandler
 from worker.kafka.types import FailureKind as FailureKind
@@ -89,11 +88,11 @@ def gather(
     return batch
 
 
-def _tps(offsets: Mapping[Partition, int]) -> list[TopicPartition]:
+def topic_partitions(offsets: Mapping[Partition, int]) -> list[TopicPartition]:
     return [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
 
 
-def _with_callbacks(
+def with_callbacks(
     config: Mapping[str, Any], on_error: ErrorHandler | None, logger: Any
 ) -> dict[str, Any]:
     out = dict(config)
@@ -101,7 +100,7 @@ def _with_callbacks(
         out["error_cb"] = lambda err: on_error(failure(err))
         if "group.id" in out:  # asynchronous commit results
 
-            def on_commit(err: KafkaError | None, _tps: list[TopicPartition]) -> None:
+            def on_commit(err: KafkaError | None, topic_partitions: list[TopicPartition]) -> None:
                 if err is not None:
                     on_error(failure(err))
 
@@ -123,7 +122,7 @@ class GroupConsumer:
         on_error: ErrorHandler | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
-        self._consumer = Consumer(_with_callbacks(config, on_error, logger))
+        self._consumer = Consumer(with_callbacks(config, on_error, logger))
         self._sought: dict[Partition, int] = {}
         """Where a seek put each partition, until the consumer reports a position again."""
         self._subscribed = False
@@ -156,7 +155,7 @@ class GroupConsumer:
     def seek(self, offsets: Mapping[Partition, int]) -> None:
         """Rewind (or skip) assigned partitions; partitions no longer assigned are ignored."""
         assigned = set(self.assignment())
-        for tp in _tps(offsets):
+        for tp in topic_partitions(offsets):
             if (tp.topic, tp.partition) in assigned:
                 self._seek(tp)
 
@@ -171,7 +170,7 @@ class GroupConsumer:
     def commit(self, offsets: Mapping[Partition, int], asynchronous: bool = False) -> None:
         """Commit ``offsets`` (next offset to read). Asynchronous commits report failures
         to the error handler (from a later poll); ``close`` waits for those in flight."""
-        tps = _tps(offsets)
+        tps = topic_partitions(offsets)
         if asynchronous:
             _call(lambda: self._consumer.commit(offsets=tps, asynchronous=True))
         else:
@@ -244,102 +243,3 @@ def end_offsets(client: Consumer, topic: str, timeout_s: float) -> dict[int, int
 def make_consumer(config: Mapping[str, Any], **callbacks: Any) -> Consumer:
     """A plain confluent_kafka Consumer (for replay/record): callbacks as librdkafka keys."""
     return Consumer({**config, **callbacks})
-
-
-# --- producers ----------------------------------------------------------------------------
-
-
-class _Sender:
-    def __init__(
-        self,
-        config: Mapping[str, Any],
-        on_error: ErrorHandler | None,
-        logger: logging.Logger | None,
-    ) -> None:
-        # Delivery reports for failures only, through one config-level callback: a
-        # per-message Python callback and report cost ~1.5 us per event on the hot path.
-        reports = {"on_delivery": self._on_delivery, "delivery.report.only.error": True}
-        self._producer = Producer(_with_callbacks({**config, **reports}, on_error, logger))
-        self.failures: list[KafkaFailure] = []
-        self.hung = False
-        """A call on this producer never returned: abandon it (do not close it)."""
-
-    def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
-        if error is not None:
-            problem = failure(error)
-            problem.message = Outgoing(msg.topic() or "", msg.value(), msg.key())
-            self.failures.append(problem)
-
-    def send(self, messages: Iterable[Outgoing]) -> None:
-        """Queue every message, serving delivery reports whenever the local queue is full."""
-        produce = self._producer.produce
-        for m in messages:
-            headers: Any = m.headers
-            if type(headers) is not list:  # the client takes a list (or dict), no tuple
-                headers = list(headers)
-            while True:
-                try:
-                    produce(m.topic, m.value, m.key, headers=headers or None)
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)
-                except KafkaException as exc:
-                    problem = _from_exception(exc)
-                    problem.message = m
-                    raise problem from None
-
-    def flush(self, timeout_s: float) -> int:
-        """Wait for delivery reports; returns how many messages are still undelivered."""
-        return int(self._producer.flush(timeout_s))
-
-    def close(self) -> None:
-        """Release the client (KafkaFailure if it reports an error, e.g. fenced); a hung
-        producer is only dropped (closing would block)."""
-        if not self.hung:
-            _call(self._producer.close)
-
-
-class IdempotentProducer(_Sender):
-    """``enable.idempotence`` producer for at-least-once: send, flush, read ``failures``."""
-
-
-class TransactionalProducer(_Sender):
-    """A ``transactional.id`` producer; every call raises KafkaFailure on error."""
-
-    def init(self, timeout_s: float) -> None:
-        """Fence older instances of this id and abort what they left open. Like
-        ``send_offsets``, left behind (``hung``) past ``3 * timeout_s``: after a broker
-        restart it was seen never to return (issue 20)."""
-        call = Call(
-            "init_transactions",
-            lambda: _call(lambda: self._producer.init_transactions(timeout_s)),
-        )
-        if not call.wait(3 * timeout_s):
-            self.hung = True
-        call.result()
-
-    def begin(self) -> None:
-        self.failures.clear()
-        _call(self._producer.begin_transaction)
-
-    def send_offsets(self, offsets: Mapping[Partition, int], group: Any, timeout_s: float) -> None:
-        """Add the consumed offsets to the transaction. librdkafka may overrun ``timeout_s``
-        (up to the transaction timeout) or, with a decommissioned coordinator cached, never
-        return (librdkafka#5511): past ``3 * timeout_s`` this raises a retriable failure and
-        the call is left behind (the caller must stop using this producer)."""
-        tps = _tps(offsets)
-        call = Call(
-            "send_offsets_to_transaction",
-            lambda: _call(
-                lambda: self._producer.send_offsets_to_transaction(tps, group, timeout_s)
-            ),
-        )
-        if not call.wait(3 * timeout_s):
-            self.hung = True
-        call.result()
-
-    def commit(self, timeout_s: float) -> None:
-        _call(lambda: self._producer.commit_transaction(timeout_s))
-
-    def abort(self, timeout_s: float) -> None:
-        _call(lambda: self._producer.abort_transaction(timeout_s))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from worker.errors import RuntimeFailure
-from worker.kafka.clients import IdempotentProducer, TransactionalProducer
+from worker.kafka.producers import IdempotentProducer, TransactionalProducer
 from worker.kafka.types import (
     Call,
     FailureKind,
@@ -113,7 +113,7 @@ class Backoff:
 _P = TypeVar("_P", TransactionalProducer, IdempotentProducer)
 
 
-class _Retrying(Generic[_P]):
+class Retrying(Generic[_P]):
     """What both modes share: a producer factory, the group, and the retry loop that
     repeats a call while its failure is retriable."""
 
@@ -167,11 +167,11 @@ class _Retrying(Generic[_P]):
             try:
                 closing.result()
             except KafkaFailure as exc:
-                _stop_on(exc, self.log, "close")
+                stop_on(exc, self.log, "close")
                 self.log.error("error", during="close", error=str(exc))
 
 
-def _stop_on(exc: KafkaFailure, log: EventLog, what: str) -> None:
+def stop_on(exc: KafkaFailure, log: EventLog, what: str) -> None:
     if exc.kind in STOPPING:
         log.error(
             "fenced" if exc.kind == FailureKind.FENCED else "error", during=what, error=str(exc)
@@ -179,7 +179,7 @@ def _stop_on(exc: KafkaFailure, log: EventLog, what: str) -> None:
         raise RuntimeFailure(f"{exc.kind.value} during {what}: {exc}") from None
 
 
-class ExactlyOnce(_Retrying[TransactionalProducer]):
+class ExactlyOnce(Retrying[TransactionalProducer]):
     """One transaction per batch (see the module docstring)."""
 
     _stale = False
@@ -196,7 +196,7 @@ class ExactlyOnce(_Retrying[TransactionalProducer]):
                 producer.init(STEP_S)
             except KafkaFailure as exc:
                 self.dispose(producer)
-                _stop_on(exc, self.log, "init_transactions")
+                stop_on(exc, self.log, "init_transactions")
                 if exc.kind != FailureKind.RETRIABLE:
                     raise RuntimeFailure(f"cannot initialise transactions: {exc}") from None
                 self.status.unavailable(f"init_transactions: {exc}")
@@ -239,7 +239,7 @@ class ExactlyOnce(_Retrying[TransactionalProducer]):
         """Abort an abortable transaction; for anything else start over with a new producer:
         its ``init_transactions`` finishes whatever the old one left (aborts it, or completes
         a commit already under way), and the loop then rewinds to the committed offsets."""
-        _stop_on(exc, self.log, "transaction")
+        stop_on(exc, self.log, "transaction")
         self.last_rollback = (producer.failures or [exc])[0].code  # a delivery report's first
         if exc.kind == FailureKind.REBALANCE or "GENERATION" in exc.code or "MEMBER" in exc.code:
             self.log.error("fenced", scope="group", error=str(exc))
@@ -249,7 +249,7 @@ class ExactlyOnce(_Retrying[TransactionalProducer]):
                 self.retry("abort_transaction", producer.abort)
                 return
             except KafkaFailure as abort_exc:
-                _stop_on(abort_exc, self.log, "abort_transaction")
+                stop_on(abort_exc, self.log, "abort_transaction")
                 self.log.error("error", during="abort_transaction", error=str(abort_exc))
         self._replace(producer, exc.code)
 
@@ -268,84 +268,4 @@ class ExactlyOnce(_Retrying[TransactionalProducer]):
     def close(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            self.dispose(producer)
-
-
-class AtLeastOnce(_Retrying[IdempotentProducer]):
-    """Deliver, wait for every delivery report, then commit the offsets."""
-
-    commits_lost = 0
-    """Batches delivered whose offsets could not be committed (their events come again)."""
-
-    def start(self) -> None:
-        self._producer = self._make_producer()
-
-    def broker_lost(self) -> None:
-        """Nothing to do: the idempotent producer has no coordinator state to go stale."""
-
-    def reinit(self, why: str) -> None:
-        """Nothing to do: no transactions."""
-
-    def deliver(self, batch: DeliveryBatch) -> bool:
-        producer = self._producer
-        if producer is None:
-            raise RuntimeError("AtLeastOnce.deliver before start")
-        producer.failures.clear()
-        try:
-            producer.send(batch.messages)
-        except KafkaFailure as exc:
-            _stop_on(exc, self.log, "produce")
-            if not exc.refuses_message:
-                raise RuntimeFailure(f"produce failed: {exc}") from None
-            batch.refused.append(exc)  # what was queued before it is delivered, then redone
-            self._await_delivery(producer)
-            self.log.error("rolled_back", kind=exc.kind.value, error=str(exc))
-            self.last_rollback = exc.code
-            return False
-        if not self._await_delivery(producer):
-            self.log.error("rolled_back", kind="retriable", error="_STUCK: delivery reports")
-            self.last_rollback = "_STUCK"
-            self._producer = self._make_producer()  # a wedged client: start afresh
-            self.dispose(producer)
-            self.log.emit("producer_recreated", reason="_STUCK")
-            return False
-        if producer.failures:
-            first = with_acl(producer.failures[0], "WRITE", (m.topic for m in batch.messages))
-            _stop_on(first, self.log, "delivery")
-            batch.refused.extend(refused_messages(producer.failures))
-            self.log.error("rolled_back", kind=first.kind.value, error=str(first))
-            self.last_rollback = first.code
-            return False
-        return self._commit(batch.offsets)
-
-    def _await_delivery(self, producer: IdempotentProducer) -> bool:
-        """Wait for every delivery report; False when still waiting after ``GIVE_UP_S``."""
-        started = time.monotonic()
-        while producer.flush(STEP_S) > 0:
-            self.status.unavailable("delivery reports outstanding")
-            self.status.check()
-            if time.monotonic() - started > GIVE_UP_S:
-                return False
-        self.status.available()
-        return True
-
-    def _commit(self, offsets: dict[Partition, int]) -> bool:
-        """Commit asynchronously, after delivery. A synchronous commit can block for good
-        when the group must rejoin (after a broker restart), since the rejoin needs the next
-        poll; a failed commit is reported through the error callback and only means the
-        batch's events come again (duplicates, never losses). Closing the consumer waits
-        for the commits still in flight."""
-        if offsets:
-            try:
-                self._group.commit(offsets, asynchronous=True)
-            except KafkaFailure as exc:
-                _stop_on(exc, self.log, "commit")
-                self.commits_lost += 1
-                self.log.error("commit_failed", kind=exc.kind.value, error=str(exc))
-        return True
-
-    def close(self) -> None:
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            producer.flush(STEP_S)
             self.dispose(producer)

@@ -16,21 +16,28 @@ after ``broker_timeout_s``. Fenced or unauthorised: exit 3 (see ``worker.live.he
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
-from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
+from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
 from worker.errors import RuntimeFailure, StartupAborted
-from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
+from worker.kafka.types import KafkaFailure, Outgoing, Partition, RebalanceListener
 from worker.live.deadletter import dead_letter_messages
-from worker.live.delivery import Delivery, DeliveryBatch, Group, Status
-from worker.live.hanging import HangingObserver, HangingWatch, StableOffsets, WatchSettings
+from worker.live.delivery import Delivery, DeliveryBatch
+from worker.live.hanging import HangingWatch, WatchSettings
 from worker.live.health import FATAL_KINDS, Health, Stopped
 from worker.live.outputs import OutputGuard
-from worker.live.positions import CommittedAsker, PositionObserver, Positions, PositionSource
-from worker.live.progress import Progress, ProgressObserver
+from worker.live.ports import (
+    Connector,
+    Extra,
+    NullObserver,
+    Observer,
+    RunSummary,
+    first_offsets,
+    next_offsets,
+)
+from worker.live.positions import Positions
+from worker.live.progress import Progress
 from worker.live.settings import WorkerSettings
 from worker.live.stopping import close_within
 from worker.logs import EventLog
@@ -38,106 +45,6 @@ from worker.logs import EventLog
 HEADER_INSTANCE = "scoring.instance"
 HEADER_SCORED_AT = "scoring.scored_at_ms"
 _T = TypeVar("_T")
-
-
-class Observer(ScoringObserver, ProgressObserver, PositionObserver, HangingObserver, Protocol):
-    """Where the loop reports what it did (``monitoring.metrics.WorkerMetrics`` plugs in here)."""
-
-    def set_ready(self, ready: bool) -> None: ...
-
-
-class NullObserver:
-    def events_read(self, topic: str, count: int) -> None:
-        pass
-
-    def committed(self) -> None:
-        pass
-
-    def rolled_back(self, reason: str) -> None:
-        pass
-
-    def batch_scored(
-        self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
-    ) -> None:
-        pass
-
-    def delivered(self, count: int, event_timestamps_ms: list[int | None], now_s: float) -> None:
-        pass
-
-    def set_lag(self, topic: str, partition: int, lag: int) -> None:
-        pass
-
-    def forget_partition(self, topic: str, partition: int) -> None:
-        pass
-
-    def set_ready(self, ready: bool) -> None:
-        pass
-
-    def set_partition_blocked(self, topic: str, partition: int, reason: str | None) -> None:
-        pass
-
-    def set_hanging(self, partitions: set[Partition]) -> None:
-        pass
-
-
-class Extra(Protocol):
-    """More records for each batch's transaction (``worker.live.challengers.Challengers``)."""
-
-    @property
-    def topics(self) -> tuple[str, ...]: ...
-    def messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]: ...
-    def delivered(self) -> None: ...
-
-
-class Source(Group, PositionSource, Protocol):
-    """The consumer side, as ``worker.kafka.clients.GroupConsumer`` provides it."""
-
-    def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
-    def poll_batch(self, max_events: int, linger_s: float) -> Polled: ...
-    def seek(self, offsets: dict[Partition, int]) -> None: ...
-    def lags(self, partitions: Sequence[Partition]) -> dict[Partition, int]: ...
-    def partition_count(self, topic: str, timeout_s: float) -> int | None: ...
-    def close(self) -> None: ...
-
-
-class OffsetQueries(CommittedAsker, StableOffsets, Protocol):
-    """Requests about offsets (``worker.kafka.offsets.FallbackAsker``)."""
-
-
-class Connector(Protocol):
-    """Builds the Kafka side, given where errors go and who answers delivery's questions."""
-
-    def source(self, on_error: Callable[[KafkaFailure], None]) -> Source: ...
-    def delivery(self, status: Status, group: Group) -> Delivery: ...
-    def offsets(self) -> OffsetQueries: ...
-
-
-@dataclass
-class RunSummary:
-    consumed: int = 0
-    produced: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    batches: int = 0
-    rolled_back: int = 0
-    stop_reason: str = ""
-
-
-def next_offsets(events: Iterable[InputEvent]) -> dict[Partition, int]:
-    """Offsets to commit after ``events``: one past the last per partition."""
-    out: dict[Partition, int] = {}
-    for e in events:
-        key = (e.topic, e.partition)
-        out[key] = max(out.get(key, 0), e.offset + 1)
-    return out
-
-
-def first_offsets(events: Iterable[InputEvent]) -> dict[Partition, int]:
-    """The first offset per partition of ``events``."""
-    out: dict[Partition, int] = {}
-    for e in events:
-        key = (e.topic, e.partition)
-        out[key] = min(out.get(key, e.offset), e.offset)
-    return out
 
 
 class Worker(RebalanceListener):

@@ -48,12 +48,17 @@ class Progress:
         self._last: Sequence[InputEvent] = ()
         self._read_to: dict[Partition, int] = {}
         """Per partition rewound by a rollback: the offset after the last event read."""
+        self._unread: dict[Partition, int] = {}
+        """Per partition of the batch just rolled back: its events, which wait again while
+        the partition is paused for its committed offset (``worker.live.positions``) and
+        the consumer's position still stands past them."""
 
     def read(self, topic: str, events: Sequence[InputEvent]) -> None:
         """After a poll: count the events not read before (0 still creates the series).
         Only after a rollback does this look at each event, until the rewound
         partitions are read past where they were."""
         self._last = events
+        self._unread.clear()  # the position moved since (sought back, or read again)
         read_to = self._read_to
         count = len(events)
         if read_to:
@@ -77,11 +82,14 @@ class Progress:
             for e in self._last:
                 key = (e.topic, e.partition)
                 read_to[key] = max(read_to.get(key, 0), e.offset + 1)
+                self._unread[key] = self._unread.get(key, 0) + 1
         self._status.set_delivering(ok)
 
     def report_lags(self, assigned: Iterable[Partition]) -> None:
-        """End offset minus position of every owned partition (cached watermarks)."""
+        """End offset minus position of every owned partition (cached watermarks), plus the
+        events of a batch just rolled back (read, so behind the position, but waiting)."""
         for (topic, partition), lag in self._lags(sorted(assigned)).items():
+            lag += self._unread.get((topic, partition), 0)
             self._observer.set_lag(topic, partition, lag)
 
     def forget(self, partitions: Iterable[Partition]) -> None:
