@@ -1,10 +1,8 @@
-"""Bounded Kafka I/O for `record`, `publish` and `replay`: the second confluent_kafka edge.
-
-Reading never joins a consumer group: partitions are assigned explicitly, one
-after the other (so messages come out by partition, then offset), nothing is
-committed, and the ``group.id`` librdkafka insists on is a throwaway. The end
-of the range is fixed when it is resolved: the end offsets at that moment
-(the last stable offsets, since the reader is ``read_committed``). Every broker
+"""Bounded Kafka I/O for `record`, `publish` and `replay`. Reading never joins a consumer
+group: partitions are assigned explicitly, one after the other (so messages come out by
+partition, then offset), nothing is committed, and the ``group.id`` librdkafka insists on
+is a throwaway. The end of the range is fixed when it is resolved: the end offsets at that
+moment (the last stable offsets, since the reader is ``read_committed``). Every broker
 wait has a deadline; running past it is a ``RuntimeFailure`` (exit 3).
 """
 
