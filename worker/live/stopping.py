@@ -8,8 +8,8 @@ waits for them (``sigwait``), so:
 - the first signal asks the worker to stop (``request_stop``): it finishes and commits
   the batch in hand; with no batch in hand it stops at once (``Health.check`` raises
   ``Stopped`` wherever the worker waits);
-- before the worker exists (bundle loading, start-up checks) it ends the process at
-  once, exit 0: nothing was consumed;
+- before the worker exists (bundle loading, start-up checks) it writes the stop line and
+  ends the process at once, exit 0: nothing was consumed;
 - a second signal ends the process at once (exit 128 + signal number, like the default
   action), with one line saying the batch in hand, if any, will be processed again.
 """
@@ -25,6 +25,7 @@ from typing import Protocol
 
 from worker.kafka.types import Call
 from worker.live.settings import WorkerSettings
+from worker.logs import EventLog
 
 SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
@@ -72,7 +73,9 @@ class SignalStop:
             )
             self._exit_now(128 + signum)
             return
-        self._exit_now(0)  # still starting: nothing consumed, nothing to finish
+        # Still starting: nothing consumed, nothing to finish; the stop line as at any stop.
+        EventLog().emit("stop", reason=name, during="start-up", consumed=0, produced=0)
+        self._exit_now(0)
 
 
 signals = SignalStop()
