@@ -3,6 +3,7 @@ SIGTERM during start-up, `--debug` anywhere, `--no-dlq`, complete and fast help.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -82,7 +83,11 @@ def test_sigterm_during_start_up_exits_0_at_once(penguins_bundle_dir: Path, tmp_
     started = time.monotonic()
     assert proc.wait(30) == 0
     assert time.monotonic() - started < 5
-    assert proc.stderr is not None and proc.stderr.read() == ""
+    assert proc.stderr is not None
+    lines = proc.stderr.read().splitlines()  # the stop line, and nothing else
+    assert len(lines) == 1, lines
+    stop = json.loads(lines[0])
+    assert (stop["event"], stop["reason"], stop["during"]) == ("stop", "SIGTERM", "start-up")
 
 
 def _blocks_sigterm(pid: int) -> bool:
