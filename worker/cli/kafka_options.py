@@ -25,6 +25,15 @@ from worker.logs import KafkaLog
 F = Callable[..., Any]
 ONE_SHOT_BROKER_TIMEOUT_S = 30.0
 
+KAFKA_PROPERTY = option(
+    "--kafka-property",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="librdkafka property (repeatable; consumer./producer. prefix scopes it); "
+    f"or one environment variable per property, {KAFKA_ENV_PREFIX}<PROPERTY>",
+)
+"""``--kafka-property``, the same on every command that talks to Kafka."""
+
 
 def all_of(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     """Several click options as one decorator (applied in the order given)."""
@@ -48,13 +57,7 @@ kafka_options = all_of(
         show_default=True,
         help="give up (exit 3) when the broker does not answer for SECONDS",
     ),
-    option(
-        "--kafka-property",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="librdkafka property (repeatable; consumer./producer. prefix scopes it); "
-        f"or one environment variable per property, {KAFKA_ENV_PREFIX}<PROPERTY>",
-    ),
+    KAFKA_PROPERTY,
 )
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
+from worker.cli.kafka_options import KAFKA_PROPERTY
 from worker.cli.options import env_name, option
-from worker.live.settings import ENV_PREFIX, KAFKA_ENV_PREFIX, WorkerSettings
+from worker.live.settings import ENV_PREFIX, WorkerSettings
 
 F = Callable[..., Any]
 _FIELDS = WorkerSettings.model_fields
@@ -101,13 +102,7 @@ _OPTIONS: list[Callable[[F], F]] = [
         "reject larger events as too_large",
         type=click.IntRange(1),
     ),
-    option(
-        "--kafka-property",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="librdkafka property (repeatable; consumer./producer. prefix scopes it); "
-        f"or one environment variable per property, {KAFKA_ENV_PREFIX}<PROPERTY>",
-    ),
+    KAFKA_PROPERTY,
 ]
 
 
