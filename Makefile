@@ -63,7 +63,7 @@ static-checks: deploy-tools ## Dockerfile, compose, Prometheus config/rules/test
 	scripts/static-checks
 
 CHAOS_SEEDS ?= 1 2 3 4 5
-chaos: $(STAMP) kafka-up ## nemesis soak: faults vs 3 workers over 100,000 events, per seed (CHAOS_SEEDS, CHAOS_ARGS)
+chaos: $(STAMP) kafka-up ## nemesis soak: ~25 faults vs 3 workers over 200,000 events, per seed (CHAOS_SEEDS, CHAOS_ARGS)
 	PYTHONPATH=$(CURDIR) KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python tests/integration/chaos.py \
 		$(foreach s,$(CHAOS_SEEDS),--seed $(s)) $(CHAOS_ARGS)
 

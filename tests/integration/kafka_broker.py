@@ -22,7 +22,6 @@ from typing import Any, Literal, TypeVar
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     Message,
@@ -423,17 +422,34 @@ def end_offsets(
         consumer.close()
 
 
+def group_committed(
+    bootstrap: str, group: str, topic: str, partitions: Sequence[int], timeout_s: float = 5
+) -> dict[int, int]:
+    """Partition -> offset committed by ``group`` (partitions without one are left out).
+
+    Read by a consumer that never joins the group, not by an admin client: librdkafka's
+    admin ListConsumerGroupOffsets dies of SIGSEGV on a NOT_COORDINATOR answer (as right
+    after a broker restart), librdkafka#5040. The consumer is read_committed, so a
+    partition whose offsets a transaction holds makes this raise KafkaException
+    (_TIMED_OUT) rather than answer with the pending offset.
+    """
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, **QUIET}
+    )
+    try:
+        found = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout_s)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+
 def committed_offsets(
     bootstrap: str, group: str, topic: str, deadline_s: float = 30
 ) -> dict[int, int]:
     """Partition -> offset committed by `group` on `topic`; partitions without one are left out."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
 
     def ask() -> dict[int, int]:  # retried: the group coordinator may still be loading
-        wanted = [TopicPartition(topic, p) for p in _partitions(bootstrap, topic)]
-        request = [ConsumerGroupTopicPartitions(group, wanted)]
-        answer = admin.list_consumer_group_offsets(request, request_timeout=10)[group].result(10)
-        return {tp.partition: tp.offset for tp in answer.topic_partitions if tp.offset >= 0}
+        return group_committed(bootstrap, group, topic, _partitions(bootstrap, topic), 10)
 
     return poll_until(f"offsets committed by {group} on {topic}", deadline_s, ask)
 

@@ -25,6 +25,8 @@ from worker_harness import Topics, WorkerProcess
 
 KINDS = ("kill", "term", "zombie", "join", "plain", "broker")
 WEIGHTS = (4, 3, 2, 2, 2, 1)
+PAIRED = 0.25
+"""Share of steps that apply two faults at once (say a zombie and a join, issue 20's run A)."""
 
 
 @dataclass
@@ -76,12 +78,21 @@ class Nemesis:
         self.exits: Counter[int] = Counter()
 
     def step(self) -> str:
+        """One fault, or (one step in ``PAIRED``) two kinds at once; returns what was done."""
+        kinds = [self._kind()]
+        if self.rng.random() < PAIRED:
+            kinds.append(self._kind())
+        kinds.sort(key=lambda k: k == "plain")  # the plain member's stay blocks: last
+        for kind in kinds:
+            getattr(self, f"_{kind}")()
+            self.fleet.counts[kind] += 1
+        if len(kinds) > 1:
+            self.fleet.counts["paired"] += 1
+        return "+".join(kinds)
+
+    def _kind(self) -> str:
         kind = self.rng.choices(KINDS, WEIGHTS)[0]
-        if kind == "broker" and self.broker is None:
-            kind = "kill"
-        getattr(self, f"_{kind}")()
-        self.fleet.counts[kind] += 1
-        return kind
+        return "kill" if kind == "broker" and self.broker is None else kind
 
     def _victim(self) -> str:
         live = [i for i in self.base if i not in self.fleet.paused_until]

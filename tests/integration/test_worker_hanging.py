@@ -19,7 +19,7 @@ from worker_harness import (
     stop_all,
 )
 
-TRANSACTION_TIMEOUT_S = 10
+TRANSACTION_TIMEOUT_S = 20
 
 
 def test_hanging_transaction_is_reported_then_exit_3_with_the_abort_command(
@@ -45,8 +45,8 @@ def test_hanging_transaction_is_reported_then_exit_3_with_the_abort_command(
         assert code == 3, "\n".join(text[-20:])
         assert len(reported) == 1 and reported[0]["action"].startswith("replacing")
         assert f"{topics.output}:1 (last stable offset {start_offset}" in last
-        # within two transaction timeouts of the first look, plus start-up and check slack
-        assert took_s < 2 * TRANSACTION_TIMEOUT_S + 10 + 15
+        # the transaction is there from the worker's start: exit within two timeouts of it
+        assert took_s < 2 * TRANSACTION_TIMEOUT_S
         command = last.split("abort it with: ", 1)[1]
         assert command.startswith(f"kafka-transactions.sh --bootstrap-server {bootstrap} abort")
         args = shlex.split(command)[1:]

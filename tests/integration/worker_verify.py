@@ -10,30 +10,37 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
-from kafka_broker import QUIET, Record, consume_all, end_offsets, poll_until, unique_topic
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from kafka_broker import (
+    QUIET,
+    Record,
+    consume_all,
+    end_offsets,
+    group_committed,
+    poll_until,
+    unique_topic,
+)
 from worker_harness import WorkerProcess
 
 # --- progress and verification -----------------------------------------------------------
 
 
 class GroupWatch:
-    """Committed offsets of a group on a topic, read with one AdminClient."""
+    """Committed offsets of a group on a topic (``kafka_broker.group_committed``)."""
 
     def __init__(self, bootstrap: str, group: str, topic: str, partitions: int) -> None:
-        self.admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
+        self.bootstrap = bootstrap
         self.group, self.topic, self.partitions = group, topic, partitions
 
     def committed(self) -> dict[int, int]:
-        wanted = [TopicPartition(self.topic, p) for p in range(self.partitions)]
-        request = [ConsumerGroupTopicPartitions(self.group, wanted)]
+        """Partition -> committed offset; empty while the broker cannot answer or a
+        transaction holds the group's offsets."""
         try:
-            answer = self.admin.list_consumer_group_offsets(request, request_timeout=5)
-            parts = answer[self.group].result(5).topic_partitions
-        except Exception:
+            return group_committed(
+                self.bootstrap, self.group, self.topic, range(self.partitions), 5
+            )
+        except KafkaException:
             return {}
-        return {tp.partition: tp.offset for tp in parts if tp.offset >= 0}
 
     @staticmethod
     def ends(bootstrap: str, topic: str) -> dict[int, int]:

@@ -19,7 +19,7 @@ from worker.cli.run_options import environment_only_epilog, run_options
 from worker.core.scoring import BatchScorer
 from worker.kafka.clients import KafkaFailure
 from worker.kafka.offsets import ExplicitStartConsumer
-from worker.kafka.offsets_admin import FallbackAsker, OffsetsAdmin, admin_config
+from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker, admin_config
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
 from worker.live.at_least_once import AtLeastOnce
 from worker.live.delivery import Backoff, Delivery, ExactlyOnce, Group, Status
@@ -50,10 +50,10 @@ class KafkaConnector:
         )
         return self._consumer
 
-    def offsets(self) -> FallbackAsker:
-        """After ``source``: committed offsets from the admin client, else the consumer."""
+    def offsets(self) -> OffsetsAsker:
+        """After ``source``: committed offsets from the consumer, the rest from an admin client."""
         config = {**admin_config(self.settings.consumer_config()), "logger": self.logger}
-        return FallbackAsker(OffsetsAdmin(config, self.settings.group_id), self._consumer)
+        return OffsetsAsker(OffsetsAdmin(config), self._consumer)
 
     def delivery(self, status: Status, group: Group) -> Delivery:
         s = self.settings

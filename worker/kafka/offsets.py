@@ -12,9 +12,9 @@ partition from offset 0 (duplicates); with ``error`` it stops for good.
 
 So the consumer here claims each assigned partition without starting it
 (``incremental_assign([])``), the worker fetches the committed offsets itself
-(``worker.kafka.offsets_admin.FallbackAsker``: the admin client, which answers UNSTABLE
-at once, and after an admin failure ``ExplicitStartConsumer.ask_committed``, the
-consumer's own stable-offset fetch, one partition per request in helper threads) and
+(``ExplicitStartConsumer.ask_committed``: the consumer's own stable-offset fetch, one
+partition per request in helper threads; not the admin API, see
+``worker.kafka.offsets_admin``) and
 starts each partition at an explicit offset (``ExplicitStartConsumer.start_at``).
 ``auto.offset.reset`` is ``error``: a committed offset outside the log (retention)
 surfaces as an ``_AUTO_OFFSET_RESET`` error for that partition instead of a silent jump.

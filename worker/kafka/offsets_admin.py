@@ -1,31 +1,31 @@
-"""Admin requests about offsets: the group's committed offsets (stable, answered at once),
-the partitions' last stable offsets against their high watermarks, and where a group's
-offsets live in ``__consumer_offsets``. ``FallbackAsker`` puts the admin client and the
-consumer's own fetch together for ``worker.live.positions``."""
+"""Admin requests about offsets: the partitions' last stable offsets against their high
+watermarks, and where a group's offsets live in ``__consumer_offsets``. ``OffsetsAsker``
+puts them together with the consumer's own committed-offset fetch for
+``worker.live.positions`` and ``worker.live.hanging``.
+
+The group's committed offsets are never asked through the admin API: librdkafka (2.16
+and earlier, librdkafka#5040) dereferences a NULL consumer group in an admin client when
+a ListConsumerGroupOffsets answer says NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE, as
+it does while the coordinator moves or loads after a broker restart: the process dies of
+SIGSEGV (seen here in the broker-restart test). A consumer has a group, so its own fetch
+(``ExplicitStartConsumer.ask_committed``) re-queries the coordinator instead."""
 
 from __future__ import annotations
 
 import struct
-import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from typing import Any
 
-from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
-    IsolationLevel,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from worker.kafka.errors import call as _call
-from worker.kafka.errors import from_exception
-from worker.kafka.offsets import ExplicitStartConsumer, combine_outcomes, outcome, settle
-from worker.kafka.types import CommittedOffsets, FailureKind, KafkaFailure, Partition
+from worker.kafka.offsets import ExplicitStartConsumer
+from worker.kafka.types import FailureKind, KafkaFailure, Partition
 
 _ADMIN_PREFIXES = (
     *("bootstrap.", "security.", "sasl.", "ssl.", "socket.", "client.", "broker."),
@@ -44,13 +44,12 @@ def admin_config(consumer_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class OffsetsAdmin:
-    """Admin requests about offsets: the group's committed offsets (stable) and the
-    partitions' last stable offsets against their high watermarks."""
+    """Admin requests about offsets: the partitions' last stable offsets against their
+    high watermarks, and partition counts."""
 
-    def __init__(self, config: Mapping[str, Any], group: str) -> None:
+    def __init__(self, config: Mapping[str, Any]) -> None:
         self._config = dict(config)
         self._admin = AdminClient(self._config)
-        self.group = group
         self._timeouts = 0
 
     def _client(self) -> AdminClient:
@@ -65,46 +64,6 @@ class OffsetsAdmin:
     def _count(self, exc: BaseException | None) -> None:
         timed_out = isinstance(exc, KafkaFailure) and "TIMED_OUT" in exc.code
         self._timeouts = self._timeouts + 1 if timed_out else 0
-
-    def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
-        """Ask for the group's committed offsets of ``partitions`` with ``require_stable``;
-        the future's result is a ``CommittedOffsets`` (or a ``KafkaFailure``)."""
-        request = ConsumerGroupTopicPartitions(
-            self.group, [TopicPartition(t, p) for t, p in partitions]
-        )
-        out: Future[Any] = Future()
-        try:
-            futures = self._client().list_consumer_group_offsets(
-                [request], require_stable=True, request_timeout=timeout_s
-            )
-        except Exception as exc:  # a refused request becomes a failed answer
-            out.set_exception(exc)
-            return out
-        asked = set(partitions)
-
-        def answered(done: Future[Any]) -> None:
-            try:
-                found = done.result()
-            except Exception as exc:
-                problem = from_exception(exc) if isinstance(exc, KafkaException) else exc
-                self._count(problem)
-                settle(out, error=problem)
-                return
-            self._count(None)
-            settle(out, _committed(found.topic_partitions, asked))
-
-        futures[self.group].add_done_callback(answered)
-        # After a broker restart an admin request was seen never to complete, its
-        # request timeout notwithstanding: give up on it, and on the client.
-        timer = threading.Timer(2 * timeout_s + 1, self._no_answer, args=(out,))
-        timer.daemon = True
-        timer.start()
-        return out
-
-    def _no_answer(self, out: Future[Any]) -> None:
-        if not out.done():
-            self._timeouts = REPLACE_AFTER_TIMEOUTS
-            settle(out, error=KafkaFailure(FailureKind.RETRIABLE, "_TIMED_OUT", "no answer"))
 
     def stable_and_end(
         self, partitions: Sequence[Partition], timeout_s: float
@@ -152,37 +111,17 @@ class OffsetsAdmin:
 _LEVELS = (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED)
 
 
-def _committed(found: Sequence[TopicPartition], asked: set[Partition]) -> CommittedOffsets:
-    mine = [tp for tp in found if (tp.topic, tp.partition) in asked]
-    answer = combine_outcomes(
-        [(tp.topic, tp.partition) for tp in mine], [outcome(tp) for tp in mine]
-    )
-    for key in sorted(asked - {(tp.topic, tp.partition) for tp in mine}):
-        answer.failed[key] = "no answer for this partition"
-    return answer
-
-
-class FallbackAsker:
-    """Committed offsets from the admin client (fast: UNSTABLE comes back at once), and
-    from the consumer's own fetch for the next request whenever the admin's failed as a
-    whole (after a broker restart the admin's requests were seen to time out for minutes
-    while the consumer's worked)."""
+class OffsetsAsker:
+    """The group's committed offsets from the consumer's own stable-offset fetch, and
+    last stable offsets and partition counts from the admin client."""
 
     def __init__(self, admin: OffsetsAdmin, consumer: ExplicitStartConsumer) -> None:
         self.admin = admin
         self.consumer = consumer
-        self._admin_failed = False
 
     def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
-        if self._admin_failed:
-            self._admin_failed = False
-            return self.consumer.ask_committed(partitions, timeout_s)
-        future = self.admin.ask_committed(partitions, timeout_s)
-        future.add_done_callback(self._note)
-        return future
-
-    def _note(self, done: Future[Any]) -> None:
-        self._admin_failed = done.exception() is not None
+        """See ``ExplicitStartConsumer.ask_committed``."""
+        return self.consumer.ask_committed(partitions, timeout_s)
 
     def stable_and_end(
         self, partitions: Sequence[Partition], timeout_s: float

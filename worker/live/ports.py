@@ -81,7 +81,7 @@ class Source(Group, PositionSource, Protocol):
 
 
 class OffsetQueries(CommittedAsker, StableOffsets, Protocol):
-    """Requests about offsets (``worker.kafka.offsets.FallbackAsker``)."""
+    """Requests about offsets (``worker.kafka.offsets_admin.OffsetsAsker``)."""
 
 
 class Connector(Protocol):

@@ -50,7 +50,7 @@ class PositionSource(Protocol):
 
 
 class CommittedAsker(Protocol):
-    """``worker.kafka.offsets.OffsetsAdmin``: the future's result is ``CommittedOffsets``."""
+    """``worker.kafka.offsets_admin.OffsetsAsker``: the future's result is ``CommittedOffsets``."""
 
     def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]: ...
 
