@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -90,3 +92,34 @@ def test_a_close_that_blocks_is_left_behind_while_the_broker_is_away(
 
     with pytest.raises(ValueError, match="closing failed"):
         close_within(refuse, worker.health)
+
+
+# Imports the console entry as `scoring-worker ARGS` would, and notes whether SIGTERM was
+# already held when the first third-party module (click) started to import.
+_FIRST_IMPORT_PROBE = """
+import signal, sys
+sys.argv = ["scoring-worker", *sys.argv[1:]]
+class Probe:
+    held = None
+    def find_spec(self, name, path=None, target=None):
+        if name == "click" and Probe.held is None:
+            Probe.held = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        return None
+sys.meta_path.insert(0, Probe())
+import worker.cli.main
+print(Probe.held)
+"""
+
+
+@pytest.mark.parametrize(("args", "held"), [(["run", "--help"], True), (["score"], False)])
+def test_run_holds_sigterm_before_its_slow_imports_begin(args: list[str], held: bool) -> None:
+    """A SIGTERM during `run`'s imports (seconds on a loaded machine) gives the start-up
+    stop line and exit 0 (issue 20), not death by signal; other commands keep the default."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_IMPORT_PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == str(held)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
+if next((a for a in sys.argv[1:] if not a.startswith("-")), None) == "run":
+    # First thing, before the imports below take their second or two on a loaded machine:
+    # hold SIGTERM/SIGINT pending. `SignalStop.install` then takes them over (a pending
+    # one gives the start-up stop line and exit 0) instead of the default action killing
+    # the process (issue 20). Only the interpreter's own start is left uncovered.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+
 import importlib
 import os
-import sys
 import traceback
 from collections.abc import Sequence
 
