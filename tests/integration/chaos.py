@@ -1,11 +1,12 @@
 """`make chaos`: a seeded nemesis soak of the live worker on the local broker (issue 20).
 
-    python tests/integration/chaos.py --seed 1 [--events 200000] [--rate 1000] [--workers 3]
+    python tests/integration/chaos.py --seed 1 [--events 200000] [--rate 1000]
+        [--workers 3] [--faults 24]
 
 Produces ``--events`` events (1 % invalid) at ``--rate`` per second into 8 partitions
 while ``--workers`` exactly-once workers (session 10 s, heartbeat 2 s, transaction
-timeout 15 s) score them and the nemesis (`nemesis.py`) strikes every 4-12 s (about 25
-faults in the 200 s of the default run, a quarter of them paired). Then it
+timeout 15 s) score them and the nemesis (`nemesis.py`) takes ``--faults`` steps (24) at
+seeded moments over the feeding span, a quarter of them two faults at once. Then it
 wakes everything, lets the fleet catch up, stops it, reads the output and the DLQ with
 read_committed readers and compares them with research `score` of the same events.
 Prints one verdict line with the counts; exit 0 when every valid event has exactly one
@@ -124,14 +125,20 @@ def _strike_while_feeding(
         target=_feed, args=(bootstrap, topics.input, stream, args.rate, fed, failed), daemon=True
     )
     nemesis.fleet.workers["w0"].wait_event("assigned", 120)
+    span_s = args.events / args.rate
+    # the schedule: --faults steps at seeded moments over the feeding span, in order; a
+    # step that blocks (a broker restart, a plain member's stay) delays the next ones
+    due = sorted(rng.uniform(2, span_s) for _ in range(args.faults))
+    started = time.monotonic()
     feeder.start()
-    while not fed.is_set():
-        due = time.monotonic() + rng.uniform(4, 12)  # ~25 faults per 200 s
-        while time.monotonic() < due and not fed.is_set():
+    for at in due:
+        while time.monotonic() < started + at:
             nemesis.supervise()
             time.sleep(0.5)  # the gap between faults: the schedule, not a synchronisation
-        if not fed.is_set():
-            nemesis.step()
+        nemesis.step()
+    while not fed.is_set():
+        nemesis.supervise()
+        time.sleep(0.5)  # waiting for the feeder, supervising meanwhile
     nemesis.wake_all()
     if failed:
         raise RuntimeError(f"feeding the input failed: {failed[0]}")
@@ -193,6 +200,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=1_000, help="events per second")
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--faults", type=int, default=24, help="fault steps over the feed")
     parser.add_argument("--drain-s", type=float, default=900, help="deadline to catch up")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
