@@ -94,10 +94,12 @@ def test_a_close_that_blocks_is_left_behind_while_the_broker_is_away(
         close_within(refuse, worker.health)
 
 
-# Imports the console entry as `scoring-worker ARGS` would, and notes whether SIGTERM was
+# Imports the console entry as `scoring-worker ARGS` would (with the signal mask a fresh
+# process has: pytest's may hold SIGTERM after in-process tests), and notes whether SIGTERM was
 # already held when the first third-party module (click) started to import.
 _FIRST_IMPORT_PROBE = """
 import signal, sys
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])  # as if fresh
 sys.argv = ["scoring-worker", *sys.argv[1:]]
 class Probe:
     held = None
