@@ -1,11 +1,16 @@
 # shellcheck shell=bash
 # The SASL_SSL mode of scripts/kafka-local (sourced by it): with KAFKA_SASL_SSL_PORT set, the
-# broker gains a SASL_SSL listener (SCRAM-SHA-512) on 127.0.0.1:$KAFKA_SASL_SSL_PORT and the
-# StandardAuthorizer. The PLAINTEXT listener's principal (ANONYMOUS) stays a super user, so
-# tests and tools on it are unaffected. Into $KAFKA_SECURITY_DIR, once:
+# broker gains a SASL_SSL listener (SCRAM-SHA-512) on 127.0.0.1:$KAFKA_SASL_SSL_PORT, an SSL
+# listener that requires a client certificate (mTLS, ssl.client.auth=required) on
+# 127.0.0.1:$KAFKA_SSL_PORT (default: the SASL_SSL port + 1), and the StandardAuthorizer.
+# The PLAINTEXT listener's principal (ANONYMOUS) stays a super user, so tests and tools on it
+# are unaffected. Into $KAFKA_SECURITY_DIR, once:
 #   ca.pem / ca.key          a throw-away CA (openssl)
 #   broker.p12               the broker's key and certificate (SAN IP:127.0.0.1), signed by it
-#   client.json              bootstrap, CA file, mechanism, users and passwords, ACL prefixes
+#   client.pem / client.key  a client certificate (CN=scoring) signed by it, for mTLS: the
+#                            SSL listener maps the CN to the principal, so User:scoring
+#   client.json              bootstrap, CA file, mechanism, users and passwords, ACL prefixes,
+#                            and the mTLS listener with the client certificate and key
 # and into the cluster's metadata, once per data dir: SCRAM-SHA-512 users made with Kafka's
 # own ConfigCommand, and ACLs (AclCommand), a principal per role:
 #   scoring         the worker: READ secure-in-*, WRITE secure-out-* and secure-dlq-*,
@@ -14,6 +19,7 @@
 #   publisher       WRITE secure-in-*          reader   READ secure-out-*, group secure-read-*
 
 KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-${KAFKA_SASL_SSL_PORT:+$((KAFKA_SASL_SSL_PORT + 1))}}"
 KAFKA_SECURITY_DIR="${KAFKA_SECURITY_DIR:-$KAFKA_CACHE_DIR/security}"
 SECURITY_USERS=(scoring scoring-noout publisher reader)
 
@@ -32,7 +38,7 @@ security_password() {
 
 make_certificates() {
   local dir="$KAFKA_SECURITY_DIR"
-  [[ -s "$dir/broker.p12" && -s "$dir/ca.pem" ]] && return 0
+  [[ -s "$dir/broker.p12" && -s "$dir/ca.pem" ]] && { make_client_certificate; return 0; }
   command -v openssl >/dev/null 2>&1 || die "openssl not found: apt-get install openssl"
   mkdir -p "$dir"
   chmod 700 "$dir"
@@ -52,6 +58,23 @@ make_certificates() {
   } >>"$LOG_FILE" 2>&1 || die "making the test CA and broker certificate failed (log: $LOG_FILE)"
   mv -f "$dir/broker.p12.tmp" "$dir/broker.p12"
   say "made a test CA and broker certificate in $dir"
+  make_client_certificate
+}
+
+# The mTLS client's key and certificate (CN=scoring, clientAuth), signed by the test CA.
+make_client_certificate() {
+  local dir="$KAFKA_SECURITY_DIR"
+  [[ -s "$dir/client.pem" && -s "$dir/client.key" ]] && return 0
+  {
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=scoring" \
+      -keyout "$dir/client.key" -out "$dir/client.csr"
+    printf 'extendedKeyUsage=clientAuth\n' >"$dir/client.ext"
+    openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+      -CAcreateserial -days 3650 -extfile "$dir/client.ext" -out "$dir/client.pem.tmp"
+  } >>"$LOG_FILE" 2>&1 || die "making the mTLS client certificate failed (log: $LOG_FILE)"
+  chmod 600 "$dir/client.key"
+  mv -f "$dir/client.pem.tmp" "$dir/client.pem"
+  say "made an mTLS client certificate (CN=scoring) in $dir"
 }
 
 security_properties() {
@@ -64,6 +87,10 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$KAFKA_SECURITY_DIR/broker.p12
 ssl.keystore.password=$(security_password .keystore)
+listener.name.ssl.ssl.client.auth=required
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$KAFKA_SECURITY_DIR/ca.pem
+ssl.principal.mapping.rules=RULE:^CN=([^,]+).*\$/\$1/,DEFAULT
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 super.users=User:ANONYMOUS
 PROPS
@@ -119,7 +146,10 @@ write_client_json() {
 {"bootstrap": "$KAFKA_HOST:$KAFKA_SASL_SSL_PORT", "ca": "$KAFKA_SECURITY_DIR/ca.pem",
  "security_protocol": "SASL_SSL", "mechanism": "SCRAM-SHA-512", "users": {$users},
  "prefixes": {"input": "secure-in-", "output": "secure-out-", "dlq": "secure-dlq-",
-              "group": "secure-", "reader_group": "secure-read-"}}
+              "group": "secure-", "reader_group": "secure-read-"},
+ "mtls": {"bootstrap": "$KAFKA_HOST:$KAFKA_SSL_PORT", "security_protocol": "SSL",
+          "certificate": "$KAFKA_SECURITY_DIR/client.pem", "key": "$KAFKA_SECURITY_DIR/client.key",
+          "principal": "scoring"}}
 JSON
   chmod 600 "$KAFKA_SECURITY_DIR/client.json"
 }

@@ -1,5 +1,6 @@
-"""The local broker's SASL_SSL listener (scripts/kafka-local with KAFKA_SASL_SSL_PORT):
-its client.json, topics under the prefixes its ACLs grant, and worker settings."""
+"""The local broker's SASL_SSL and mTLS listeners (scripts/kafka-local with
+KAFKA_SASL_SSL_PORT): its client.json, topics under the prefixes its ACLs grant, and
+worker settings."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class SecureBroker:
     ca: Path
     passwords: dict[str, str]
     prefixes: dict[str, str]
+    mtls: dict[str, str]
 
     def topics(self, plaintext: str, partitions: int = 2) -> Topics:
         """Fresh input/output/DLQ topics (made on the PLAINTEXT listener) and group."""
@@ -39,6 +41,15 @@ class SecureBroker:
             "SCORING_WORKER_KAFKA_SSL_CA_LOCATION": str(ca or self.ca),
         }
 
+    def mtls_properties(self, certificate: bool = True) -> list[str]:
+        """``--kafka-property`` values for the mTLS listener (``ssl.client.auth=required``),
+        as the client certificate's principal (User:scoring); ``certificate=False``: none."""
+        props = ["security.protocol=SSL", f"ssl.ca.location={self.ca}"]
+        if certificate:
+            props += [f"ssl.certificate.location={self.mtls['certificate']}"]
+            props += [f"ssl.key.location={self.mtls['key']}"]
+        return props
+
 
 def secure_broker() -> SecureBroker:
     """The listener's client.json; skipped when the broker runs without SASL_SSL mode."""
@@ -52,7 +63,10 @@ def secure_broker() -> SecureBroker:
     info = orjson.loads(path.read_bytes())
     if port and not info["bootstrap"].endswith(f":{port}"):
         pytest.fail(f"{path} is for {info['bootstrap']}, not port {port}: run `make kafka-up`")
-    return SecureBroker(info["bootstrap"], Path(info["ca"]), info["users"], info["prefixes"])
+    if "mtls" not in info:
+        pytest.fail(f"{path} has no mTLS listener: run `make kafka-down kafka-up`")
+    ca = Path(info["ca"])
+    return SecureBroker(info["bootstrap"], ca, info["users"], info["prefixes"], info["mtls"])
 
 
 def untrusted_ca(directory: Path) -> Path:

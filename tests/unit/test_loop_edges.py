@@ -28,6 +28,19 @@ from worker.logs import EventLog
             FailureKind.AUTH,
         ),
         (KafkaError(KafkaError._SSL, "SSL transport error: connection reset"), FailureKind.OTHER),
+        (  # mTLS: the broker refuses a missing or unknown client certificate
+            KafkaError(
+                KafkaError._TRANSPORT,
+                "ssl://127.0.0.1:9095/bootstrap: Receive failed: error:0A000412:SSL routines::"
+                "ssl/tls alert bad certificate: SSL alert number 42",
+            ),
+            FailureKind.AUTH,
+        ),
+        (
+            KafkaError(KafkaError._TRANSPORT, "SSL routines::tlsv13 alert certificate required"),
+            FailureKind.AUTH,
+        ),
+        (KafkaError(KafkaError._SSL, "SSL routines::tlsv1 alert unknown ca"), FailureKind.AUTH),
         (KafkaError(KafkaError.UNKNOWN_MEMBER_ID, txn_requires_abort=True), FailureKind.ABORTABLE),
         (
             KafkaError(KafkaError.INVALID_PRODUCER_EPOCH, txn_requires_abort=True),

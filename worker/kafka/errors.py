@@ -6,6 +6,7 @@ call, abort the transaction and redo the batch, rejoin the group, or stop.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -51,12 +52,31 @@ _RETRIABLE = {
 }
 # A broker certificate the configured CA did not sign will not become valid by retrying.
 _UNTRUSTED = "certificate verify failed"
+# Nor will a client certificate the broker refuses (mTLS, ssl.client.auth=required): no
+# certificate, one its CA did not sign, an expired one. The broker answers with a TLS alert,
+# which librdkafka reports as a transport failure ("... ssl/tls alert bad certificate ...").
+_REFUSED_BY_BROKER = re.compile(
+    r"alert (bad certificate|certificate required|unknown ca|unsupported certificate"
+    r"|certificate (expired|revoked|unknown)|access denied)"
+)
+
+
+def _certificate_refused(error: KafkaError) -> bool:
+    """True when a TLS error cannot heal: our CA distrusts the broker, or it refuses us."""
+    code, text = error.code(), error.str()
+    if code == KafkaError._SSL and _UNTRUSTED in text:
+        return True
+    return code in (KafkaError._SSL, KafkaError._TRANSPORT) and bool(
+        _REFUSED_BY_BROKER.search(text)
+    )
+
+
 BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
 def classify(error: KafkaError) -> FailureKind:
     code = error.code()
-    if code in _AUTH or (code == KafkaError._SSL and _UNTRUSTED in error.str()):
+    if code in _AUTH or _certificate_refused(error):
         return FailureKind.AUTH
     if code in _FENCED and (error.fatal() or code != KafkaError.INVALID_PRODUCER_EPOCH):
         return FailureKind.FENCED
@@ -71,8 +91,17 @@ def classify(error: KafkaError) -> FailureKind:
     return FailureKind.OTHER
 
 
+_REFUSED_HINT = (
+    "; the broker refused this client's TLS certificate (mTLS: ssl.certificate.location and "
+    "ssl.key.location must name a certificate signed by a CA the broker trusts, and its key)"
+)
+
+
 def failure(error: KafkaError) -> KafkaFailure:
-    return KafkaFailure(classify(error), error.name(), error.str(), error.code() in BROKER_DOWN)
+    reason = error.str()
+    if _REFUSED_BY_BROKER.search(reason):
+        reason += _REFUSED_HINT
+    return KafkaFailure(classify(error), error.name(), reason, error.code() in BROKER_DOWN)
 
 
 def from_exception(exc: KafkaException) -> KafkaFailure:
