@@ -12,7 +12,8 @@
 #   client.json              bootstrap, CA file, mechanism, users and passwords, ACL prefixes,
 #                            and the mTLS listener with the client certificate and key
 # and into the cluster's metadata, once per data dir: SCRAM-SHA-512 users made with Kafka's
-# own ConfigCommand, and ACLs (AclCommand), a principal per role:
+# own tools (StorageTool format --add-scram; ConfigCommand for a data dir formatted without
+# them), and ACLs (AclCommand), a principal per role:
 #   scoring         the worker: READ secure-in-*, WRITE secure-out-* and secure-dlq-*,
 #                   READ group secure-*, WRITE transactional id secure-*
 #   scoring-noout   the same without WRITE on secure-out-* (a misconfigured deployment)
@@ -96,41 +97,54 @@ super.users=User:ANONYMOUS
 PROPS
 }
 
-acl() { run_java org.apache.kafka.tools.AclCommand --bootstrap-server "$BOOTSTRAP" --add --force "$@" >/dev/null; }
-
-# $1 user; the rest: AclCommand arguments naming operations and resources.
-allow() {
-  local user="$1"
-  shift
-  acl --allow-principal "User:$user" --resource-pattern-type prefixed "$@"
+# AclCommand --add: every --allow-principal gets every --operation on every resource
+# (prefixed), so one JVM start makes a whole row of the table in the header.
+acl() {
+  run_java org.apache.kafka.tools.AclCommand --bootstrap-server "$BOOTSTRAP" --add --force \
+    --resource-pattern-type prefixed "$@" >/dev/null || die "AclCommand $* failed"
 }
 
-worker_acls() {
-  local user="$1" output_ops=("${@:2}")
-  allow "$user" --operation Read --operation Describe --topic secure-in-
-  allow "$user" --operation Write --operation Describe --topic secure-dlq-
-  allow "$user" "${output_ops[@]}" --topic secure-out-
-  allow "$user" --operation Read --operation Describe --group secure-
-  allow "$user" --operation Write --operation Describe --transactional-id secure-
+make_acls() {
+  local workers=(--allow-principal User:scoring --allow-principal User:scoring-noout)
+  acl "${workers[@]}" --operation Read --operation Describe --topic secure-in- --group secure-
+  acl "${workers[@]}" --operation Write --operation Describe --topic secure-dlq- \
+    --transactional-id secure-
+  acl "${workers[@]}" --allow-principal User:reader --operation Describe --topic secure-out-
+  acl --allow-principal User:scoring --operation Write --topic secure-out-
+  acl --allow-principal User:publisher --operation Write --operation Describe --topic secure-in-
+  acl --allow-principal User:reader --operation Read --topic secure-out- --group secure-read-
 }
 
-# Users and ACLs live in the cluster's metadata: made once per data dir.
+# The SCRAM users as StorageTool format arguments (--add-scram, KRaft): written into the
+# cluster metadata when the data dir is formatted, with no JVM start per user. Sets the
+# array SCRAM_FORMAT_ARGS (empty without SASL_SSL mode).
+scram_format_args() {
+  SCRAM_FORMAT_ARGS=()
+  security_enabled || return 0
+  local user
+  for user in "${SECURITY_USERS[@]}"; do
+    SCRAM_FORMAT_ARGS+=(--add-scram
+      "SCRAM-SHA-512=[name=$user,iterations=4096,password=$(security_password "$user")]")
+  done
+}
+
+# After a format with scram_format_args: the users exist (provision_security skips them).
+scram_formatted() { security_enabled && touch "$KAFKA_DATA_DIR/.scram-users"; }
+
+# Users (unless made at format) and ACLs live in the cluster's metadata: once per data dir.
 provision_security() {
   security_enabled || return 0
   local stamp="$KAFKA_DATA_DIR/.security-provisioned" started user
   [[ -f "$stamp" ]] && { write_client_json; return 0; }
   started="$(now_ms)"
-  for user in "${SECURITY_USERS[@]}"; do
+  # a data dir formatted without them (before this mode was on): Kafka's ConfigCommand
+  [[ -f "$KAFKA_DATA_DIR/.scram-users" ]] || for user in "${SECURITY_USERS[@]}"; do
     run_java kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter \
       --add-config "SCRAM-SHA-512=[iterations=4096,password=$(security_password "$user")]" \
       --entity-type users --entity-name "$user" >/dev/null ||
       die "creating SCRAM user $user failed"
   done
-  worker_acls scoring --operation Write --operation Describe
-  worker_acls scoring-noout --operation Describe
-  allow publisher --operation Write --operation Describe --topic secure-in-
-  allow reader --operation Read --operation Describe --topic secure-out-
-  allow reader --operation Read --group secure-read-
+  make_acls
   touch "$stamp"
   write_client_json
   say "SCRAM users and ACLs for ${SECURITY_USERS[*]} made in $(elapsed "$started")"
