@@ -18,7 +18,7 @@ HARDENED += ("--security-opt", "no-new-privileges")
 def podman(
     *args: str, check: bool = True, timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """``podman ARGS`` (CONTAINERS_CONF comes from the environment)."""
+    """``podman ARGS`` (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF come from the environment)."""
     done = subprocess.run(
         ["podman", *args], capture_output=True, text=True, timeout=timeout_s, check=False
     )
