@@ -121,11 +121,12 @@ def _run(plan: suite.Plan, kafka: Kafka, workdir: Path, report: Report) -> None:
     bundles = suite.build_bundles(workdir)
     e2e: dict[tuple[Kind, Mode, str | None], list[RunResult]] = {}
     naive: float | None = None
+    bare: dict[str, float] = {}
     p99: dict[int | None, Figure] = {}
     if "startup" in plan.sections:
         suite.run_startup(plan, workdir, bundles, report)
     if "core" in plan.sections:
-        suite.run_core(plan, bundles, report)
+        bare = suite.run_core(plan, bundles, report)
     if "e2e" in plan.sections:
         e2e = suite.run_e2e(plan, kafka, workdir, bundles, report)
     if "naive" in plan.sections:
@@ -133,6 +134,7 @@ def _run(plan: suite.Plan, kafka: Kafka, workdir: Path, report: Report) -> None:
     if "latency" in plan.sections:
         p99 = suite.run_latency(plan, kafka, workdir, bundles["LR"], report)
     _verdicts(report, e2e, naive, p99)
+    _limits(report, e2e, bare)
 
 
 def _median(runs: list[RunResult] | None) -> float | None:
@@ -172,12 +174,42 @@ def _verdicts(
         ("peak RSS < 400 MB (any worker run)", None if worst is None else worst * 2**20 < 400e6,
          "n/a" if worst is None else f"{worst:.0f} MiB")
     )  # fmt: skip
+    report.targets.append(
+        ("peak RSS < 280 MiB (any worker run, issue 18)",
+         None if worst is None else worst < 280, "n/a" if worst is None else f"{worst:.0f} MiB")
+    )  # fmt: skip
+    if None in p99:
+        report.targets.append(
+            ("p99 latency <= 50 ms at the offered rate, batch age default (issue 18)",
+             p99[None].median <= 50, f"{p99[None].median:.0f} ms")
+        )  # fmt: skip
     for age, figure in p99.items():
         setting = "default" if age is None else f"{age} ms"
         report.targets.append(
             (f"p99 latency < 100 ms at the offered rate, batch age {setting}",
              figure.median < 100, f"{figure.median:.0f} ms")
         )  # fmt: skip
+
+
+def _limits(
+    report: Report,
+    e2e: dict[tuple[Kind, Mode, str | None], list[RunResult]],
+    bare: dict[str, float],
+) -> None:
+    """Issue 18: one process against the slower of its two limits, the broker's own
+    exactly-once loop (the passthrough) and the model alone at the worker's batch size."""
+    ceiling = _median(e2e.get(("passthrough", "exactly-once", None)))
+    for name in ("LR", "HGB"):
+        worker = _median(e2e.get(("worker", "exactly-once", name)))
+        model = bare.get(name)
+        limit = min(x for x in (ceiling, model) if x) if ceiling or model else None
+        share = worker / limit if worker and limit else None
+        which = "passthrough" if limit == ceiling else "bare model"
+        report.ratios.append(
+            (f"worker / limit, exactly-once, {name}", share,
+             f"limit = min(EOS passthrough, bare model at the worker's batch size): {which}")
+        )  # fmt: skip
+        _target(report, f"exactly-once worker / limit >= 80%, {name}", share, 0.8, "{:.0%}")
 
 
 def _target(report: Report, name: str, value: float | None, floor: float, shown: str) -> None:

@@ -16,6 +16,9 @@ import orjson
 
 from bench.common import REPO, poll_until
 
+SOURCE_TREE: Path = REPO
+"""The source tree a child imports the worker from (``bench.ab`` sets it per run)."""
+
 
 @dataclass
 class Child:
@@ -38,9 +41,9 @@ class Child:
         name = uuid.uuid4().hex[:8]
         self._out = (self.workdir / f"{name}.out").open("wb")
         self._err = (self.workdir / f"{name}.err").open("wb")
-        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
+        env = {**os.environ, "PYTHONPATH": str(SOURCE_TREE), **self.env}
         self.process = subprocess.Popen(
-            self.args, stdout=self._out, stderr=self._err, env=env, cwd=REPO
+            self.args, stdout=self._out, stderr=self._err, env=env, cwd=SOURCE_TREE
         )
         return self
 

@@ -43,7 +43,10 @@ def _clients(args: argparse.Namespace) -> tuple[Consumer, Producer]:
         delivery="exactly-once" if args.mode == "eos" else "at-least-once",
         kafka=dict(p.split("=", 1) for p in args.kafka_property),
     )
-    return Consumer(settings.consumer_config()), Producer(settings.producer_config())
+    # The worker looks its start offsets up itself and sets auto.offset.reset to error;
+    # the passthrough's group is new on a new topic, so it reads from the beginning.
+    consumer = Consumer({**settings.consumer_config(), "auto.offset.reset": "earliest"})
+    return consumer, Producer(settings.producer_config())
 
 
 def _produce(producer: Producer, topic: str, messages: Sequence[Any]) -> None:
@@ -96,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
         limit = min(args.max_batch_events, args.max_events - done)
         started = time.perf_counter()
         polled = gather(consumer.consume, limit, args.max_batch_age_ms / 1000)
-        batch = [m for m in polled if m.error() is None]
+        for m in polled:
+            if m.error() is not None:  # say an offset reset refused: never spin silently
+                _say("error", error=str(m.error()))
+                return 1
+        batch = polled
         if not batch:
             continue
         if first is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench import core, latency, naive, startup
 from bench.common import Figure, Kafka, events
-from bench.e2e import Kind, Mode, RunResult, Setup, run_once
+from bench.e2e import Kind, Mode, RunResult, Setup, run_once, worker_defaults
 from bench.report import Report
 from model_bundles.bundle import load_bundle
 
@@ -74,25 +74,27 @@ def run_startup(plan: Plan, workdir: Path, bundles: dict[str, Path], report: Rep
 
 
 def run_core(plan: Plan, bundles: dict[str, Path], report: Report) -> dict[str, float]:
-    """In-process scorer vs bare predict_proba; returns scorer events/s per bundle."""
+    """In-process scorer vs bare predict_proba, both at the worker's batch size (like for
+    like with the end-to-end runs); returns the bare model's rows/s per bundle."""
     values, keys = events(plan.core_events)
     inputs = core.input_events(values, keys)
+    batch = plan.batch_events or worker_defaults()[0]
     medians = {}
     for name, path in bundles.items():
-        say(f"core, {name}: {plan.core_events:,} events, {plan.repeats} passes")
+        say(f"core, {name}: {plan.core_events:,} events, batch {batch:,}, {plan.repeats} passes")
         sweep = plan.sweep if name == "LR" else ()
-        result = core.measure(load_bundle(path), inputs, 1000, max(plan.repeats, 3), sweep)
+        result = core.measure(load_bundle(path), inputs, batch, max(plan.repeats, 3), sweep)
         report.add(
-            f"scoring core in process (BatchScorer, batch 1000), {name}",
+            f"scoring core in process (BatchScorer, batch {batch:,}), {name}",
             result.scorer,
             "bytes in -> record bytes out",
         )
         report.add(
-            f"bare predict_proba on prebuilt frames (batch 1000), {name}",
+            f"bare predict_proba on prebuilt frames (batch {batch:,}), {name}",
             result.bare,
             "the model alone",
         )
-        medians[name] = result.scorer.median
+        medians[name] = result.bare.median
         report.ratios.append(
             (
                 f"scoring core / bare model, {name}",
@@ -101,7 +103,7 @@ def run_core(plan: Plan, bundles: dict[str, Path], report: Report) -> dict[str, 
             )
         )
         stages = ", ".join(f"{k} {v:.2f}" for k, v in result.stages_ms.items())
-        report.extra.append(f"- {name} batch of 1000, best ms per step: {stages}")
+        report.extra.append(f"- {name} batch of {batch:,}, best ms per step: {stages}")
         if result.sweep:
             sizes = ", ".join(f"{k}: {v:,.0f}" for k, v in result.sweep.items())
             report.extra.append(f"- {name} events/s in process by batch size: {sizes}")
