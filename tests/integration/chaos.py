@@ -135,7 +135,8 @@ def _strike_while_feeding(
         while time.monotonic() < started + at:
             nemesis.supervise()
             time.sleep(0.5)  # the gap between faults: the schedule, not a synchronisation
-        nemesis.step()
+        done = nemesis.step()
+        print(f"  {time.monotonic() - started:6.1f}s {done}", file=sys.stderr)
     while not fed.is_set():
         nemesis.supervise()
         time.sleep(0.5)  # waiting for the feeder, supervising meanwhile

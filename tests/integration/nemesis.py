@@ -76,19 +76,27 @@ class Nemesis:
         self.bootstrap = bootstrap
         self.operator_aborts = 0
         self.exits: Counter[int] = Counter()
+        self.struck = ""
+        """The victim of the fault being applied (for the step's line)."""
+        self.termed_paused: set[str] = set()
+        """Zombies sent SIGTERM while paused (every base worker was one at the time)."""
 
     def step(self) -> str:
-        """One fault, or (one step in ``PAIRED``) two kinds at once; returns what was done."""
+        """One fault, or (one step in ``PAIRED``) two kinds at once; returns what was done
+        (``term:w1+zombie:w2``)."""
         kinds = [self._kind()]
         if self.rng.random() < PAIRED:
             kinds.append(self._kind())
         kinds.sort(key=lambda k: k == "plain")  # the plain member's stay blocks: last
+        done = []
         for kind in kinds:
+            self.struck = ""
             getattr(self, f"_{kind}")()
             self.fleet.counts[kind] += 1
+            done.append(f"{kind}:{self.struck}" if self.struck else kind)
         if len(kinds) > 1:
             self.fleet.counts["paired"] += 1
-        return "+".join(kinds)
+        return "+".join(done)
 
     def _kind(self) -> str:
         kind = self.rng.choices(KINDS, WEIGHTS)[0]
@@ -96,7 +104,8 @@ class Nemesis:
 
     def _victim(self) -> str:
         live = [i for i in self.base if i not in self.fleet.paused_until]
-        return self.rng.choice(live or self.base)
+        self.struck = self.rng.choice(live or self.base)
+        return self.struck
 
     def _kill(self) -> None:
         victim = self._victim()
@@ -108,6 +117,12 @@ class Nemesis:
     def _term(self) -> None:
         victim = self._victim()
         w = self.fleet.workers[victim]
+        if victim in self.fleet.paused_until and w.proc.poll() is None:
+            # every base worker is a zombie: the SIGTERM stays pending until SIGCONT, and
+            # ``supervise`` waits for the exit when it wakes the worker
+            w.send(signal.SIGTERM)
+            self.termed_paused.add(victim)
+            return
         if w.proc.poll() is None:
             code = w.stop(60)[0]
             self.exits[code] += 1
@@ -150,6 +165,11 @@ class Nemesis:
                 self.fleet.retired.append(w)
             else:
                 self.fleet.signal(key, signal.SIGCONT)
+                if key in self.termed_paused:
+                    self.termed_paused.discard(key)
+                    w = self.fleet.workers[key]
+                    self.exits[w.wait_stopped(60)] += 1
+                    self.fleet.launch(key)
         for instance, w in list(self.fleet.workers.items()):
             if w.proc.poll() is None or instance in self.fleet.paused_until:
                 continue

@@ -248,8 +248,33 @@ class WorkerProcess:
         started = time.monotonic()
         if self.proc.poll() is None:
             self.send(signal.SIGTERM)
-        code = self.wait(timeout_s)
-        return code, time.monotonic() - started
+        return self.wait_stopped(timeout_s), time.monotonic() - started
+
+    def wait_stopped(self, timeout_s: float) -> int:
+        """Wait for the exit a SIGTERM asked for; past ``timeout_s`` the worker's stacks
+        are dumped (``_dump_stacks``) and TimeoutExpired raised."""
+        try:
+            return self.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._dump_stacks()
+            raise
+
+    def _dump_stacks(self) -> None:
+        """Write a worker that ignores SIGTERM's thread stacks (Python and native, by
+        py-spy) beside its log, so the hang can be read after the run."""
+        spy = Path(sys.executable).parent / "py-spy"
+        out = self.log_path.with_suffix(".stacks")
+        try:
+            done = subprocess.run(
+                [str(spy), "dump", "--native", "--pid", str(self.pid)],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            out.write_bytes(done.stdout + done.stderr)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            out.write_text(f"py-spy dump failed: {exc}\n")
+        print(f"worker {self.instance} ignored SIGTERM; stacks in {out}", file=sys.stderr)
 
 
 def stop_all(workers: Sequence[WorkerProcess]) -> None:
