@@ -54,9 +54,11 @@ class LazyGroup(click.Group):
         if ctx.resilient_parsing or self._listing:
             return click.Command(cmd_name, help=COMMANDS[cmd_name][1])
         if cmd_name == "run":  # before numpy's import starts its threads: see there
+            from worker.live.lean import leave_out
             from worker.live.stopping import signals
 
             signals.install()
+            leave_out()  # before pandas is imported
         module_name, _, attr = COMMANDS[cmd_name][0].partition(":")
         command: click.Command = getattr(importlib.import_module(module_name), attr)
         return command
