@@ -227,3 +227,13 @@ def test_a_call_failing_for_too_long_gets_its_producer_replaced(
     old, new = Producer.made
     assert old.closed and new.calls == ["init"]
     assert delivery.deliver(BATCH)
+
+
+def test_headers_go_to_the_client_in_order_as_a_dict_unless_a_name_repeats() -> None:
+    from worker.kafka.producers import client_headers
+
+    two = [("scoring.instance", b"i"), ("scoring.scored_at_ms", b"1")]
+    assert list(client_headers(two).items()) == two
+    repeated = [("a", b"1"), ("a", b"2")]
+    assert client_headers(repeated) == repeated
+    assert client_headers([]) is None and client_headers(()) is None
