@@ -203,10 +203,12 @@ class WorkerSettings(BaseSettings):
             # What librdkafka prefetches ahead of the loop: by default up to 100,000
             # messages per partition and 64 MiB, held (with the fetch buffers they share)
             # for the life of a backlog: 50 MiB of the worker's peak RSS on 200,000 events.
-            # Two batches of 5,000 per partition are still enough to never wait for a fetch
-            # (docs/benchmarks.md).
+            # Bounded, a partition whose queue is full is fetched again only after
+            # fetch.queue.backoff.ms (1,000 by default: the loop then waited for fetches,
+            # half the throughput); 10 ms keeps the queue filled (docs/benchmarks.md).
             "queued.min.messages": 10_000,
             "queued.max.messages.kbytes": 16_384,
+            "fetch.queue.backoff.ms": 10,
         }
         forced = {
             "group.id": self.group_id,
