@@ -1,7 +1,11 @@
-"""The broker stopped for 10 s mid-stream, then restarted: the worker recovers by itself."""
+"""The broker stopped for 10 s mid-stream, then restarted: the worker recovers by itself.
+
+``OUTAGE_TRIALS=10`` runs each delivery mode's scenario ten times instead of once.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -24,9 +28,11 @@ from worker_verify import (
 )
 
 OUTAGE_S = 10.0
+TRIALS = int(os.environ.get("OUTAGE_TRIALS", "1"))
 
 
 @pytest.mark.broker_control
+@pytest.mark.parametrize("trial", range(TRIALS))
 @pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
 def test_worker_rides_out_a_broker_outage(
     bootstrap: str,
@@ -34,6 +40,7 @@ def test_worker_rides_out_a_broker_outage(
     topic_factory: TopicFactory,
     tmp_path: Path,
     delivery: str,
+    trial: int,
 ) -> None:
     stream = cached_stream(20_000, seed=53, poison_rate=0.02)
     research = research_records_async(stream)
