@@ -85,8 +85,11 @@ def test_worker_rides_out_a_broker_outage(
         f"{recovered_s:.1f}s after the restart, caught up after {caught_up_s:.1f}s; "
         f"{rolled_back} batches rolled back, {verdict.duplicates} duplicates"
     )
-    if delivery == "exactly-once":
-        assert_exactly_once(verdict, stream.valid)
-    else:
-        assert verdict.missing == [] and verdict.mismatched == []
-        assert verdict.distinct == stream.valid
+    try:
+        if delivery == "exactly-once":
+            assert_exactly_once(verdict, stream.valid)
+        else:
+            assert verdict.missing == [] and verdict.mismatched == []
+            assert verdict.distinct == stream.valid
+    except AssertionError as exc:  # one loss seen once (issue 20): keep its whole story
+        raise AssertionError(f"{exc}\nthe worker's log:\n{worker.story()}") from None

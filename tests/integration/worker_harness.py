@@ -226,6 +226,13 @@ class WorkerProcess:
                 out.append({"event": "<not json>", "text": raw.decode(errors="replace")})
         return out
 
+    def story(self, last: int = 80) -> str:
+        """The worker's own log lines (librdkafka's and transport errors left out), the
+        last ``last``: what a failed delivery assertion needs beside it."""
+        noise = {"librdkafka", "kafka_error"}
+        kept = [line for line in self.lines() if line.get("event") not in noise]
+        return "\n".join(orjson.dumps(line).decode() for line in kept[-last:])
+
     def events(self, name: str) -> list[dict[str, Any]]:
         return [line for line in self.lines() if line.get("event") == name]
 
