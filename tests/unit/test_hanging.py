@@ -3,7 +3,8 @@ reported, recovered once, then the worker stops with the command that aborts the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import pytest
 from loop_fakes import Clock, RecordingObserver, lines_of, memory_log
@@ -30,10 +31,47 @@ class Admin:
         return 2 if topic == "out" else 10
 
 
-def make() -> tuple[HangingWatch, Admin, Clock, RecordingObserver, list[str], object]:
+class Inline:
+    """``Call`` answered at once, on the caller's thread."""
+
+    def __init__(self, what: str, operation: Callable[[], Any]) -> None:
+        self.operation = operation
+        self.outcome: tuple[Any, BaseException | None] | None = None
+        self.run()
+
+    def run(self) -> None:
+        try:
+            self.outcome = (self.operation(), None)
+        except BaseException as exc:
+            self.outcome = (None, exc)
+
+    def wait(self, timeout_s: float) -> bool:
+        return self.outcome is not None
+
+    def result(self) -> Any:
+        assert self.outcome is not None
+        value, error = self.outcome
+        if error is not None:
+            raise error
+        return value
+
+
+class Later(Inline):
+    """A call answered only when the test says so (``run``)."""
+
+    started: ClassVar[list[Later]] = []
+
+    def __init__(self, what: str, operation: Callable[[], Any]) -> None:
+        self.operation, self.outcome = operation, None
+        Later.started.append(self)
+
+
+def make(
+    start: Callable[[str, Callable[[], Any]], Inline] = Inline,
+) -> tuple[HangingWatch, Admin, Clock, RecordingObserver, list[str], object]:
     admin, clock, observer, recovered = Admin(), Clock(), RecordingObserver(), []
     log, stream = memory_log()
-    watch = HangingWatch(admin, SETTINGS, log, observer, recovered.append, clock)
+    watch = HangingWatch(admin, SETTINGS, log, observer, recovered.append, clock, start)
     return watch, admin, clock, observer, recovered, stream
 
 
@@ -98,3 +136,18 @@ def test_group_offsets_unstable_too_long_name_the_consumer_offsets_partition() -
     assert f"abort --topic __consumer_offsets --partition {p} --start-offset 7" in str(
         failure.value
     )
+
+
+def test_the_loop_does_not_wait_for_the_offsets_and_asks_once_at_a_time() -> None:
+    Later.started.clear()
+    watch, admin, clock, observer, recovered, _ = make(Later)
+    admin.offsets[OUT1] = (5, 8)
+    run_for(watch, clock, 15 + CLEANUP_MARGIN_S + 5 * CHECK_EVERY_S)
+    assert len(Later.started) == 1, "no second request while one is unanswered"
+    assert recovered == [] and observer.hanging == set()
+    Later.started[0].run()  # answered now: the LSO as it was when first asked
+    run_for(watch, clock, 2 * CHECK_EVERY_S)  # taken, then the next request
+    assert len(Later.started) == 2 and recovered == []
+    Later.started[1].run()  # unmoved since the first request, long ago: hanging
+    run_for(watch, clock, CHECK_EVERY_S)
+    assert recovered == ["hanging transaction"]

@@ -9,7 +9,10 @@ a broker restart at the wrong moment can still leave one (issue 20). Readers wit
 and, when it holds the group's offsets, the group's committed offsets stay *unstable*:
 the member that owns those input partitions cannot start them.
 
-``HangingWatch.check`` (every ``CHECK_EVERY_S`` from the loop) looks for either:
+``HangingWatch.check`` (every ``CHECK_EVERY_S`` from the loop) asks for the offsets in a
+helper thread (``worker.kafka.types.Call``: two ListOffsets requests take up to seconds
+while the broker is away, and the loop goes on meanwhile) and, once answered, looks for
+either:
 
 - an output or DLQ partition whose LSO is behind its high watermark and has not moved
   for longer than the transaction timeout plus ``CLEANUP_MARGIN_S`` (the broker aborts
@@ -37,11 +40,11 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from worker.errors import RuntimeFailure
 from worker.kafka.offsets_admin import consumer_offsets_partition
-from worker.kafka.types import KafkaFailure, Partition
+from worker.kafka.types import Call, KafkaFailure, Partition
 from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
 
@@ -63,6 +66,17 @@ class StableOffsets(Protocol):
         self, partitions: Sequence[Partition], timeout_s: float
     ) -> dict[Partition, tuple[int, int]]: ...
     def partition_count(self, topic: str, timeout_s: float) -> int | None: ...
+
+
+class Pending(Protocol):
+    """A call under way (``worker.kafka.types.Call``)."""
+
+    def wait(self, timeout_s: float) -> bool: ...
+    def result(self) -> Any: ...
+
+
+Offsets = dict[Partition, tuple[int, int]]
+"""(last stable offset, high watermark) per partition."""
 
 
 class HangingObserver(Protocol):
@@ -103,6 +117,7 @@ class HangingWatch:
         observer: HangingObserver,
         recover: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        start: Callable[[str, Callable[[], Any]], Pending] = Call,
     ) -> None:
         self.admin = admin
         self.settings = settings
@@ -110,6 +125,9 @@ class HangingWatch:
         self.observer = observer
         self.recover = recover
         self.clock = clock
+        self.start = start
+        self._asked: tuple[float, Pending] | None = None
+        """When the offsets were asked for, and the call that asks."""
         self.limit_s = settings.transaction_timeout_s + CLEANUP_MARGIN_S
         self._partitions: list[Partition] = []
         self._held: dict[Partition, _Held] = {}
@@ -119,23 +137,24 @@ class HangingWatch:
         """The partitions reported hanging at the last check (and still so after recovery)."""
 
     def check(self, waiting_for: dict[Partition, float]) -> None:
-        """One look, when due (``waiting_for``: seconds each input partition has waited
-        for its committed offset); RuntimeFailure when a hanging transaction outlived
-        recovery."""
+        """One look, when due and answered (``waiting_for``: seconds each input partition
+        has waited for its committed offset); RuntimeFailure when a hanging transaction
+        outlived recovery."""
         now = self.clock()
-        if now < self._next:
+        if self._asked is None and now >= self._next:
+            self._next = now + CHECK_EVERY_S
+            self._asked = (now, self.start("list_offsets", self._ask))
+        if self._asked is None or not self._asked[1].wait(0):
             return
-        self._next = now + CHECK_EVERY_S
-        if not self._partitions:
-            self._partitions = self._find_partitions()
+        asked_at, call = self._asked
+        self._asked = None
         try:
-            stuck = self._stuck(self._partitions, now)
+            outputs, group = call.result()
         except KafkaFailure:
             return  # the broker does not answer: health deals with that
+        stuck = self._stuck(outputs, asked_at)
         waited = sorted(f"{t}:{p}" for (t, p), s in waiting_for.items() if s > self.limit_s)
-        held_group: dict[Partition, _Held] = {}
-        with contextlib.suppress(KafkaFailure):  # e.g. no right to list that partition
-            held_group = self._stuck([self._group_partition()], now)
+        held_group = self._stuck(group, asked_at)
         if waited:  # only then: other groups' transactions share that partition
             stuck.update(held_group)
         if stuck and self._reported:  # reported and recovered once, still there: stop
@@ -166,9 +185,20 @@ class HangingWatch:
             return stuck
         return {p: h for p, h in stuck.items() if p not in now or now[p][0] == h.lso < now[p][1]}
 
-    def _stuck(self, partitions: list[Partition], now: float) -> dict[Partition, _Held]:
+    def _ask(self) -> tuple[Offsets, Offsets]:
+        """In the helper thread: the offsets of the partitions written to, and of the
+        group's ``__consumer_offsets`` partition (empty when that cannot be listed, e.g.
+        no right to). KafkaFailure when the broker does not answer."""
+        if not self._partitions:
+            self._partitions = self._find_partitions()
+        outputs = self.admin.stable_and_end(self._partitions, ASK_TIMEOUT_S)
+        group: Offsets = {}
+        with contextlib.suppress(KafkaFailure):
+            group = self.admin.stable_and_end([self._group_partition()], ASK_TIMEOUT_S)
+        return outputs, group
+
+    def _stuck(self, offsets: Offsets, now: float) -> dict[Partition, _Held]:
         """Partitions whose LSO has stayed behind their high watermark, unmoved, too long."""
-        offsets = self.admin.stable_and_end(partitions, ASK_TIMEOUT_S)
         stuck: dict[Partition, _Held] = {}
         for p, (lso, hw) in offsets.items():
             held = self._held.get(p)
