@@ -8,7 +8,6 @@ Topics are fresh per run and deleted after it. The table is printed and written 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import suite
-from bench.common import REPO, BenchError, Figure, Kafka
+from bench.common import REPO, BenchError, Figure, Kafka, default_bootstrap
 from bench.e2e import Kind, Mode, RunResult, worker_defaults
 from bench.report import Report
 
@@ -26,9 +25,7 @@ SECTIONS = ("startup", "core", "e2e", "naive", "latency")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument(
-        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    )
+    p.add_argument("--bootstrap", default=default_bootstrap())
     p.add_argument("--events", type=int, help="events per end-to-end run (200,000; quick 20,000)")
     p.add_argument("--repeats", type=int, help="runs per figure (3; quick 1)")
     p.add_argument("--naive-events", type=int, help="events per naive run (2,000; quick 300)")

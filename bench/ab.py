@@ -10,13 +10,12 @@ the child's ``PYTHONPATH``, so both use this checkout's ``.venv``.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 from pathlib import Path
 
 import bench.child
-from bench.common import Kafka, events
+from bench.common import Kafka, default_bootstrap, events
 from bench.e2e import RunResult, Setup, run_once
 from bench.suite import BUNDLES, build_bundles
 
@@ -28,12 +27,12 @@ def main() -> None:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--pairs", type=int, default=3)
     args = p.parse_args()
-    kafka = Kafka(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    kafka = Kafka(default_bootstrap())
     values, keys = events(args.events)
     runs: dict[Path, list[RunResult]] = {tree.resolve(): [] for tree in args.trees}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp:
-            bundle = build_bundles(Path(tmp))[args.bundle]
+            bundle = build_bundles(Path(tmp), [args.bundle])[args.bundle]
             for _ in range(args.pairs):
                 for tree, results in runs.items():
                     bench.child.SOURCE_TREE = tree  # the child imports the worker from this tree

@@ -5,6 +5,7 @@ Every wait polls against a deadline; nothing sleeps to synchronise.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -24,6 +25,11 @@ QUIET: dict[str, Any] = {"log_level": 0}
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 _T = TypeVar("_T")
+
+
+def default_bootstrap() -> str:
+    """The broker: KAFKA_BOOTSTRAP_SERVERS (``make`` sets it), else 127.0.0.1:9092."""
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
 
 class BenchError(RuntimeError):

@@ -22,7 +22,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.common import PYTHON, REPO, Kafka, events
+from bench.common import PYTHON, REPO, Kafka, default_bootstrap, events
 from bench.e2e import worker_args
 from bench.suite import BUNDLES, build_bundles
 
@@ -39,11 +39,11 @@ def main() -> None:
     p.add_argument("--format", choices=["flamegraph", "raw", "speedscope"], default="flamegraph")
     p.add_argument("--tree", type=Path, default=REPO, help="source tree to import the worker from")
     args = p.parse_args()
-    kafka = Kafka(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    kafka = Kafka(default_bootstrap())
     values, keys = events(args.events)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-flame-") as tmp:
-            bundle = build_bundles(Path(tmp))[args.bundle]
+            bundle = build_bundles(Path(tmp), [args.bundle])[args.bundle]
             source, sink = kafka.topic("in"), kafka.topic("out")
             kafka.topic_named(f"{sink}-dlq", 1)
             kafka.load(source, values, keys)

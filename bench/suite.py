@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +39,14 @@ def say(text: str) -> None:
     print(f"bench: {text}", file=sys.stderr, flush=True)
 
 
-def build_bundles(workdir: Path) -> dict[str, Path]:
+def build_bundles(workdir: Path, names: Iterable[str] = BUNDLES) -> dict[str, Path]:
+    """Build the demo bundles ``names`` (default: all of ``BUNDLES``) under ``workdir``."""
     from model_bundles.build import build_from_config
 
     out = {}
-    for name, config in BUNDLES.items():
+    for name in names:
         out[name] = workdir / "bundles" / name
-        build_from_config(EXAMPLES / config, EXAMPLES / "penguins.csv", out[name])
+        build_from_config(EXAMPLES / BUNDLES[name], EXAMPLES / "penguins.csv", out[name])
     return out
 
 

@@ -59,12 +59,14 @@ ASK_TIMEOUT_S = 2.0
 GROUP_OFFSETS_TOPIC = "__consumer_offsets"
 
 
+Offsets = dict[Partition, tuple[int, int]]
+"""(last stable offset, high watermark) per partition."""
+
+
 class StableOffsets(Protocol):
     """``worker.kafka.offsets_admin.OffsetsAdmin``."""
 
-    def stable_and_end(
-        self, partitions: Sequence[Partition], timeout_s: float
-    ) -> dict[Partition, tuple[int, int]]: ...
+    def stable_and_end(self, partitions: Sequence[Partition], timeout_s: float) -> Offsets: ...
     def partition_count(self, topic: str, timeout_s: float) -> int | None: ...
 
 
@@ -73,10 +75,6 @@ class Pending(Protocol):
 
     def wait(self, timeout_s: float) -> bool: ...
     def result(self) -> Any: ...
-
-
-Offsets = dict[Partition, tuple[int, int]]
-"""(last stable offset, high watermark) per partition."""
 
 
 class HangingObserver(Protocol):
