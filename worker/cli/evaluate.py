@@ -81,23 +81,28 @@ def evaluate_command(**o: Any) -> int:
         return int(ExitCode.OK)
     failing = not_better(evaluation, gate)
     if failing:
-        click.echo(f"gate: not better on {gate}: {', '.join(failing)}", err=True)
+        why = evaluation.undefined.get(gate)
+        reason = f" ({gate} has no p-value: {why})" if why else ""
+        click.echo(f"gate: not better on {gate}: {', '.join(failing)}{reason}", err=True)
         return int(ExitCode.CHECK_FAILED)
     click.echo(f"gate: every challenger is better on {gate}", err=True)
     return int(ExitCode.OK)
 
 
 def _show(evaluation: Evaluation, as_json: bool, report: Path | None) -> None:
+    page = None
+    if report is not None:
+        from worker.replay.evaluate_html import render  # matplotlib only when asked
+
+        page = render(evaluation)  # first: the plots' library warnings count in the text too
     if as_json:
         click.echo(orjson.dumps(to_json(evaluation), option=orjson.OPT_INDENT_2).decode())
     else:
         for line in to_text(evaluation):
             click.echo(line)
-    if report is not None:
-        from worker.replay.evaluate_html import render  # matplotlib only when asked
-
+    if report is not None and page is not None:
         try:
-            report.write_text(render(evaluation), encoding="utf-8")
+            report.write_text(page, encoding="utf-8")
         except OSError as exc:
             raise BadInputError(f"cannot write {report}: {exc.strerror}") from None
         click.echo(f"report: {report}", err=True)
