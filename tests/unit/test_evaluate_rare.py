@@ -68,7 +68,7 @@ def _evaluation(labels: Path, predictions: list[Path], **kw: int) -> Evaluation:
 def test_figures_equal_sklearn_and_scipy_bootstrap(tmp_path: Path, positives: int) -> None:
     y = labels_with_positives(N, positives)
     labels, predictions = _files(tmp_path, y, (0.8, 1.6))
-    evaluation = _evaluation(labels, predictions, resamples=300, seed=5)
+    evaluation = _evaluation(labels, predictions, resamples=120, seed=5)
     p = [probabilities(y, 0.8, 0), probabilities(y, 1.6, 1)]
     by_class = (np.flatnonzero(y == 0), np.flatnonzero(y == 1))
     assert evaluation.methods == {
@@ -91,7 +91,7 @@ def test_figures_equal_sklearn_and_scipy_bootstrap(tmp_path: Path, positives: in
                     lambda neg, pos: statistic(np.concatenate([neg, pos])),  # type: ignore[operator]
                     paired=False,
                     vectorized=False,
-                    n_resamples=300,
+                    n_resamples=120,
                     batch=BATCH,
                     method="percentile",
                     rng=np.random.default_rng(5),
@@ -101,7 +101,7 @@ def test_figures_equal_sklearn_and_scipy_bootstrap(tmp_path: Path, positives: in
                 statistic,  # type: ignore[arg-type]
                 paired=True,
                 vectorized=False,
-                n_resamples=300,
+                n_resamples=120,
                 method="percentile",
                 rng=np.random.default_rng(5),
             )
@@ -122,7 +122,7 @@ def test_figures_equal_sklearn_and_scipy_bootstrap(tmp_path: Path, positives: in
         assert (d.low, d.high) == pytest.approx((ci.low, ci.high), rel=1e-9, abs=1e-12)
         draws = res.bootstrap_distribution  # type: ignore[attr-defined]
         rarer = min(int((draws <= 0).sum()), int((draws >= 0).sum()))
-        assert d.p_value == pytest.approx(min(1.0, 2 * (1 + rarer) / 301))
+        assert d.p_value == pytest.approx(min(1.0, 2 * (1 + rarer) / 121))
         se = res.standard_error  # type: ignore[attr-defined]
         assert d.standard_error == pytest.approx(se, rel=1e-9)
         assert d.detectable == pytest.approx(2.801585 * se, rel=1e-6)
@@ -133,7 +133,7 @@ def test_rare_positives_finite_intervals_p_values_no_warnings(tmp_path: Path) ->
     """The issue's case: 400 labelled events, 4 positives, run as a user runs it."""
     labels, predictions = _files(tmp_path, labels_with_positives(N, 4), (0.8, 1.6))
     report = tmp_path / "r.html"
-    args = [SCORING_WORKER, "evaluate", "--labels", str(labels), "--resamples", "300"]
+    args = [SCORING_WORKER, "evaluate", "--labels", str(labels), "--resamples", "100"]
     args += ["--predictions", str(predictions[0]), "--predictions", str(predictions[1])]
     done = subprocess.run([*args, "--json"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
