@@ -213,7 +213,10 @@ def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert data["unseen_labels"] == {"maybe": 1} and data["relabelled"] == 1
     code, out, _ = _evaluate(_args(more, [a, b]), capsys)
     assert "labels for unknown event ids: 2 (first: ghost-1, ghost-2)" in out
-    assert 'labels matching no class (left out of the metrics): 1 (maybe 1); e.g. e0000: "maybe"' in out
+    assert (
+        'labels matching no class (left out of the metrics): 1 (maybe 1); e.g. e0000: "maybe"'
+        in out
+    )
 
     regression = write(tmp_path / "r.jsonl", regressor_lines(IDS, np.zeros(N), "r"))
     code, _, err = _evaluate(_args(labels, [a, regression]), capsys)

@@ -147,7 +147,9 @@ def test_binary_positive_class_is_the_models_second(
     code, out, err = _run(capsys, labels, _models(tmp_path, (9, 10)), "--json")
     assert code == 0, err
     assert orjson.loads(out)["labels"]["matching"]["classes"] == ["9", "10"]
-    code, out, err = _run(capsys, labels, _models(tmp_path, (9, 10)), "--json", "--metric", "roc_auc")
+    code, out, err = _run(
+        capsys, labels, _models(tmp_path, (9, 10)), "--json", "--metric", "roc_auc"
+    )
     auc = orjson.loads(out)["models"][0]["metrics"]["roc_auc"]["value"]
     assert auc == pytest.approx(roc_auc_score(y == 10, probabilities(Y, 0.8, 0)))
 
@@ -175,7 +177,9 @@ def test_tombstone_retracts_a_label(tmp_path: Path, capsys: pytest.CaptureFixtur
     data = orjson.loads(out)
     assert data["events"] == N and data["labels"]["retracted"] == 0
     assert data["labels"]["null_without_label"] == 1
-    plain = write(tmp_path / "plain.jsonl", label_lines(IDS, Y.tolist()) + label_lines(["e3"], [None]))
+    plain = write(
+        tmp_path / "plain.jsonl", label_lines(IDS, Y.tolist()) + label_lines(["e3"], [None])
+    )
     code, out, _ = _run(capsys, plain, _models(tmp_path), "--json")
     assert orjson.loads(out)["labels"]["retracted"] == 1 and orjson.loads(out)["events"] == N - 1
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -58,6 +60,35 @@ def _files(tmp_path: Path, y: np.ndarray, signals: tuple[float, ...]) -> tuple[P
     return labels, predictions
 
 
+def _reference(
+    statistic: Callable[[np.ndarray], float], by_class: tuple[np.ndarray, ...] | None
+) -> Any:
+    """scipy on its own, one sklearn call per resample: ordinary paired resampling of the
+    event positions, or (``by_class``) one sample of event positions per class, each
+    resampled on its own. scipy draws per batch and per sample in order, so the batch
+    size and class order are the worker's."""
+    if by_class is not None:
+        return bootstrap(
+            by_class,
+            lambda *per_class: statistic(np.concatenate(per_class)),
+            paired=False,
+            vectorized=False,
+            n_resamples=120,
+            batch=BATCH,
+            method="percentile",
+            rng=np.random.default_rng(5),
+        )
+    return bootstrap(
+        (np.arange(N),),
+        statistic,
+        paired=True,
+        vectorized=False,
+        n_resamples=120,
+        method="percentile",
+        rng=np.random.default_rng(5),
+    )
+
+
 def _evaluation(labels: Path, predictions: list[Path], **kw: int) -> Evaluation:
     models = [m for p in predictions for m in read_predictions(p.read_bytes().splitlines(), "p")]
     joined = join(read_labels(labels.read_bytes().splitlines(), "l"), models)
@@ -78,52 +109,30 @@ def test_figures_equal_sklearn_and_scipy_bootstrap(tmp_path: Path, positives: in
         "roc_auc": "stratified",
     }
     assert evaluation.undefined == {} and evaluation.warnings.total() == 0
-    for name, stratified in evaluation.methods.items():
-        stratified_ = stratified == "stratified"
-
-        def reference(statistic: object) -> object:
-            """scipy on its own: ordinary paired resampling of the events, or (stratified)
-            one sample of event positions per class, each resampled on its own. scipy
-            draws per batch and per sample in order, so the batch size is the same."""
-            if stratified_:
-                return bootstrap(
-                    by_class,
-                    lambda neg, pos: statistic(np.concatenate([neg, pos])),  # type: ignore[operator]
-                    paired=False,
-                    vectorized=False,
-                    n_resamples=120,
-                    batch=BATCH,
-                    method="percentile",
-                    rng=np.random.default_rng(5),
-                )
-            return bootstrap(
-                (np.arange(N),),
-                statistic,  # type: ignore[arg-type]
-                paired=True,
-                vectorized=False,
-                n_resamples=120,
-                method="percentile",
-                rng=np.random.default_rng(5),
-            )
-
+    for name, method in evaluation.methods.items():
+        stratified = method == "stratified"
         for k in range(2):
             estimate = evaluation.estimates[k][name]
             assert estimate.value == pytest.approx(_sklearn(name, y, p[k]), rel=1e-12)
-            res = reference(lambda i, k=k, name=name: _sklearn(name, y[i], p[k][i]))
-            ci = res.confidence_interval  # type: ignore[attr-defined]
+            res = _reference(
+                lambda i, k=k, name=name: _sklearn(name, y[i], p[k][i]),
+                by_class if stratified else None,
+            )
+            ci = res.confidence_interval
             assert np.isfinite([estimate.low, estimate.high]).all()
             assert (estimate.low, estimate.high) == pytest.approx((ci.low, ci.high), rel=1e-9)
         d = evaluation.differences[0][name]
-        res = reference(
-            lambda i, name=name: _sklearn(name, y[i], p[1][i]) - _sklearn(name, y[i], p[0][i])
+        res = _reference(
+            lambda i, name=name: _sklearn(name, y[i], p[1][i]) - _sklearn(name, y[i], p[0][i]),
+            by_class if stratified else None,
         )
         assert d.value == pytest.approx(_sklearn(name, y, p[1]) - _sklearn(name, y, p[0]))
-        ci = res.confidence_interval  # type: ignore[attr-defined]
+        ci = res.confidence_interval
         assert (d.low, d.high) == pytest.approx((ci.low, ci.high), rel=1e-9, abs=1e-12)
-        draws = res.bootstrap_distribution  # type: ignore[attr-defined]
+        draws = res.bootstrap_distribution
         rarer = min(int((draws <= 0).sum()), int((draws >= 0).sum()))
         assert d.p_value == pytest.approx(min(1.0, 2 * (1 + rarer) / 121))
-        se = res.standard_error  # type: ignore[attr-defined]
+        se = res.standard_error
         assert d.standard_error == pytest.approx(se, rel=1e-9)
         assert d.detectable == pytest.approx(2.801585 * se, rel=1e-6)
         assert d.detectable == pytest.approx(Z * se, rel=1e-12)
@@ -209,9 +218,9 @@ def test_detectable_effect_halves_with_four_times_the_labels(tmp_path: Path) -> 
         ids = [f"e{i}" for i in range(n)]
         labels = write(tmp_path / f"l{n}.jsonl", label_lines(ids, y.tolist()))
         files = [
-            write(tmp_path / f"{n}-{k}.jsonl", integer_classifier_lines(ids, probabilities(y, s, k + n), f"m{k}"))
-            for k, s in enumerate((1.0, 1.0))
-        ]  # fmt: skip
+            write(tmp_path / f"{n}-{k}.jsonl", integer_classifier_lines(ids, p, f"m{k}"))
+            for k, p in enumerate((probabilities(y, 1.0, n), probabilities(y, 1.0, n + 1)))
+        ]
         evaluation = _evaluation(labels, files, resamples=400)
         effects.append(evaluation.differences[0]["log_loss"].detectable)
     assert 0.35 < effects[1] / effects[0] < 0.65

@@ -141,13 +141,14 @@ def detectable_lines(evaluation: Evaluation) -> list[str]:
     factor = detectable_effect(1.0, evaluation.alpha, evaluation.power)
     lines = []
     for model, row in zip(evaluation.joined.models[1:], evaluation.differences, strict=True):
-        figures = ", ".join(f"{name} {_num(d.detectable)}" for name, d in row.items())
+        figures = ", ".join(
+            f"{name} {_num(d.detectable, plus_minus=True)}" for name, d in row.items()
+        )
         lines.append(
-            f"detectable effect, {model.label} vs first: with {len(evaluation.joined.ids)} "
-            f"labels, a true difference of at least {figures} is found with "
-            f"{evaluation.power:.0%} power at the {evaluation.alpha:.0%} level "
-            f"({factor:.2f} x the bootstrap standard error of the difference); "
-            "a smaller one likely reads as 'not better'"
+            f"detectable effect, {model.label} vs first ({len(evaluation.joined.ids)} labels; "
+            f"{evaluation.power:.0%} power at the {evaluation.alpha:.0%} level, {factor:.2f} x "
+            f"the bootstrap standard error of the difference): {figures}; "
+            "a smaller true difference likely reads as 'not better'"
         )
     return lines
 
@@ -235,9 +236,11 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _num(value: float, signed: bool = False) -> str:
+def _num(value: float, signed: bool = False, plus_minus: bool = False) -> str:
     if not math.isfinite(value):
         return "n/a"
+    if plus_minus:
+        return f"±{abs(value):.4f}"
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
