@@ -149,7 +149,10 @@ def read_labels(lines: Iterable[bytes], source: str) -> Labels:
     for where, item in _items(lines, source):
         if isinstance(item, Tombstone):
             if item.key is None:
-                raise BadInputError(f"{where}: a tombstone (null value) without a key: no label")
+                raise BadInputError(
+                    f"{where}: a tombstone (null value) without a key retracts no known label; "
+                    "key the labels topic by event id"
+                )
             event_id, label = item.key, None
         elif isinstance(item, dict) and "label" in item:
             event_id, label = _event_id(item.get("event_id"), where), item["label"]
