@@ -190,7 +190,7 @@ def test_metric_that_cannot_be_computed_has_no_p_value_and_says_why(
     assert run_cli([*args, "--require-better", "roc_auc"]) == 1
     out, err = capsys.readouterr()
     assert f"roc_auc: no interval and no p-value: {why} {counts}" in out
-    assert "warning" not in err.lower() and "roc_auc has no p-value" in err
+    assert "warning" not in err.lower() and "(no p-value: " in err
 
 
 def test_library_warnings_counted_and_said_once(
@@ -224,3 +224,17 @@ def test_detectable_effect_halves_with_four_times_the_labels(tmp_path: Path) -> 
         evaluation = _evaluation(labels, files, resamples=400)
         effects.append(evaluation.differences[0]["log_loss"].detectable)
     assert 0.35 < effects[1] / effects[0] < 0.65
+
+
+def test_gate_says_when_the_labels_are_too_few_to_tell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two models of equal quality on 100 labels: not better, and within the MDE."""
+    y = labels_with_positives(100, 50)
+    labels, predictions = _files(tmp_path, y, (1.0, 1.0))
+    args = ["evaluate", "--labels", str(labels), "--resamples", "200", "--metric", "accuracy"]
+    args += ["--predictions", str(predictions[0]), "--predictions", str(predictions[1])]
+    assert run_cli([*args, "--require-better", "accuracy"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gate: not better on accuracy: m1 1 m1 (") and err.count("\n") == 1
+    assert "within the detectable effect ±0." in err and "too few labels to tell" in err

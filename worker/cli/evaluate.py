@@ -16,7 +16,7 @@ from worker.cli.options import option
 from worker.errors import ExitCode
 from worker.replay.evaluate import ModelPredictions, join, read_labels, read_predictions
 from worker.replay.evaluate_metrics import metrics_for
-from worker.replay.evaluate_report import to_json, to_text
+from worker.replay.evaluate_report import gate_failure, to_json, to_text
 from worker.replay.evaluate_stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -79,11 +79,8 @@ def evaluate_command(**o: Any) -> int:
     _show(evaluation, o["as_json"], o["report"])
     if gate is None:
         return int(ExitCode.OK)
-    failing = not_better(evaluation, gate)
-    if failing:
-        why = evaluation.undefined.get(gate)
-        reason = f" ({gate} has no p-value: {why})" if why else ""
-        click.echo(f"gate: not better on {gate}: {', '.join(failing)}{reason}", err=True)
+    if not_better(evaluation, gate):
+        click.echo(gate_failure(evaluation, gate), err=True)
         return int(ExitCode.CHECK_FAILED)
     click.echo(f"gate: every challenger is better on {gate}", err=True)
     return int(ExitCode.OK)

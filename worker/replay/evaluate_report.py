@@ -153,6 +153,26 @@ def detectable_lines(evaluation: Evaluation) -> list[str]:
     return lines
 
 
+def gate_failure(evaluation: Evaluation, metric: str) -> str:
+    """The gate's line when some challenger is not better on ``metric``: each one, with its
+    difference, and whether that difference is within what the labels could detect."""
+    why = evaluation.undefined.get(metric)
+    if why is not None:
+        failing = [m.label for m in evaluation.joined.models[1:]]
+        return f"gate: not better on {metric}: {', '.join(failing)} (no p-value: {why})"
+    parts = []
+    for model, row in zip(evaluation.joined.models[1:], evaluation.differences, strict=True):
+        d = row[metric]
+        if d.better:
+            continue
+        note = f"{_num(d.value, signed=True)}, p {_p(d.p_value)}"
+        if abs(d.value) < d.detectable:
+            note += f", within the detectable effect {_num(d.detectable, plus_minus=True)}"
+            note += ": too few labels to tell"
+        parts.append(f"{model.label} ({note})")
+    return f"gate: not better on {metric}: {'; '.join(parts)}"
+
+
 def to_json(evaluation: Evaluation) -> dict[str, Any]:
     joined = evaluation.joined
     return {
