@@ -84,7 +84,11 @@ class Worker(RebalanceListener):
             clock,
         )
         self.watchdog = ModelWatchdog(
-            settings.model_timeout_s, offsets, self.observer, self.health, log  # real time
+            settings.model_timeout_s,
+            offsets,
+            self.observer,
+            self.health,
+            log,  # real time
         )
         self.summary = RunSummary()
         self.outputs = OutputGuard(settings.dlq_topic, log)
