@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,29 @@ def test_score_command_writes_model_errors_to_the_rejects_file(
     (reject,) = [orjson.loads(x) for x in (tmp_path / "rejects.jsonl").read_bytes().splitlines()]
     assert reject["line"] == 2 and reject["reason"] == "model_error"
     assert lines == [f"{source}:2: model_error: {reject['detail']}"]
+
+
+class _FailsTogether:
+    """The pipeline, except that a batch mixing two colours raises (as two datetimes in
+    different ISO forms make one ``pd.to_datetime`` call raise while each alone parses)."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self.classes_ = pipeline.classes_
+
+    def _check(self, frame: Any) -> None:
+        if frame["colour"].nunique() > 1:
+            raise ValueError("mixed forms in one batch")
+
+    def predict_proba(self, frame: Any) -> Any:
+        self._check(frame)
+        return self.pipeline.predict_proba(frame)
+
+
+def test_events_that_fail_only_together_are_each_scored_as_alone(bundle: Bundle) -> None:
+    mixed = dataclasses.replace(bundle, pipeline=_FailsTogether(bundle.pipeline))
+    inputs = _inputs([event(colour="red"), event(a=1.0, colour="blue"), event(a=2.0)])
+    scored = BatchScorer(mixed).score(inputs)
+    assert scored.rejected == [] and scored.indices == [0, 1, 2]
+    alone = BatchScorer(bundle)
+    assert scored.records == [alone.score([i]).records[0] for i in inputs]
