@@ -110,3 +110,20 @@ def test_timeout_0_reports_but_never_exits() -> None:
     clock.now += 3600
     dog.tick()
     assert seen.exits == [] and seen.stuck == [True]
+
+
+def test_a_batch_being_isolated_is_not_stuck_while_its_model_calls_return() -> None:
+    calls = [0]
+    seen, clock, out = _Seen(), _Clock(), io.StringIO()
+    dog = ModelWatchdog(
+        10.0, _Offsets(), seen, seen, EventLog(out), clock, seen.exits.append, lambda: calls[0]
+    )
+    dog.batch_started(EVENTS, {P0})
+    for _ in range(8):  # 32 s in all, a call every 4 s
+        clock.now += 4.0
+        calls[0] += 1
+        dog.tick()
+    assert seen.stuck == [] and seen.exits == [] and seen.in_progress[-1] == 32.0
+    clock.now += 10.0  # then one call does not return
+    dog.tick()
+    assert seen.stuck == [True] and seen.exits == [3]

@@ -110,6 +110,9 @@ class BatchScorer:
         )
         golden = [row.event for row in bundle.reference.golden]
         self._circuit = ModelCircuit(golden, bundle.predict_events)
+        self.isolating_calls = 0
+        """Model calls made isolating failing events, ever: a batch being isolated makes
+        many short calls, and the watchdog (``worker.live.watchdog``) sees them as progress."""
 
     def score(self, events: Sequence[InputEvent]) -> ScoredBatch:
         """Outcomes of one batch: a record per event scored, a rejection per event that
@@ -151,6 +154,7 @@ class BatchScorer:
         accepted, features = checked.accepted, self.bundle.manifest.features
 
         def score_alone(rows: Sequence[int]) -> Outputs:  # framed as if it came alone
+            self.isolating_calls += 1
             sub = check_batch([decoded[accepted[r]] for r in rows], features)
             return self.bundle.predict_model_frame(sub.frame)
 

@@ -83,12 +83,13 @@ class Worker(RebalanceListener):
             self.delivery.reinit,
             clock,
         )
-        self.watchdog = ModelWatchdog(
+        self.watchdog = ModelWatchdog(  # real time, not the loop's clock
             settings.model_timeout_s,
             offsets,
             self.observer,
             self.health,
-            log,  # real time
+            log,
+            calls=lambda: self.scorer.isolating_calls,
         )
         self.summary = RunSummary()
         self.outputs = OutputGuard(settings.dlq_topic, log)

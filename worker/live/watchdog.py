@@ -7,15 +7,17 @@ of the loop but ``batch_started``/``batch_finished`` around each scoring call:
 
 - every ``TICK_S`` it exports how long the batch in hand has been scored
   (``scoring_batch_in_progress_seconds``; 0 between batches);
-- past half of ``--model-timeout`` the batch is *stuck*: the worker is not ready, and
-  the lag of the partitions it owns (high watermark minus the group's committed offset,
-  or the batch's first offset where the group has none yet) is asked of the broker in a
-  helper thread (``worker.kafka.types.Call``) and exported, so lag alerts see the
-  backlog the stuck loop cannot report;
-- at ``--model-timeout`` it logs the scoring thread's stack (``model_timeout`` line),
-  writes one line on stderr and ends the process with exit 3 (``os._exit``: the loop's
-  thread cannot be interrupted). No transaction is open while a batch is scored, so
-  nothing is left half-written; the batch is read again by whoever gets its partitions.
+- past half of ``--model-timeout`` without a new model call (a batch being isolated,
+  ``worker.core.model_errors``, makes many short ones) the batch is *stuck*: the worker
+  is not ready, and the lag of the partitions it owns (high watermark minus the group's
+  committed offset, or the batch's first offset where the group has none yet) is asked
+  of the broker in a helper thread (``worker.kafka.types.Call``) and exported, so lag
+  alerts see the backlog the stuck loop cannot report;
+- at ``--model-timeout`` without a new model call it logs the scoring thread's stack
+  (``model_timeout`` line), writes one line on stderr and ends the process with exit 3
+  (``os._exit``: the loop's thread cannot be interrupted). No transaction is open while
+  a batch is scored, so nothing is left half-written; the batch is read again by
+  whoever gets its partitions.
 
 A batch that returns in time restores readiness and the gauge. ``--model-timeout 0``
 keeps the reporting and never exits.
@@ -72,6 +74,7 @@ class ModelWatchdog:
         log: EventLog,
         clock: Callable[[], float] = time.monotonic,
         exit_process: Callable[[int], None] = os._exit,
+        calls: Callable[[], int] = lambda: 0,
     ) -> None:
         self.timeout_s = timeout_s
         self.stuck_after_s = timeout_s / 2 if timeout_s else 30.0
@@ -81,6 +84,10 @@ class ModelWatchdog:
         self.log = log
         self.clock = clock
         self.exit_process = exit_process
+        self.calls = calls
+        """Model calls made so far in isolating (``BatchScorer.isolating_calls``)."""
+        self._calls_seen = (0, 0.0)
+        """(calls, when that count was first seen)."""
         self._batch: tuple[float, Sequence[InputEvent], frozenset[Partition], int] | None = None
         """(started, events, owned partitions, scoring thread id) of the batch in hand."""
         self._stuck = False
@@ -118,7 +125,12 @@ class ModelWatchdog:
 
     def _run(self) -> None:
         while not self._stop.wait(TICK_S):
-            self.tick()
+            try:
+                self.tick()
+            except Exception as exc:  # the watchdog must outlive its own surprises
+                self.log.limited(
+                    "watchdog", 60.0, "error", "error", during="watchdog", error=repr(exc)
+                )
 
     def tick(self) -> None:
         """One look (the thread's loop; tests call it directly)."""
@@ -129,9 +141,13 @@ class ModelWatchdog:
                 self.observer.set_batch_in_progress(0.0)
             return
         started, events, owned, thread_id = batch
-        elapsed = self.clock() - started
+        now = self.clock()
         self._shown = True
-        self.observer.set_batch_in_progress(elapsed)
+        self.observer.set_batch_in_progress(now - started)
+        calls = self.calls()
+        if calls != self._calls_seen[0]:  # isolating: another model call began since
+            self._calls_seen = (calls, now)
+        elapsed = now - max(started, self._calls_seen[1])
         if elapsed < self.stuck_after_s:
             return
         if not self._stuck:
