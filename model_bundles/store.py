@@ -39,9 +39,10 @@ def dump_model(pipeline: Any) -> bytes:
     when a step holds state skops cannot save; never a traceback.
     """
     try:
-        return sio.dumps(pipeline)
+        data: bytes = sio.dumps(pipeline)
     except Exception as exc:  # skops and the libraries raise anything here
         raise BadInputError(unsaveable_step(pipeline, exc)) from None
+    return data
 
 
 @dataclass(frozen=True)

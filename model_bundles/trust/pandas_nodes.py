@@ -69,7 +69,7 @@ def dtype_of(spec: dict[str, str]) -> Any:
         return np.dtype(spec["numpy"])
     if spec.get("string") in ("python", "pyarrow") and spec.get("na") in ("nan", "NA"):
         na_value = np.nan if spec["na"] == "nan" else pd.NA
-        return pd.StringDtype(spec["string"], na_value=na_value)  # type: ignore[call-overload]
+        return pd.StringDtype(spec["string"], na_value=na_value)
     if spec.get("pandas") in _EXTENSION:
         return pd.api.types.pandas_dtype(spec["pandas"])
     raise ValueError(f"not a dtype this scoring-worker saves: {spec}")
@@ -79,7 +79,9 @@ def _values(obj: pd.Series | pd.Index) -> np.ndarray[Any, Any]:
     """The values as numpy; a missing value of an extension dtype as None (pd.NA has no node)."""
     if isinstance(obj.dtype, np.dtype):
         return np.asarray(obj)
-    return obj.to_numpy(dtype=object, na_value=None)
+    values: np.ndarray[Any, Any] = np.asarray(obj.astype(object), dtype=object).copy()
+    values[np.asarray(obj.isna())] = None
+    return values
 
 
 def _header(obj: Any, loader: str) -> dict[str, Any]:
@@ -156,7 +158,7 @@ def dtype_get_state(obj: Any, save_context: SaveContext) -> dict[str, Any]:
     return {**_header(obj, DTYPE), "content": dtype_spec(obj)}
 
 
-class _PandasNode(Node):
+class _PandasNode(Node):  # type: ignore[misc]
     """Builds one pandas type, and only that type, from reviewed parts."""
 
     builds: str = ""
@@ -186,7 +188,8 @@ class SeriesNode(_PandasNode):
     def _construct(self) -> pd.Series:
         dtype = dtype_of(self.content["dtype"])
         index, name = self._child("index"), self._child("name")
-        return pd.Series(self._child("values"), index=index, name=name, dtype=dtype)
+        series: pd.Series = pd.Series(self._child("values"), index=index, name=name, dtype=dtype)
+        return series
 
 
 class IndexNode(_PandasNode):
@@ -194,7 +197,8 @@ class IndexNode(_PandasNode):
 
     def _construct(self) -> pd.Index:
         dtype = dtype_of(self.content["dtype"])
-        return pd.Index(self._child("values"), dtype=dtype, name=self._child("name"))
+        index: pd.Index = pd.Index(self._child("values"), dtype=dtype, name=self._child("name"))
+        return index
 
 
 class RangeIndexNode(_PandasNode):
