@@ -128,6 +128,21 @@ def test_catboost_round_trips(tmp_path: Path) -> None:
                tmp_path / "b", "catboost")  # fmt: skip
 
 
+def test_catboost_with_its_own_categorical_handling_round_trips(tmp_path: Path) -> None:
+    """CatBoost encodes the string column itself (``cat_features``), on a pandas frame."""
+    from catboost import CatBoostClassifier
+
+    fill = SimpleImputer(strategy="constant", fill_value="missing")
+    prep = ColumnTransformer(
+        [("cat", fill, CATEGORICAL)], remainder="passthrough", verbose_feature_names_out=False
+    ).set_output(transform="pandas")
+    model = CatBoostClassifier(
+        iterations=20, depth=3, verbose=0, random_seed=0, thread_count=1,
+        allow_writing_files=False, cat_features=CATEGORICAL,
+    )  # fmt: skip
+    round_trip(Pipeline([("prep", prep), ("model", model)]), tmp_path / "b", "catboost")
+
+
 def _category_encoders() -> list[str]:
     import category_encoders
 
