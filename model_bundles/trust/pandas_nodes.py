@@ -69,7 +69,12 @@ def dtype_of(spec: dict[str, str]) -> Any:
         return np.dtype(spec["numpy"])
     if spec.get("string") in ("python", "pyarrow") and spec.get("na") in ("nan", "NA"):
         na_value = np.nan if spec["na"] == "nan" else pd.NA
-        return pd.StringDtype(spec["string"], na_value=na_value)
+        try:
+            return pd.StringDtype(spec["string"], na_value=na_value)
+        except ImportError:
+            # the live worker leaves pyarrow out (worker.live.lean): the same strings in
+            # pandas' own storage, which compares, hashes and looks up identically
+            return pd.StringDtype("python", na_value=na_value)
     if spec.get("pandas") in _EXTENSION:
         return pd.api.types.pandas_dtype(spec["pandas"])
     raise ValueError(f"not a dtype this scoring-worker saves: {spec}")

@@ -62,14 +62,14 @@ def events_of(frame: pd.DataFrame) -> list[InputEvent]:
     ]
 
 
-def round_trip(pipeline: Any, out: Path, package: str | None) -> None:
+def round_trip(pipeline: Any, out: Path, package: str | None, frame: pd.DataFrame = FRAME) -> None:
     """Fit, build, refuse without trust, load with it, score the rows as events: bit for bit."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipeline.fit(FRAME[FEATURES], FRAME["y"])
-        expected = np.asarray(pipeline.predict_proba(FRAME[FEATURES]), dtype=np.float64)
+        pipeline.fit(frame[FEATURES], frame["y"])
+        expected = np.asarray(pipeline.predict_proba(frame[FEATURES]), dtype=np.float64)
         manifest = build_bundle(
-            pipeline, FRAME, out, name="library", version="1", target="y",
+            pipeline, frame, out, name="library", version="1", target="y",
             numeric=NUMERIC, categorical=CATEGORICAL,
         )  # fmt: skip
     if package is None:
@@ -81,7 +81,7 @@ def round_trip(pipeline: Any, out: Path, package: str | None) -> None:
             load_bundle(out)
         bundle = load_bundle(out, trust_packages=[package])
     assert bundle.selfcheck.ok
-    scored = BatchScorer(bundle).score(events_of(FRAME))
+    scored = BatchScorer(bundle).score(events_of(frame))
     assert not scored.rejected
     assert scored.outputs.scores is not None
     served = np.asarray(scored.outputs.scores, dtype=np.float64)
@@ -166,7 +166,20 @@ def test_each_category_encoder_round_trips(name: str, tmp_path: Path) -> None:
     round_trip(pipeline, tmp_path / "b", "category_encoders")
 
 
-FEATURE_ENGINE: dict[str, Callable[[], Any]] = {}
+@pytest.mark.parametrize("name", ["TargetEncoder", "OrdinalEncoder", "OneHotEncoder", "WOEEncoder"])
+def test_category_encoders_fitted_on_a_read_csv_frame_round_trip(name: str, tmp_path: Path) -> None:
+    """pandas 3 reads the string column as its Arrow-backed ``str`` dtype: the encoder's
+    fitted mapping holds it, and it must come back (in the worker, without pyarrow too)."""
+    import category_encoders
+
+    FRAME.to_csv(tmp_path / "train.csv", index=False)
+    frame = pd.read_csv(tmp_path / "train.csv")
+    assert str(frame["colour"].dtype) == "str"
+    pipeline = Pipeline(
+        [("encode", getattr(category_encoders, name)(cols=CATEGORICAL)),
+         ("impute", SimpleImputer()), ("model", LogisticRegression())]
+    )  # fmt: skip
+    round_trip(pipeline, tmp_path / "b", "category_encoders", frame)
 
 
 def _feature_engine_steps() -> dict[str, Callable[[], list[tuple[str, Any]]]]:

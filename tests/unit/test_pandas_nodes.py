@@ -89,3 +89,26 @@ def test_a_tampered_dtype_spec_is_refused_before_anything_is_built() -> None:
             archive.writestr(n, payload)
     with pytest.raises(ValueError, match="not a dtype this scoring-worker saves"):
         sio.loads(out.getvalue(), trusted=[])
+
+
+def test_an_arrow_backed_string_value_loads_where_pyarrow_is_left_out(tmp_path: Any) -> None:
+    """pandas 3 reads strings as the pyarrow-backed ``str`` dtype; the live worker leaves
+    pyarrow out (``worker.live.lean``) and gets the same strings in pandas' own storage."""
+    import subprocess
+    import sys
+
+    value = pd.Series(["a", None, "b"], index=pd.Index(["x", "y", "z"], dtype="str"), dtype="str")
+    (tmp_path / "v.skops").write_bytes(sio.dumps(value))
+    script = (
+        "import sys\n"
+        "from worker.live.lean import leave_out\n"
+        "leave_out()\n"
+        "import skops.io as sio\n"
+        "from model_bundles import store\n"
+        f"data = open({str(tmp_path / 'v.skops')!r}, 'rb').read()\n"
+        "v = sio.loads(data, trusted=sio.get_untrusted_types(data=data))\n"
+        "print(v.dtype, v.dtype.storage, v.index.dtype.storage, list(v),"
+        " 'pyarrow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["str", "python", "python", "['a',", "nan,", "'b']", "False"]
