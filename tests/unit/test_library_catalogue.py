@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,12 @@ def events_of(frame: pd.DataFrame) -> list[InputEvent]:
     ]
 
 
+def native_state(out: Path) -> list[bytes]:
+    """The files of the bundle's skops archive (its schema and the byte strings it holds)."""
+    with zipfile.ZipFile(out / "model.skops") as archive:
+        return [archive.read(name) for name in archive.namelist()]
+
+
 def round_trip(pipeline: Any, out: Path, package: str | None, frame: pd.DataFrame = FRAME) -> None:
     """Fit, build, refuse without trust, load with it, score the rows as events: bit for bit."""
     with warnings.catch_warnings():
@@ -95,6 +102,8 @@ def test_xgboost_round_trips(tmp_path: Path) -> None:
     model = XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1, random_state=0)
     round_trip(Pipeline([("prep", make_preprocessor(NUMERIC, CATEGORICAL)), ("model", model)]),
                tmp_path / "b", "xgboost")  # fmt: skip
+    # XGBoost's own UBJSON memory snapshot ({"Config": ..., "Model": ...}), a skops byte string
+    assert any(f.startswith(b"{L") and b"Config" in f[:32] for f in native_state(tmp_path / "b"))
 
 
 def test_xgboost_on_raw_missing_values_round_trips(tmp_path: Path) -> None:
@@ -115,6 +124,8 @@ def test_lightgbm_round_trips(tmp_path: Path) -> None:
     model = LGBMClassifier(n_estimators=20, num_leaves=7, min_child_samples=5, verbose=-1)
     round_trip(Pipeline([("prep", make_preprocessor(NUMERIC, CATEGORICAL)), ("model", model)]),
                tmp_path / "b", "lightgbm")  # fmt: skip
+    # LightGBM's own model text (Booster.model_to_string), a string in the skops schema
+    assert any(b"version=v4" in f and b"num_class=1" in f for f in native_state(tmp_path / "b"))
 
 
 def test_catboost_round_trips(tmp_path: Path) -> None:
@@ -126,6 +137,8 @@ def test_catboost_round_trips(tmp_path: Path) -> None:
     )  # fmt: skip
     round_trip(Pipeline([("prep", make_preprocessor(NUMERIC, CATEGORICAL)), ("model", model)]),
                tmp_path / "b", "catboost")  # fmt: skip
+    # CatBoost's own binary model (the bytes of save_model(format="cbm")), a skops byte string
+    assert any(f.startswith(b"CBM1") for f in native_state(tmp_path / "b"))
 
 
 def test_catboost_with_its_own_categorical_handling_round_trips(tmp_path: Path) -> None:
