@@ -41,7 +41,7 @@ SERIES, FRAME, INDEX, RANGE_INDEX, DTYPE = (
     "ScoringWorkerPandasRangeIndexNode",
     "ScoringWorkerPandasDtypeNode",
 )
-_NUMPY_DTYPE = re.compile(r"^[<>|=]?(b1|[iu][1248]|f[248]|O|[Mm]8\[(ns|us|ms|s)\])$")
+X
 """numpy dtypes a saved pandas value may have: bool, integers, floats, object,
 tz-naive datetime64/timedelta64 (nothing that names a Python type)."""
 _EXTENSION = frozenset(
@@ -54,7 +54,7 @@ _EXTENSION = frozenset(
 def dtype_spec(dtype: Any) -> dict[str, str]:
     """A dtype as plain text: ``{"numpy": "<i8"}``, ``{"pandas": "Int64"}`` or
     ``{"string": "pyarrow", "na": "nan"}``; UnsupportedTypeException otherwise."""
-    if isinstance(dtype, np.dtype) and _NUMPY_DTYPE.match(dtype.str):
+    if isinstance(dtype, np.dtype) and _NUMPY_DTYPE.fullmatch(dtype.str):
         return {"numpy": dtype.str}
     if isinstance(dtype, pd.StringDtype):
         return {"string": str(dtype.storage), "na": "nan" if dtype.na_value is not pd.NA else "NA"}
@@ -63,11 +63,28 @@ def dtype_spec(dtype: Any) -> dict[str, str]:
     raise UnsupportedTypeException(f"pandas values of dtype {dtype} cannot be saved exactly")
 
 
+def check_spec(spec: Any) -> None:
+    """ValueError unless ``spec`` is a ``dtype_spec`` this module writes (checked when the
+    tree is read, before skops builds anything)."""
+    valid = isinstance(spec, dict) and (
+        (set(spec) == {"numpy"} and bool(_NUMPY_DTYPE.fullmatch(str(spec["numpy"]))))
+        or (
+            set(spec) == {"string", "na"}
+            and spec["string"] in ("python", "pyarrow")
+            and spec["na"] in ("nan", "NA")
+        )
+        or (set(spec) == {"pandas"} and spec["pandas"] in _EXTENSION)
+    )
+    if not valid:
+        raise ValueError(f"not a dtype this scoring-worker saves: {spec}")
+
+
 def dtype_of(spec: dict[str, str]) -> Any:
     """The dtype a ``dtype_spec`` describes; ValueError for anything else."""
-    if "numpy" in spec and _NUMPY_DTYPE.match(spec["numpy"]):
+    check_spec(spec)
+    if "numpy" in spec:
         return np.dtype(spec["numpy"])
-    if spec.get("string") in ("python", "pyarrow") and spec.get("na") in ("nan", "NA"):
+    if "string" in spec:
         na_value = np.nan if spec["na"] == "nan" else pd.NA
         try:
             return pd.StringDtype(spec["string"], na_value=na_value)
@@ -75,9 +92,7 @@ def dtype_of(spec: dict[str, str]) -> Any:
             # the live worker leaves pyarrow out (worker.live.lean): the same strings in
             # pandas' own storage, which compares, hashes and looks up identically
             return pd.StringDtype("python", na_value=na_value)
-    if spec.get("pandas") in _EXTENSION:
-        return pd.api.types.pandas_dtype(spec["pandas"])
-    raise ValueError(f"not a dtype this scoring-worker saves: {spec}")
+    return pd.api.types.pandas_dtype(spec["pandas"])
 
 
 def _values(obj: pd.Series | pd.Index) -> np.ndarray[Any, Any]:
@@ -175,6 +190,10 @@ class _PandasNode(Node):  # type: ignore[misc]
         super().__init__(state, load_context, trusted)
         self.trusted = self._get_trusted(trusted, [f"pandas.{self.builds}"])
         self.content: dict[str, Any] = state["content"]
+        for spec in [self.content["dtype"]] if "dtype" in self.content else []:
+            check_spec(spec)
+        for spec in self.content.get("dtypes", []):
+            check_spec(spec)
         self.children = {
             key: get_tree(self.content[key], load_context, trusted=trusted)
             for key in self.node_keys
@@ -247,7 +266,7 @@ class DtypeNode(_PandasNode):
         self, state: dict[str, Any], load_context: LoadContext, trusted: Any = None
     ) -> None:
         super().__init__(state, load_context, trusted)
-        dtype = dtype_of(self.content)  # fails the audit-time tree walk on a bad spec
+        dtype = dtype_of(self.content)  # a bad spec fails here, when the tree is read
         self.trusted = self._get_trusted(trusted, [f"pandas.{type(dtype).__name__}"])
 
     def _construct(self) -> Any:
