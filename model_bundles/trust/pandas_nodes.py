@@ -41,7 +41,7 @@ SERIES, FRAME, INDEX, RANGE_INDEX, DTYPE = (
     "ScoringWorkerPandasRangeIndexNode",
     "ScoringWorkerPandasDtypeNode",
 )
-X
+_NUMPY_DTYPE = re.compile(r"[<>|=]?(b1|[iu][1248]|f[248]|O|[Mm]8\[(ns|us|ms|s)\])")
 """numpy dtypes a saved pandas value may have: bool, integers, floats, object,
 tz-naive datetime64/timedelta64 (nothing that names a Python type)."""
 _EXTENSION = frozenset(
