@@ -26,17 +26,44 @@ def unsaveable_step(pipeline: Any, error: BaseException) -> str:
     saved without pickle (<reason>); <what to do>``.
     """
     path, culprit, reason = _innermost(pipeline, "the pipeline", error)
-    cls = type(culprit)
+    return (
+        f"{_describe(path, culprit)} holds fitted state that cannot be saved without "
+        f"pickle ({reason}); replace the step with one that can (docs/catalogue.md lists "
+        "the libraries that round trip), or keep its fitted values as numpy arrays/plain "
+        "values in a transformer of your own module (build_bundle(..., code=[module]))"
+    )
+
+
+def untrustable_step(pipeline: Any, type_name: str) -> str:
+    """The one-line refusal for a pipeline whose saved form holds ``type_name``, a type no
+    option can trust (the standard library, numpy/scipy/sklearn outside the catalogue)."""
+    path, holder = _holder(pipeline, "the pipeline", type_name)
+    return (
+        f"{_describe(path, holder)} holds {type_name}, which is not in the reviewed "
+        "scikit-learn catalogue and can never be trusted (loading it could run code); "
+        "replace the step, or keep its fitted values as numpy arrays/plain values"
+    )
+
+
+def _describe(path: str, obj: Any) -> str:
+    """``step 'model' (lib.Class, lib 1.2.3)``."""
+    cls = type(obj)
     library = root(cls.__module__)
     version = package_versions([library]).get(library) or "not an installed package"
     where = path if path == "the pipeline" else f"step {path!r}"
-    return (
-        f"{where} ({cls.__module__}.{cls.__qualname__}, {library} {version}) holds fitted "
-        f"state that cannot be saved without pickle ({reason}); replace the step with one "
-        "that can (docs/catalogue.md lists the libraries that round trip), or keep its "
-        "fitted values as numpy arrays/plain values in a transformer of your own module "
-        "(build_bundle(..., code=[module]))"
-    )
+    return f"{where} ({cls.__module__}.{cls.__qualname__}, {library} {version})"
+
+
+def _holder(obj: Any, path: str, type_name: str) -> tuple[str, Any]:
+    """The innermost sub-estimator whose own saved form holds ``type_name``."""
+    for name, child in _sub_estimators(obj):
+        try:
+            holds = type_name in sio.get_untrusted_types(data=sio.dumps(child))
+        except Exception:
+            continue
+        if holds:
+            return _holder(child, name if path == "the pipeline" else f"{path} > {name}", type_name)
+    return path, obj
 
 
 def _innermost(obj: Any, path: str, error: BaseException) -> tuple[str, Any, str]:

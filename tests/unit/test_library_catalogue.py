@@ -281,3 +281,25 @@ def test_a_step_whose_state_cannot_be_saved_is_one_line_naming_it(tmp_path: Path
     assert message.startswith("step 'impute' (feature_engine.imputation.mean_median.")
     assert "feature_engine 1." in message and "replace the step" in message
     assert not (tmp_path / "b").exists()
+
+
+def test_a_step_holding_a_type_no_option_can_trust_is_one_line_naming_it(tmp_path: Path) -> None:
+    """A library keeping a standard-library object (here a Counter) in its fitted state."""
+    from collections import Counter
+
+    from feature_engine.imputation import MeanMedianImputer
+
+    imputer = MeanMedianImputer(variables=NUMERIC).fit(FRAME[FEATURES])
+    imputer.seen_ = Counter(["a", "b"])
+    pipeline = Pipeline(
+        [("impute", imputer), ("prep", make_preprocessor(NUMERIC, CATEGORICAL)),
+         ("model", LogisticRegression())]
+    ).fit(FRAME[FEATURES], FRAME["y"])  # fmt: skip
+    with pytest.raises(BadInputError) as refused:
+        build_bundle(pipeline, FRAME, tmp_path / "b", name="x", version="1", target="y",
+                     numeric=NUMERIC, categorical=CATEGORICAL)  # fmt: skip
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("step 'impute' (feature_engine.imputation.mean_median.")
+    assert "holds collections.Counter" in message and "can never be trusted" in message
+    assert not (tmp_path / "b").exists()
