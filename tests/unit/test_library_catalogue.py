@@ -69,15 +69,25 @@ def native_state(out: Path) -> list[bytes]:
         return [archive.read(name) for name in archive.namelist()]
 
 
-def round_trip(pipeline: Any, out: Path, package: str | None, frame: pd.DataFrame = FRAME) -> None:
-    """Fit, build, refuse without trust, load with it, score the rows as events: bit for bit."""
+def round_trip(
+    pipeline: Any,
+    out: Path,
+    package: str | None,
+    frame: pd.DataFrame = FRAME,
+    target: str = "y",
+) -> None:
+    """Fit, build, refuse without trust, load with it, score the rows as events: bit for bit
+    (``predict_proba`` for a classifier, ``predict`` for a regressor)."""
+    regression = target == "value"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipeline.fit(frame[FEATURES], frame["y"])
-        expected = np.asarray(pipeline.predict_proba(frame[FEATURES]), dtype=np.float64)
+        pipeline.fit(frame[FEATURES], frame[target])
+        ask = pipeline.predict if regression else pipeline.predict_proba
+        expected = np.asarray(ask(frame[FEATURES]), dtype=np.float64)
         manifest = build_bundle(
-            pipeline, frame, out, name="library", version="1", target="y",
+            pipeline, frame, out, name="library", version="1", target=target,
             numeric=NUMERIC, categorical=CATEGORICAL,
+            task="regression" if regression else "classification",
         )  # fmt: skip
     if package is None:
         assert manifest.trust.packages == {}
@@ -90,10 +100,30 @@ def round_trip(pipeline: Any, out: Path, package: str | None, frame: pd.DataFram
     assert bundle.selfcheck.ok
     scored = BatchScorer(bundle).score(events_of(frame))
     assert not scored.rejected
-    assert scored.outputs.scores is not None
-    served = np.asarray(scored.outputs.scores, dtype=np.float64)
+    outputs = scored.outputs.predictions if regression else scored.outputs.scores
+    assert outputs is not None
+    served = np.asarray(outputs, dtype=np.float64)
     assert served.shape == expected.shape
-    assert served.tobytes() == expected.tobytes(), np.flatnonzero((served != expected).any(1))
+    differs = np.flatnonzero((served != expected).reshape(len(served), -1).any(1))
+    assert served.tobytes() == expected.tobytes(), f"rows {differs[:10]} differ"
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm", "catboost"])
+def test_each_booster_regressor_round_trips(library: str, tmp_path: Path) -> None:
+    from catboost import CatBoostRegressor
+    from lightgbm import LGBMRegressor
+    from xgboost import XGBRegressor
+
+    model = {
+        "xgboost": lambda: XGBRegressor(n_estimators=15, max_depth=3, n_jobs=1, random_state=0),
+        "lightgbm": lambda: LGBMRegressor(n_estimators=20, min_child_samples=5, verbose=-1),
+        "catboost": lambda: CatBoostRegressor(
+            iterations=20, depth=3, verbose=0, random_seed=0, thread_count=1,
+            allow_writing_files=False,
+        ),
+    }[library]()  # fmt: skip
+    pipeline = Pipeline([("prep", make_preprocessor(NUMERIC, CATEGORICAL)), ("model", model)])
+    round_trip(pipeline, tmp_path / "b", library, target="value")
 
 
 def test_xgboost_round_trips(tmp_path: Path) -> None:
