@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from skops.io import _audit, _utils
 from skops.io._audit import Node, get_tree
+from skops.io._general import object_get_state
 from skops.io._protocol import PROTOCOL
 from skops.io._utils import LoadContext, SaveContext, get_state
 from skops.io.exceptions import UnsupportedTypeException
@@ -163,19 +164,43 @@ def frame_get_state(obj: pd.DataFrame, save_context: SaveContext) -> dict[str, A
         raise UnsupportedTypeException(f"{type(obj).__qualname__} (a pandas DataFrame subclass)")
     columns = [obj.iloc[:, i] for i in range(obj.shape[1])]
     specs = [dtype_spec(column.dtype) for column in columns]
+    values = [_values(column) for column in columns]
+    rebuilt = _frame(values, [dtype_of(spec) for spec in specs], obj.index, obj.columns)
+    if not (obj.equals(rebuilt) and list(obj.dtypes) == list(rebuilt.dtypes)):
+        raise UnsupportedTypeException("a pandas DataFrame that cannot be saved exactly")
     return {
         **_header(obj, FRAME),
         "content": {
             "dtypes": specs,
-            "values": [get_state(_values(column), save_context) for column in columns],
+            "values": [get_state(v, save_context) for v in values],
             "index": get_state(obj.index, save_context),
             "columns": get_state(obj.columns, save_context),
         },
     }
 
 
+def _frame(
+    values: list[Any], dtypes: list[Any], index: pd.Index, columns: pd.Index
+) -> pd.DataFrame:
+    """A frame from its columns' values, positionally (labels may repeat or be any type)."""
+    data = {
+        i: pd.Series(v, index=index, dtype=dtype)
+        for i, (v, dtype) in enumerate(zip(values, dtypes, strict=True))
+    }
+    frame = pd.DataFrame(data, index=index)
+    frame.columns = columns
+    return frame
+
+
 def dtype_get_state(obj: Any, save_context: SaveContext) -> dict[str, Any]:
-    return {**_header(obj, DTYPE), "content": dtype_spec(obj)}
+    """A dtype of the reviewed list by its spec; any other extension dtype as skops saved
+    it before (an object of its package, which then needs that package trusted)."""
+    try:
+        spec = dtype_spec(obj)
+    except UnsupportedTypeException:
+        state: dict[str, Any] = object_get_state(obj, save_context)
+        return state
+    return {**_header(obj, DTYPE), "content": spec}
 
 
 class _PandasNode(Node):  # type: ignore[misc]
@@ -249,13 +274,7 @@ class FrameNode(_PandasNode):
     def _construct(self) -> pd.DataFrame:
         index, columns = self._child("index"), self._child("columns")
         dtypes = [dtype_of(spec) for spec in self.content["dtypes"]]
-        data = {
-            i: pd.Series(node.construct(), index=index, dtype=dtype)
-            for i, (node, dtype) in enumerate(zip(self.column_values, dtypes, strict=True))
-        }
-        frame = pd.DataFrame(data, index=index)
-        frame.columns = columns
-        return frame
+        return _frame([node.construct() for node in self.column_values], dtypes, index, columns)
 
 
 class DtypeNode(_PandasNode):

@@ -73,6 +73,11 @@ def test_a_value_that_would_not_come_back_identical_is_refused_when_saving(value
         sio.dumps(value)
 
 
+def test_another_extension_dtype_is_saved_as_before_and_needs_its_package_trusted() -> None:
+    data = sio.dumps(pd.CategoricalDtype(["a", "b"]))
+    assert "pandas.CategoricalDtype" in sio.get_untrusted_types(data=data)
+
+
 def test_a_tampered_dtype_spec_is_refused_before_anything_is_built() -> None:
     data = sio.dumps(pd.Series([1.0, 2.0]))
     import io
