@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,26 @@ def native_state(out: Path) -> list[bytes]:
         return [archive.read(name) for name in archive.namelist()]
 
 
+@contextmanager
+def no_pickle() -> Iterator[None]:
+    """Any unpickling (pickle, its C module, joblib) inside the block fails the test."""
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("unpickling on the load path")
+
+    import _pickle
+    import pickle
+
+    import joblib
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (pickle, _pickle):
+            for name in ("load", "loads", "Unpickler"):
+                patch.setattr(module, name, refuse)
+        patch.setattr(joblib, "load", refuse)
+        yield
+
+
 def round_trip(
     pipeline: Any,
     out: Path,
@@ -89,16 +110,17 @@ def round_trip(
             numeric=NUMERIC, categorical=CATEGORICAL,
             task="regression" if regression else "classification",
         )  # fmt: skip
-    if package is None:
-        assert manifest.trust.packages == {}
-        bundle = load_bundle(out)
-    else:
-        assert package in manifest.trust.packages
-        with pytest.raises(BundleError, match=f"needs --trust-package {package}"):
-            load_bundle(out)
-        bundle = load_bundle(out, trust_packages=[package])
-    assert bundle.selfcheck.ok
-    scored = BatchScorer(bundle).score(events_of(frame))
+    with no_pickle():
+        if package is None:
+            assert manifest.trust.packages == {}
+            bundle = load_bundle(out)
+        else:
+            assert package in manifest.trust.packages
+            with pytest.raises(BundleError, match=f"needs --trust-package {package}"):
+                load_bundle(out)
+            bundle = load_bundle(out, trust_packages=[package])
+        assert bundle.selfcheck.ok
+        scored = BatchScorer(bundle).score(events_of(frame))
     assert not scored.rejected
     outputs = scored.outputs.predictions if regression else scored.outputs.scores
     assert outputs is not None
