@@ -28,6 +28,7 @@ from model_bundles.proof import (
     proof_sample,
     prove_and_place,
     prove_served,
+    refuse_unnamed_functions,
     reproducible_scoring,
     staging_dir,
 )
@@ -81,7 +82,10 @@ def build_from_frame(
         labelled, target, task, config.data.test_size, config.data.split_seed
     )
     pipeline = make_pipeline(numeric, categorical, estimator)
-    pipeline.fit(normalize_frame(train, specs), training.label_array(train[target], task))
+    # the frame the pipeline is fitted on, features in canonical form: what it serves
+    train = train.assign(**normalize_frame(train, specs))
+    holdout = holdout.assign(**normalize_frame(holdout, specs))
+    pipeline.fit(train[[s.name for s in specs]], training.label_array(train[target], task))
     return build_bundle(
         pipeline,
         train,
@@ -123,7 +127,7 @@ def build_bundle(
 ) -> Manifest:
     """Python API: save an already fitted pipeline with everything needed to reproduce it.
 
-    ``train`` is the frame it was fitted on (features + target); ``holdout``, when
+    ``train`` is the frame it was fitted on (features as fitted + target); ``holdout``, when
     given, supplies the golden sample and metrics (else the training rows do).
     ``features`` may be omitted: then ``numeric``/``categorical`` name them (and
     without those, the pipeline's ``feature_names_in_``, each column's kind from its
@@ -142,13 +146,13 @@ def build_bundle(
     task = task or ("classification" if hasattr(pipeline, "classes_") else "regression")
     named = [*numeric, *categorical, *(f.name for f in features or ())]
     training.refuse_id_feature(id_column, named)
+    refuse_unnamed_functions(pipeline)
     specs = (
         list(features) if features else _probe_specs(pipeline, train, numeric, categorical, task)
     )
     specs = fitted_order(pipeline, specs, feature_order_confirmed)
     code_files = pack(code)
-    team_frame = proof_sample(train)
-    team_frame = normalize_frame(team_frame, specs).set_axis(team_frame.index)
+    team_frame = proof_sample(train)[[s.name for s in specs]]
     with reproducible_scoring(pipeline) as scoring_params:
         team_outputs = predict_outputs(pipeline, team_frame, task)
         model = canonical_skops(sio.dumps(pipeline))
@@ -284,6 +288,9 @@ def _probe_specs(
     _require_columns(train, [*numeric, *categorical], None)
     draft = _feature_specs(train, numeric, categorical, nullable=set(), typed=True)
     row = normalize_frame(train.head(1), draft)
+    fitted = [str(n) for n in getattr(pipeline, "feature_names_in_", ())]
+    if sorted(fitted) == sorted(row.columns):  # the probe must pass the fitted order's check
+        row = row[fitted]
     nullable: set[str] = set()
     for spec in draft:
         probe = row.copy()

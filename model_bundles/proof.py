@@ -113,6 +113,26 @@ def _no_names(pipeline: Any, expected: list[str]) -> str:
     )
 
 
+def refuse_unnamed_functions(pipeline: Any) -> None:
+    """BadInputError naming the parameter for a lambda or a function defined inside
+    another one: a model file refers to functions by module and name, and these have
+    none that loads (``module 'teamfeat' has no attribute '<lambda>'``)."""
+    params = pipeline.get_params(deep=True) if hasattr(pipeline, "get_params") else {}
+    for key, value in sorted(params.items()):
+        name = getattr(value, "__qualname__", None)
+        if not callable(value) or isinstance(value, type) or not isinstance(name, str):
+            continue
+        if "<lambda>" in name or "<locals>" in name:
+            code = getattr(value, "__code__", None)
+            where = f" ({code.co_filename}, line {code.co_firstlineno})" if code else ""
+            what = "a lambda" if "<lambda>" in name else f"a nested function {name}"
+            raise BadInputError(
+                f"{key} is {what}{where}: a bundle refers to a function by its module and "
+                "name, and this one has none; write it as a def at the top level of a "
+                "module, pass that function, and pack the module with code=[module]"
+            )
+
+
 def declared_trust(model: bytes, code: dict[str, bytes]) -> TrustSpec:
     """The trust a model file needs: third-party packages with versions, and the code."""
     modules = code_modules(code)
@@ -207,7 +227,7 @@ def prove_served(bundle: Bundle, team_frame: pd.DataFrame, expected: Outputs) ->
     if checked.rejected:
         row, rejection = checked.rejected[0]
         raise BadInputError(
-            f"the bundle would reject training row {labels[row]!r} (index label) sent as "
+            f"the bundle would reject training row index {labels[row]!r} sent as "
             f"JSON: {rejection.reason.value}: {rejection.detail}"
         )
     served = bundle.predict_model_frame(checked.frame)
@@ -217,7 +237,7 @@ def prove_served(bundle: Bundle, team_frame: pd.DataFrame, expected: Outputs) ->
         for i, one in enumerate(single[: len(events)]):
             if _differing_rows(_row(served, i), one):
                 raise BadInputError(
-                    f"training row {labels[i]!r} (index label) scores differently alone than "
+                    f"training row index {labels[i]!r} scores differently alone than "
                     "among the other rows: the pipeline is not row-independent"
                 )
         return len(events)
@@ -229,12 +249,12 @@ def prove_served(bundle: Bundle, team_frame: pd.DataFrame, expected: Outputs) ->
                 f"the bundle would serve other scores than the pipeline: column "
                 f"{feature.name!r} (fitted {fitted[feature.name].dtype}, served "
                 f"{checked.frame[feature.name].dtype}) differs first at training row "
-                f"{labels[row]!r} (index label): {_value(fitted[feature.name], row)} fitted, "
+                f"index {labels[row]!r}: {_value(fitted[feature.name], row)} fitted, "
                 f"{_value(checked.frame[feature.name], row)} served"
             )
     raise BadInputError(
         f"the bundle would serve other scores than the pipeline on {len(differing)} of "
-        f"{len(events)} training rows, first row {labels[differing[0]]!r} (index label), "
+        f"{len(events)} training rows, first row index {labels[differing[0]]!r}, "
         "although the frames are equal: the pipeline's outputs are not reproducible"
     )
 
