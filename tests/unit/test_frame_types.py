@@ -320,7 +320,12 @@ def team_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType
         sys.modules.pop("i25_team_steps", None)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate])
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.generate],
+)
 @given(frame=_mixed_frames())
 def test_mixed_dtype_frames_fitted_as_they_are_serve_the_pipeline(
     frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory, team_module: ModuleType
@@ -430,3 +435,75 @@ def test_a_dtype_without_a_json_form_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="column 'wait': dtype timedelta64"):
         build_bundle(pipeline, frame, tmp_path / "b", name="t", version="1", target="label",
                      numeric=["wait"])  # fmt: skip
+
+
+# --- bundle check and inspect ---
+
+
+@pytest.fixture(scope="module")
+def csv_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("csv")
+    frame = _notebook_csv(folder)
+    pipeline = make_pipeline(
+        ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), ["zone", "flag"])]),
+        LogisticRegression(),
+    ).fit(frame[["zone", "flag"]], frame["label"])
+    build_bundle(pipeline, frame, folder / "b", name="t", version="1", target="label",
+                 categorical=["zone", "flag"])  # fmt: skip
+    return folder / "b"
+
+
+def _write_sample(path: Path, events: list[Any]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events) + b"not json\n")
+    return path
+
+
+def test_bundle_check_reports_rates_and_dead_letters(
+    csv_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worker.cli.main import run_cli
+
+    events = [
+        {"zone": 3, "flag": True},
+        {"zone": 9, "flag": False},  # unknown category: scored
+        {"zone": "3", "flag": True},  # wrong_type
+        {"zone": 2},  # flag absent: missing_feature
+        {"zone": 1, "flag": None},  # null, not imputed: missing_feature
+    ]
+    sample = _write_sample(tmp_path / "sample.jsonl", events)
+    assert run_cli(["bundle", "check", str(csv_bundle), "--events", str(sample), "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    zone, flag = report["features"]
+    assert (report["events"], report["objects"]) == (6, 5)
+    assert (zone["dtype"], zone["present_rate"], zone["type_mismatch_rate"]) == ("int64", 1, 0.2)
+    assert zone["unknown_category_rate"] == 0.25  # 9 of the 4 well-typed values
+    assert (flag["absent_rate"], flag["null_rate"], flag["present_rate"]) == (0.2, 0.2, 0.6)
+    assert report["dead_letters"] == {"invalid_json": 1, "missing_feature": 2, "wrong_type": 1}
+    assert report["dead_letter_rate"] == 4 / 6 and report["mostly_absent"] == []
+    assert run_cli(["bundle", "check", str(csv_bundle), "--events", str(sample)]) == 0
+    table = capsys.readouterr().out
+    assert "would be dead letters: 66.7% (invalid_json 16.7%, missing_feature 33.3%" in table
+    assert "zone *   int64  100.0%   0.0%    0.0%   20.0%       25.0%" in table
+
+
+def test_bundle_check_fails_when_a_needed_feature_is_mostly_absent(
+    csv_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worker.cli.main import run_cli
+
+    sample = _write_sample(tmp_path / "s.jsonl", [{"zone": 1}, {"zone": 2}, {"zone": 3, "flag": 1}])
+    assert run_cli(["bundle", "check", str(csv_bundle), "--events", str(sample)]) == 1
+    assert "feature 'flag' is absent from most events: the model needs it" in (
+        capsys.readouterr().out
+    )
+
+
+def test_bundle_inspect_prints_the_fitted_types(
+    csv_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worker.cli.main import run_cli
+
+    assert run_cli(["bundle", "inspect", str(csv_bundle)]) == 0
+    assert "features: zone (categorical, int64), flag (categorical, bool)" in (
+        capsys.readouterr().out
+    )
