@@ -256,7 +256,7 @@ def _feature_specs(
                 seen = sorted(t for t in texts if t is not None)
             spec = FeatureSpec(
                 name=name,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 dtype=dtype,
                 nullable=name in nullable,
                 categories=seen,

@@ -37,7 +37,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -169,8 +169,9 @@ class CategoryType(FrameType):
         super().__init__(dtype)
         self.pandas_dtype = pd.CategoricalDtype(spec.categories, ordered=spec.ordered)
         self.known = frozenset(spec.categories)
-        kinds = {type(c) for c in spec.categories}
-        self.types = {float: frozenset({int, float})}.get(next(iter(kinds)), frozenset(kinds))
+        kinds: frozenset[type] = frozenset(type(c) for c in spec.categories)
+        # a float category is a JSON number: 1 and 1.0 are the same category
+        self.types = frozenset({int, float}) if kinds == {float} else kinds
         more = " ..." if len(spec.categories) > 10 else ""
         shown = ", ".join(map(repr, spec.categories[:10])) + more
         self.expected = f"one of the category dtype's categories ({shown})"
@@ -189,7 +190,8 @@ class DatetimeType(FrameType):
 
     def __init__(self, dtype: str) -> None:
         super().__init__(dtype)
-        self.unit: str = np.datetime_data(np.dtype(dtype.split(",")[0].rstrip("]") + "]"))[0]
+        unit = np.datetime_data(np.dtype(dtype.split(",")[0].rstrip("]") + "]"))[0]
+        self.unit: Literal["s", "ms", "us", "ns"] = unit  # type: ignore[assignment]
         self.tz: Any = getattr(self.pandas_dtype, "tz", None)
         self.expected = f"an ISO 8601 date-time string (to {self.unit})"
 
@@ -273,10 +275,10 @@ def fitted_type(column: pd.Series, name: str) -> tuple[str, CategoryDtypeSpec | 
             )
         return "category", CategoryDtypeSpec(categories=categories, ordered=bool(dtype.ordered))
     if text == "object":
-        kinds = {type(v).__name__ for v in column.dropna().tolist() if not isinstance(v, str)}
-        if kinds:
+        others = {type(v).__name__ for v in column.dropna().tolist() if not isinstance(v, str)}
+        if others:
             raise BadInputError(
-                f"column {name!r}: an object column holding {', '.join(sorted(kinds))} values "
+                f"column {name!r}: an object column holding {', '.join(sorted(others))} values "
                 "has no single JSON form; convert it (.astype('str'), 'Int64', 'float64' "
                 "or 'boolean') before fitting"
             )

@@ -15,7 +15,7 @@ one value at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -329,14 +329,17 @@ def _fitted_column(column: pd.Series, feature: FeatureSpec) -> Any:
     return column.array
 
 
+def _canonical_json(value: Any) -> Any:
+    return None if is_missing(value) else value
+
+
 def frame_to_events(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> list[dict[str, Any]]:
     """The inverse of ``events_to_frame``: rows as the JSON values a producer writes
     (NaN, NA, NaT -> None; numpy scalars -> Python; datetimes -> ISO 8601 text)."""
     normalized = normalize_frame(frame, features)
     names = [f.name for f in features]
-    encoders = [
-        (lambda v: None if is_missing(v) else v) if f.canonical else frame_type(f).to_json
-        for f in features
+    encoders: list[Callable[[Any], Any]] = [
+        _canonical_json if f.canonical else frame_type(f).to_json for f in features
     ]
     out: list[dict[str, Any]] = []
     for row in normalized.itertuples(index=False, name=None):

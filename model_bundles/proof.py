@@ -165,7 +165,7 @@ def prove_and_place(
     staging: Path,
     out_dir: Path,
     trust: TrustSpec,
-    prove: Callable[[Bundle], None] = lambda bundle: None,
+    prove: Callable[[Bundle], object] = lambda bundle: None,
 ) -> None:
     """Load what was written with the trust it declares, run ``prove`` on it (e.g.
     ``prove_served``); only then put it at ``out_dir``.
@@ -243,14 +243,14 @@ def prove_served(bundle: Bundle, team_frame: pd.DataFrame, expected: Outputs) ->
         return len(events)
     fitted = team_frame.reset_index(drop=True)
     for feature in bundle.features:
-        row = _first_difference(checked.frame[feature.name], fitted[feature.name])
-        if row is not None:
+        first = _first_difference(checked.frame[feature.name], fitted[feature.name])
+        if first is not None:
             raise BadInputError(
                 f"the bundle would serve other scores than the pipeline: column "
                 f"{feature.name!r} (fitted {fitted[feature.name].dtype}, served "
                 f"{checked.frame[feature.name].dtype}) differs first at training row "
-                f"index {labels[row]!r}: {_value(fitted[feature.name], row)} fitted, "
-                f"{_value(checked.frame[feature.name], row)} served"
+                f"index {labels[first]!r}: {_value(fitted[feature.name], first)} fitted, "
+                f"{_value(checked.frame[feature.name], first)} served"
             )
     raise BadInputError(
         f"the bundle would serve other scores than the pipeline on {len(differing)} of "

@@ -145,7 +145,8 @@ def float_values(values: Any) -> npt.NDArray[np.float64]:
         return seconds
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         return values
-    return pd.array(values).to_numpy(dtype=np.float64, na_value=math.nan)
+    floats: npt.NDArray[np.float64] = pd.array(values).to_numpy(dtype=np.float64, na_value=math.nan)
+    return floats
 
 
 # --- events ---------------------------------------------------------------------------------
