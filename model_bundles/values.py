@@ -143,10 +143,13 @@ def float_values(values: Any) -> npt.NDArray[np.float64]:
         seconds = stamps.as_unit("ns").asi8.astype(np.float64) / 1e9
         seconds[stamps.isna()] = math.nan
         return seconds
-    if isinstance(values, np.ndarray) and values.dtype == np.float64:
-        return values
-    floats: npt.NDArray[np.float64] = pd.array(values).to_numpy(dtype=np.float64, na_value=math.nan)
-    return floats
+    try:  # the hot path (drift bins of every batch): float64 columns cost nothing here
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):  # e.g. a masked array whose NA numpy cannot cast
+        floats: npt.NDArray[np.float64] = pd.array(values).to_numpy(
+            dtype=np.float64, na_value=math.nan
+        )
+        return floats
 
 
 # --- events ---------------------------------------------------------------------------------

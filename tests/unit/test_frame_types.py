@@ -507,3 +507,57 @@ def test_bundle_inspect_prints_the_fitted_types(
     assert "features: zone (categorical, int64), flag (categorical, bool)" in (
         capsys.readouterr().out
     )
+
+
+# --- the event model (JSON Schema for producers) agrees with the worker's check ---
+
+FITTED = [
+    FeatureSpec(name="small", kind="numeric", dtype="int8", nullable=False),
+    FeatureSpec(name="count", kind="numeric", dtype="Int64", nullable=True),
+    FeatureSpec(name="ratio", kind="numeric", dtype="float32", nullable=True),
+    FeatureSpec(name="flag", kind="categorical", dtype="bool", nullable=False),
+    FeatureSpec(name="maybe", kind="categorical", dtype="boolean", nullable=True),
+    FeatureSpec(name="code", kind="categorical", dtype="str", nullable=True),
+    FeatureSpec(
+        name="grade",
+        kind="categorical",
+        dtype="category",
+        nullable=True,
+        category_dtype={"categories": [1, 2, 3], "ordered": True},
+    ),
+    FeatureSpec(
+        name="level",
+        kind="categorical",
+        dtype="category",
+        nullable=False,
+        category_dtype={"categories": [0.5, 2.0], "ordered": False},
+    ),
+]
+_json_value = (
+    st.none()
+    | st.booleans()
+    | st.integers(-200, 200)
+    | st.integers()
+    | st.sampled_from([0.5, 2.0, 2, 1e300, 3.5])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=3)
+)
+
+
+@settings(max_examples=400)
+@given(data=st.data())
+def test_event_model_accepts_exactly_what_check_event_accepts_for_fitted_dtypes(
+    data: st.DataObject,
+) -> None:
+    from pydantic import ValidationError
+
+    from model_bundles.events import check_event
+    from schemas.events import event_model
+
+    event = {f.name: data.draw(_json_value) for f in FITTED if data.draw(st.integers(0, 9))}
+    try:
+        event_model(FITTED).model_validate(event)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted == (check_event(event, FITTED) is None)
