@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from model_bundles.values import category_text, float_values
 from schemas.manifest import FeatureSpec, Label
 
 NUMERIC_BINS = 10
@@ -172,9 +173,10 @@ def feature_references(
         column = frame[feature.name]
         reference: Distribution
         if feature.kind == "numeric":
-            reference = numeric_reference(column.to_numpy(dtype=np.float64))
+            reference = numeric_reference(float_values(column))
         else:
-            reference = categorical_reference(column.tolist(), feature.categories or [])
+            texts = column.tolist() if feature.canonical else list(map(category_text, column))
+            reference = categorical_reference(texts, feature.categories or [])
         if not reference.has_data:
             warnings.warn(
                 f"feature {feature.name} has no value in the training data "

@@ -41,8 +41,8 @@ def reference_outputs(
     """
     if holdout is not None and len(holdout) >= MIN_REFERENCE_ROWS:
         return holdout_outputs
-    every_row = train if holdout is None else pd.concat([train, holdout], ignore_index=True)
-    return predict_outputs(pipeline, normalize_frame(every_row, specs), task)
+    frames = [normalize_frame(f, specs) for f in (train, holdout) if f is not None]
+    return predict_outputs(pipeline, pd.concat(frames, ignore_index=True), task)
 
 
 def golden_rows(events: list[dict[str, Any]], outputs: Outputs) -> list[GoldenRow]:

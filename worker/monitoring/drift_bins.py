@@ -27,7 +27,7 @@ import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
 from model_bundles.reference import CategoricalReference, Distribution, Reference
-from model_bundles.values import category_text
+from model_bundles.values import category_text, float_values
 from schemas.manifest import FeatureSpec, Label
 from worker.monitoring.drift import NO_DATA, Counts, DriftStats, Floats, drift_stats
 
@@ -42,7 +42,7 @@ class NumericBinner:
 
     def count(self, values: Values) -> Counts:
         """Counts per bin, then the number of NaN values (length bins + 1)."""
-        v = np.asarray(values, dtype=np.float64)
+        v = float_values(values)  # numbers, booleans, datetimes (seconds since the epoch)
         index = np.searchsorted(self.edges, v, side="left")
         index[np.isnan(v)] = self.bins
         return np.bincount(index, minlength=self.bins + 1).astype(np.int64, copy=False)
