@@ -2,7 +2,7 @@
 # scoring-worker container image.
 #
 #   docker build -t scoring-worker .
-#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp \
+#   docker run --rm -p 8000:8000 --read-only \
 #     -e SCORING_WORKER_BOOTSTRAP_SERVERS=kafka:9092 -e SCORING_WORKER_INPUT_TOPIC=events \
 #     -e SCORING_WORKER_OUTPUT_TOPIC=predictions -e SCORING_WORKER_DLQ_TOPIC=dead-letters \
 #     scoring-worker

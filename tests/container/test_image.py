@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from kafka_broker import create_topic, poll_until, unique_topic
-from podman import HARDENED, Replica, podman, research_in_image
+from podman import HARDENED, OPENSHIFT, Replica, podman, research_in_image
 from worker_harness import make_stream, produce_stream
 from worker_verify import (
     GroupWatch,
@@ -95,6 +95,38 @@ def test_two_replicas_score_2000_events_exactly_once(
     rejected = Counter(r for r in stream.reasons if r)
     letters = read_with_headers(bootstrap, topics["dlq"], sum(rejected.values()))
     assert Counter(x.headers["scoring.reason"].decode() for x in letters) == rejected
+
+
+def test_no_writable_filesystem_and_an_unknown_uid(
+    image: str, bootstrap: str, tmp_path: Path
+) -> None:
+    """Issue 28, 3: read-only root, no /tmp mount, uid 12345 without a passwd entry,
+    HOME=/: nothing at start-up writes; 500 events scored, exit 0 when idle."""
+    probe = podman("run", "--rm", *OPENSHIFT, "--entrypoint", "python", image, "-c", PROBE)
+    assert "/tmp/probe writable" not in probe.stdout.splitlines(), "the run is not read-only"
+    assert "uid 12345 0" in probe.stdout.splitlines()
+    verify = podman("run", "--rm", *OPENSHIFT, image, "bundle", "verify", "/opt/bundles/penguins")
+    assert "golden sample" in verify.stdout + verify.stderr
+    stream = make_stream(tmp_path, 500, seed=28, poison_rate=0.02)
+    research = research_in_image(image, stream.path, tmp_path / "research")
+    topics = {k: unique_topic(f"ct-ro-{k}") for k in ("in", "out", "dlq")}
+    for name in topics.values():
+        create_topic(bootstrap, name, 1)
+    produce_stream(bootstrap, topics["in"], stream)
+    env = {
+        "SCORING_WORKER_BOOTSTRAP_SERVERS": bootstrap,
+        "SCORING_WORKER_INPUT_TOPIC": topics["in"],
+        "SCORING_WORKER_OUTPUT_TOPIC": topics["out"],
+        "SCORING_WORKER_DLQ_TOPIC": topics["dlq"],
+        "SCORING_WORKER_GROUP_ID": unique_topic("ct-ro-group"),
+        "SCORING_WORKER_METRICS_PORT": "0",
+    }
+    flags = [f"--env={k}={v}" for k, v in env.items()]
+    done = podman("run", "--rm", "--network", "host", *OPENSHIFT, *flags, image, "run",
+                  "--idle-timeout", "10", check=False, timeout_s=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_predictions(bootstrap, topics["out"], stream.valid)
+    assert_exactly_once(verify_predictions(records, research), stream.valid)
 
 
 def _ready(replica: Replica) -> bool:
