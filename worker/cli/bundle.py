@@ -11,7 +11,7 @@ import orjson
 
 from model_bundles.build import build_from_config
 from model_bundles.bundle import load_bundle
-from model_bundles.reference import EmptyFeatureWarning
+from model_bundles.reference import EmptyFeatureWarning, ManyCategoriesWarning
 from model_bundles.store import read_manifest
 from model_bundles.verify import describe_plan
 from schemas.manifest import Manifest
@@ -36,9 +36,10 @@ def build(config: Path, data: Path, out: Path) -> None:
     """Fit the pipeline of CONFIG on DATA and save a verifiable bundle."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EmptyFeatureWarning)
+        warnings.simplefilter("always", ManyCategoriesWarning)
         manifest = build_from_config(config, data, out)
     for warning in caught:  # one line each; others go where Python sends them
-        if issubclass(warning.category, EmptyFeatureWarning):
+        if issubclass(warning.category, EmptyFeatureWarning | ManyCategoriesWarning):
             _warn(str(warning.message))
         else:
             warnings.showwarning(
