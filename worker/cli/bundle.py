@@ -14,6 +14,7 @@ from model_bundles.bundle import load_bundle
 from model_bundles.reference import EmptyFeatureWarning, ManyCategoriesWarning
 from model_bundles.store import read_manifest
 from model_bundles.verify import describe_plan
+from model_bundles.versions import version_notes
 from schemas.manifest import Manifest
 from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
 from worker.replay.research import score_file
@@ -68,7 +69,10 @@ def verify(
     m = loaded.manifest
     click.echo(f"ok {m.name} {m.version} {m.digest}")
     click.echo(f"  files: {len(m.files)} digests match")
-    click.echo(f"  versions: {'match' if not loaded.selfcheck.version_problems else 'DIFFER'}")
+    notes = "".join(f" ({note})" for note in version_notes(m.versions))
+    click.echo(
+        f"  versions: {'match' if not loaded.selfcheck.version_problems else 'DIFFER'}{notes}"
+    )
     state = "identical" if not loaded.selfcheck.golden_problems else "DIFFER"
     click.echo(f"  golden sample: {describe_plan(loaded.selfcheck.golden_rows)}: {state}")
     for line in trust_lines(m):
