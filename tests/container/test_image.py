@@ -7,13 +7,15 @@ SIGTERM exit 0.
 
 from __future__ import annotations
 
+import platform
+import shutil
 import uuid
 from collections import Counter
 from pathlib import Path
 
 from kafka_broker import create_topic, poll_until, unique_topic
 from podman import HARDENED, OPENSHIFT, Replica, podman, research_in_image
-from worker_harness import make_stream, produce_stream
+from worker_harness import demo_bundle, make_stream, produce_stream
 from worker_verify import (
     GroupWatch,
     assert_exactly_once,
@@ -127,6 +129,25 @@ def test_no_writable_filesystem_and_an_unknown_uid(
     assert done.returncode == 0, done.stderr[-3000:]
     records = read_predictions(bootstrap, topics["out"], stream.valid)
     assert_exactly_once(verify_predictions(records, research), stream.valid)
+
+
+def test_a_bundle_built_outside_the_image_loads_in_it(image: str, tmp_path: Path) -> None:
+    """Issue 28, 10: the version policy. A bundle built by this checkout's Python (3.11.7)
+    loads in the image (3.11.2 on the stand-in base): the patch level may differ, the
+    golden sample re-scores bit for bit."""
+    shared = tmp_path / "shared"
+    shutil.copytree(demo_bundle(), shared / "penguins")
+    for path in [tmp_path, *shared.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    shared.chmod(0o755)
+    inside = podman("run", "--rm", "--entrypoint", "python", image, "-c",
+                    "import platform; print(platform.python_version())").stdout.strip()  # fmt: skip
+    verify = podman("run", "--rm", *HARDENED, "-v", f"{shared}:/mnt/bundles:ro", image,
+                    "bundle", "verify", "/mnt/bundles/penguins", check=False)  # fmt: skip
+    text = verify.stdout + verify.stderr
+    print(f"\nFIGURE bundle built on {platform.python_version()}, image {inside}: {text!r}")
+    assert verify.returncode == 0, text
+    assert "identical" in text
 
 
 def _ready(replica: Replica) -> bool:
