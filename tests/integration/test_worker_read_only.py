@@ -91,5 +91,6 @@ def test_read_only_filesystem_and_an_unknown_uid(
     start = worker.events("start")[0]
     print(f"\nFIGURE read-only: transactional id {start['transactional_id']}")
     assert start["transactional_id"].startswith(f"{topics.group}-")
+    assert start["id_field"] == "event_id"  # the bundle's id_column, shown (issue 28, 11)
     records = read_predictions(bootstrap, topics.output, stream.valid)
     assert_exactly_once(verify_predictions(records, research.result()), stream.valid)

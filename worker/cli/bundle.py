@@ -105,6 +105,8 @@ def describe(m: Manifest) -> list[str]:
         f"params: {params}",
         f"seeds: {m.seeds}",
         f"features: {features}",
+        f"ids: records' event_id is the event's {m.id_column or 'event_id'!r} field"
+        + (" (id_column; must be unique per event)" if m.id_column else ""),
         f"data: sha256 {m.data.sha256[:16]}..., {m.data.rows} rows x {m.data.columns} columns "
         f"from {m.data.source} (train {m.data.train_rows}, holdout {m.data.holdout_rows})",
         "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(m.versions.items())),

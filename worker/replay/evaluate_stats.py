@@ -28,6 +28,7 @@ from scipy.stats import bootstrap
 from model_bundles.errors import BadInputError
 from worker.replay.evaluate import Joined
 from worker.replay.evaluate_metrics import Metric, Scorer, metrics_for
+from worker.replay.id_hint import join_hint
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -77,7 +78,8 @@ def evaluate(
     """Point values on all joined events, intervals and p-values from the paired bootstrap."""
     n, k = len(joined.ids), len(joined.models)
     if n < 2:
-        raise BadInputError(f"{n} labelled events predicted by every model: too few to evaluate")
+        too_few = f"{n} labelled events predicted by every model: too few to evaluate"
+        raise BadInputError(f"{too_few}; {join_hint(joined)}")  # issue 28: ids that differ
     metrics = metrics_for(joined.task, metric_names)
     point = _point(joined, metrics)
     result = bootstrap(
