@@ -40,7 +40,10 @@ def id_mismatch_hint(
 
 def join_hint(joined: Joined, path: str = "labels") -> str:
     """``evaluate``'s hint when too few labelled events joined: ids from the labels and
-    from each predictions file, and the files whose ids repeat."""
+    from each predictions file, and the files whose ids repeat; empty when some events
+    joined and no id repeats (the ids are not the cause)."""
+    if joined.ids and not any(m.duplicates for m in joined.models):
+        return ""
     sides = [(path, sample(joined.labels.values))]
     sides += [(m.source, sample(m.predictions)) for m in joined.models]
     repeated = [(m.source, f"{m.duplicates} duplicates") for m in joined.models if m.duplicates]
