@@ -11,9 +11,10 @@ import orjson
 
 from model_bundles.build import build_from_config
 from model_bundles.bundle import load_bundle
-from model_bundles.reference import EmptyFeatureWarning
+from model_bundles.reference import EmptyFeatureWarning, ManyCategoriesWarning
 from model_bundles.store import read_manifest
 from model_bundles.verify import describe_plan
+from model_bundles.versions import version_notes
 from schemas.manifest import FeatureSpec, Manifest
 from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
 from worker.replay.bundle_check import check_events
@@ -37,9 +38,10 @@ def build(config: Path, data: Path, out: Path) -> None:
     """Fit the pipeline of CONFIG on DATA and save a verifiable bundle."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EmptyFeatureWarning)
+        warnings.simplefilter("always", ManyCategoriesWarning)
         manifest = build_from_config(config, data, out)
     for warning in caught:  # one line each; others go where Python sends them
-        if issubclass(warning.category, EmptyFeatureWarning):
+        if issubclass(warning.category, EmptyFeatureWarning | ManyCategoriesWarning):
             _warn(str(warning.message))
         else:
             warnings.showwarning(
@@ -71,7 +73,10 @@ def verify(
     m = loaded.manifest
     click.echo(f"ok {m.name} {m.version} {m.digest}")
     click.echo(f"  files: {len(m.files)} digests match")
-    click.echo(f"  versions: {'match' if not loaded.selfcheck.version_problems else 'DIFFER'}")
+    notes = "".join(f" ({note})" for note in version_notes(m.versions))
+    click.echo(
+        f"  versions: {'match' if not loaded.selfcheck.version_problems else 'DIFFER'}{notes}"
+    )
     state = "identical" if not loaded.selfcheck.golden_problems else "DIFFER"
     click.echo(f"  golden sample: {describe_plan(loaded.selfcheck.golden_rows)}: {state}")
     for line in trust_lines(m):
@@ -131,6 +136,8 @@ def describe(m: Manifest) -> list[str]:
         f"params: {params}",
         f"seeds: {m.seeds}",
         f"features: {features}",
+        f"ids: records' event_id is the event's {m.id_column or 'event_id'!r} field"
+        + (" (id_column; must be unique per event)" if m.id_column else ""),
         f"data: sha256 {m.data.sha256[:16]}..., {m.data.rows} rows x {m.data.columns} columns "
         f"from {m.data.source} (train {m.data.train_rows}, holdout {m.data.holdout_rows})",
         "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(m.versions.items())),
