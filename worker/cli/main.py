@@ -71,8 +71,50 @@ class LazyGroup(click.Group):
             self._listing = False
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: this package's version, then every library a bundle's recorded
+    versions are compared with at load (``model_bundles.versions``), and librdkafka's."""
+    if not value or ctx.resilient_parsing:
+        return
+    from model_bundles.versions import runtime_versions
+
+    found = runtime_versions()
+    click.echo(f"scoring-worker {found.pop('scoring-worker', 'not installed')}")
+    click.echo("checked against a bundle's recorded versions:")
+    for name, installed in found.items():
+        click.echo(f"  {name} {installed}")
+    click.echo("  (and the trusted packages a bundle names: `scoring-worker bundle inspect`)")
+    click.echo("kafka client:")
+    for name, installed in _kafka_versions().items():
+        click.echo(f"  {name} {installed}")
+    ctx.exit(0)
+
+
+def _kafka_versions() -> dict[str, str]:
+    """confluent-kafka and the librdkafka it runs on (the Kafka client, not checked
+    against bundles: it cannot change a prediction)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = {"confluent-kafka": version("confluent-kafka")}
+    except PackageNotFoundError:
+        return {"confluent-kafka": "not installed"}
+    from worker.kafka.versions import librdkafka_version
+
+    found["librdkafka"] = librdkafka_version()
+    return found
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, envvar=env_name("debug"), help="tracebacks on errors")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="the version, and the library versions a bundle is checked against",
+)
 def cli(debug: bool) -> None:
     """Score Kafka streams with a reproducible scikit-learn bundle."""
 
