@@ -21,7 +21,9 @@ import click
 
 from model_bundles.errors import BadInputError, BundleError
 from worker.cli.options import env_name
+from worker.cli.secrets import keep_kafka_secrets
 from worker.errors import ExitCode, RuntimeFailure
+from worker.logs import redact
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "bundle": ("worker.cli.bundle:bundle", "Build, verify and inspect model bundles."),
@@ -129,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run_cli(args: list[str], debug: bool = False) -> int:
     """Run the CLI and map every failure to one stderr line and an exit code."""
+    keep_kafka_secrets(args, os.environ)  # before any parsing can quote them
     try:
         result = cli.main(args=args, prog_name="scoring-worker", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -154,7 +157,7 @@ def _fail(code: ExitCode, message: str, debug: bool) -> int:
     if debug:
         traceback.print_exc()
     first_line = message.strip().splitlines()[0] if message.strip() else type(message).__name__
-    print(f"scoring-worker: error: {first_line}", file=sys.stderr)
+    print(f"scoring-worker: error: {redact(first_line)}", file=sys.stderr)
     return int(code)
 
 
