@@ -49,6 +49,11 @@ CONTROLLED = frozenset(
     }
 )
 
+METADATA_REFRESH_MS = 10_000
+"""How often the consumer refreshes topic metadata, so new input partitions are found."""
+KEYED_PARTITIONER = "murmur2_random"
+"""librdkafka's name for the Java clients' default partitioner."""
+
 Delivery = Literal["exactly-once", "at-least-once"]
 KafkaValue = str | SecretStr
 
@@ -232,6 +237,10 @@ class WorkerSettings(BaseSettings):
             "queued.min.messages": 10_000,
             "queued.max.messages.kbytes": 16_384,
             "fetch.queue.backoff.ms": 10,
+            # Partitions added to the input topic are found (and a rebalance assigns them)
+            # at the next metadata refresh: librdkafka's 5 minutes left their events
+            # unread and without a lag series that long (issue 28).
+            "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
         }
         forced = {
             "group.id": self.group_id,
@@ -260,6 +269,11 @@ class WorkerSettings(BaseSettings):
             # events/s that put the p99 event latency at 243 ms; with 10 and 50, 64-70 ms
             # (docs/benchmarks.md).
             "retry.backoff.ms": 10,
+            # The Java clients' partitioner (murmur2 of the key; a random partition for a
+            # null key): a key's prediction goes to the partition a Java producer would
+            # choose, so the output topic can be co-partitioned with the input for joins.
+            # librdkafka's default (consistent_random, CRC32) chooses another (issue 28).
+            "partitioner": KEYED_PARTITIONER,
         }
         forced: dict[str, Any] = {"enable.idempotence": True}
         if self.delivery == "exactly-once":
