@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kafka_broker import TopicFactory, consume_all
+from confluent_kafka import Producer
+from kafka_broker import QUIET, TopicFactory, consume_all
 from worker_harness import Topics, WorkerProcess, cached_stream, produce_stream, stop_all
 
 EVENTS = 40_000
@@ -46,3 +47,23 @@ def test_after_members_were_killed_an_idle_timeout_still_scores_the_whole_backlo
     dead_letters = consume_all(bootstrap, topics.dlq)
     assert len(records) + len(dead_letters) == EVENTS
     assert len({r.key for r in records}) == len(records) == stream.valid
+
+
+def test_an_empty_partition_does_not_keep_the_worker_from_idling(
+    bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
+) -> None:
+    """librdkafka reports no position for a partition nothing was read from: caught up
+    must still hold for it (its lag is 0), or ``--idle-timeout`` would never fire."""
+    topics = Topics(topic_factory(3), topic_factory(1), topic_factory(1))
+    stream = cached_stream(50, 29)
+    producer = Producer({"bootstrap.servers": bootstrap, **QUIET})
+    for key, value in zip(stream.keys, stream.lines, strict=True):
+        producer.produce(topics.input, value, key, partition=0)  # 1 and 2 stay empty
+    assert producer.flush(30) == 0
+    worker = WorkerProcess(bootstrap, topics, tmp_path, "empty", "--idle-timeout", "5")
+    try:
+        code = worker.wait(120)
+    finally:
+        stop_all([worker])
+    stop = worker.events("stop")[-1]
+    assert code == 0 and stop["reason"] == "idle" and stop["consumed"] == 50, worker.story()
