@@ -3,7 +3,8 @@ group: partitions are assigned explicitly, one after the other (so messages come
 partition, then offset), nothing is committed, and the ``group.id`` librdkafka insists on
 is a throwaway. The end of the range is fixed when it is resolved: the end offsets at that
 moment (the last stable offsets, since the reader is ``read_committed``). Every broker
-wait has a deadline; running past it is a ``RuntimeFailure`` (exit 3).
+wait has a deadline; running past it is a ``RuntimeFailure`` (exit 3). `publish` writes
+in one transaction (``TopicWriter(transactional=True)``): all or nothing.
 """
 
 from __future__ import annotations
