@@ -9,8 +9,9 @@ Messages a poll returns for partitions revoked during that same poll are dropped
 re-read by whoever owns the partition, from the committed offset).
 
 Stops: SIGTERM/SIGINT (finish the batch in hand, commit, leave the group), ``max_events``,
-``idle_timeout_s``. Broker away: readiness false, retry with backoff, give up (exit 3)
-after ``broker_timeout_s``. Fenced or unauthorised: exit 3 (see ``worker.live.health``).
+``idle_timeout_s`` (counted only while assigned and caught up, ``Worker._idle``).
+Broker away: readiness false, retry with backoff, give up (exit 3) after
+``broker_timeout_s``. Fenced or unauthorised: exit 3 (see ``worker.live.health``).
 """
 
 from __future__ import annotations
@@ -153,13 +154,21 @@ class Worker(RebalanceListener):
                 return
         events = self._poll(limit)
         self.progress.read(self.settings.input_topic, events)
-        if events or not self.health.broker_ok:  # an outage is not idleness
-            self._last_event = self.clock()
         if events:
             self._process(events)
+        # committed or not: waiting events show
+        caught_up = self.progress.report_lags(self.assigned)
+        if events or not self._idle(caught_up):
+            self._last_event = self.clock()
         elif self.clock() - self._last_event >= (self.settings.idle_timeout_s or float("inf")):
             self.request_stop("idle")
-        self.progress.report_lags(self.assigned)  # committed or not: waiting events show
+
+    def _idle(self, caught_up: bool) -> bool:
+        """Idle (the ``--idle-timeout`` clock runs): the broker answers, partitions are
+        owned and started, and none has an event waiting. Waiting for an assignment (dead
+        members' sessions to expire), an outage or a backlog is not idleness: an idle
+        stop exits 0, which a Job reads as "drained" (issue 28)."""
+        return self.health.broker_ok and caught_up and not self.positions.waiting_for()
 
     def _poll(self, limit: int) -> list[InputEvent]:
         self._revoked_in_poll.clear()
