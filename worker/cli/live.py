@@ -175,7 +175,7 @@ def run(**options: Any) -> int:
         )
         registry = getattr(observer, "registry", None)
         challengers = load_challengers(
-            challenger_dirs, challenger_topic, settings, scorer, registry, _warn, trust
+            challenger_dirs, challenger_topic, settings, scorer, registry, _warn, trust, log
         )
         limits = read_limits(settings, log.librdkafka_logger(), log)  # after local checks
         if settings.dlq_topic and settings.dlq_topic in limits:
