@@ -85,7 +85,7 @@ def test_a_challenger_raising_on_every_event_is_disabled_and_the_champion_scores
         metrics = poll_until(
             "the challenger to show disabled",
             60,
-            lambda: (m := _challenger_metrics(port)).get("disabled") == 1 and m or None,
+            lambda: ((m := _challenger_metrics(port)).get("disabled") == 1 and m) or None,
         )
         assert worker.proc.poll() is None, worker.story()  # still scoring the champion
         code, _ = worker.stop()
@@ -95,7 +95,8 @@ def test_a_challenger_raising_on_every_event_is_disabled_and_the_champion_scores
 
     # the champion: every event once, in order, as `score` writes it; its one dead letter
     bodies = [orjson.loads(r.value or b"") for r in records]
-    assert [b["event_id"] for b in bodies] == [f"ev-{i}" for i in range(EVENTS) if i != CHAMPION_ERROR]
+    expected = [f"ev-{i}" for i in range(EVENTS) if i != CHAMPION_ERROR]
+    assert [b["event_id"] for b in bodies] == expected
     out, rejects = tmp_path / "research.jsonl", tmp_path / "rejects.jsonl"
     score = [SCORING_WORKER, "score", "--bundle", str(champion), "--trust-code", champion_code]
     score += ["--input", str(stream.path), "--output", str(out), "--rejects", str(rejects)]
