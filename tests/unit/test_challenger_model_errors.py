@@ -161,3 +161,39 @@ def test_a_challenger_whose_golden_sample_fails_too_is_disabled_at_once_the_othe
     assert line["challenger"] == broken_name
     labels = {"challenger": healthy_name}
     assert registry.get_sample_value("scoring_challenger_disabled", labels) == 0
+
+
+def test_challengers_are_scored_inside_the_watchdogs_batch_and_their_isolating_is_progress(
+    bundles: dict[str, tuple[Path, str]],
+) -> None:
+    """A challenger that hangs is a stuck batch (not ready, lag, exit 3 at
+    --model-timeout), and a challenger bisecting a batch is progress, as the champion."""
+    lines = _lines()[:128]
+    champion = BatchScorer(_load(bundles, "champion"))
+    challenger = BatchScorer(_load(bundles, "broken"))
+    extra = Challengers(champion, [challenger], "chal", "t")
+    source = FakeSource({0: lines})
+    source.topics.add("chal")
+    settings = SETTINGS.model_copy(update={"max_events": len(lines)})
+    worker = Worker(
+        settings, champion, Connector(source), memory_log()[0], None, Clock(), extra=extra
+    )
+    order: list[str] = []
+    started, finished, messages = (
+        worker.watchdog.batch_started, worker.watchdog.batch_finished, extra.messages
+    )  # fmt: skip
+
+    def spy(name: str, call: Any) -> Any:
+        def wrapped(*args: Any) -> Any:
+            order.append(name)
+            return call(*args)
+
+        return wrapped
+
+    worker.watchdog.batch_started = spy("started", started)  # type: ignore[method-assign]
+    worker.watchdog.batch_finished = spy("finished", finished)  # type: ignore[method-assign]
+    extra.messages = spy("challengers", messages)  # type: ignore[method-assign]
+    worker.run()
+    assert order == ["started", "challengers", "finished"] * 2
+    assert challenger.isolating_calls > 0  # the odd events of the batches, bisected
+    assert worker.watchdog.calls() == champion.isolating_calls + challenger.isolating_calls
