@@ -6,6 +6,7 @@ champion's trusted ``Hooks`` raise at ``a >= 1000``, the challenger's at ``a >= 
 first events alternate between both scoring and only the champion scoring; from then on
 the challenger raises on every event, so its circuit opens. The worker disables it, keeps
 scoring the champion (records equal to ``score``'s, its one dead letter) and exits 0.
+A challenger that blocks (``b >= 100``) is a hang of the worker: not ready, exit 3.
 """
 
 from __future__ import annotations
@@ -129,3 +130,53 @@ def test_a_challenger_raising_on_every_event_is_disabled_and_the_champion_scores
         f"{len(scored)} challenger records, {mine['rejected']['model_error']} challenger "
         f"model errors, then disabled: {line['error']}"
     )
+
+
+def test_a_challenger_that_never_returns_is_a_stuck_worker_and_exits_3(
+    bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
+) -> None:
+    """The champion scores every event; the challenger blocks on one: within
+    --model-timeout /readyz is 503 and the batch's age shows, then the worker logs the
+    stack of the challenger's code and exits 3 (it used to stall, reading ready)."""
+    timeout_s = 6.0
+    champion, champion_code = build_model_error_bundle(tmp_path / "champion")
+    challenger, challenger_code = build_model_error_bundle(
+        tmp_path / "challenger", version="2", block_at=100.0
+    )
+    events = [event(a=i / 10) for i in range(16)]
+    events[5] = event(b=200.0)  # beyond the challenger's block_at, not the champion's
+    lines = [orjson.dumps({"event_id": f"ev-{i}", **e}) for i, e in enumerate(events)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    topics = Topics(input=topic_factory(1), output=topic_factory(1), dlq=topic_factory(1))
+    produce_stream(bootstrap, topics.input, Stream(lines, [None] * len(lines), path))
+    port = free_port()
+    worker = WorkerProcess(
+        bootstrap, topics, tmp_path, "hanging-challenger",
+        "--trust-code", champion_code, "--trust-code", challenger_code,
+        "--challenger", str(challenger), "--challenger-topic", topic_factory(1),
+        "--model-timeout", str(timeout_s), "--metrics-host", "127.0.0.1",
+        "--metrics-port", str(port), bundle=champion,
+    )  # fmt: skip
+    try:
+
+        def stuck() -> bool:
+            ready = http_get(f"http://127.0.0.1:{port}/readyz", timeout_s=2)[0]
+            status, text = http_get(f"http://127.0.0.1:{port}/metrics", timeout_s=2)
+            ages = [
+                s.value
+                for family in text_string_to_metric_families(text if status == 200 else "")
+                for s in family.samples
+                if s.name == "scoring_batch_in_progress_seconds"
+            ]
+            return ready == 503 and bool(ages) and ages[0] >= timeout_s / 2  # stuck
+
+        poll_until("the stuck challenger to show", 2 * timeout_s + 60, stuck)
+        code = worker.wait(2 * timeout_s + 30)
+    finally:
+        stop_all([worker])
+    assert code == 3, worker.story()
+    (line,) = worker.events("model_timeout")
+    assert line["seconds"] >= timeout_s
+    assert any("in transform" in frame for frame in line["stack"]), line["stack"]
+    assert any("challengers.py" in frame for frame in line["stack"]), line["stack"]

@@ -74,11 +74,12 @@ _names = itertools.count()
 
 
 def build_model_error_bundle(
-    directory: Path, raise_at: float = RAISE_AT, version: str = "1"
+    directory: Path, raise_at: float = RAISE_AT, version: str = "1", block_at: float = BLOCK_AT
 ) -> tuple[Path, str]:
     """Build the bundle under ``directory``; (bundle path, its ``--trust-code`` digest).
-    ``raise_at``/``version``: another bundle of the same task and labels whose ``Hooks``
-    raise on lower values of ``a`` (a challenger that fails where the champion scores)."""
+    ``raise_at``/``block_at``/``version``: another bundle of the same task and labels
+    whose ``Hooks`` raise (block) on lower values of ``a`` (``b``): a challenger that
+    fails or hangs where the champion scores."""
     name = f"model_error_hooks_{next(_names)}"
     source = directory / "code"
     source.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,7 @@ def build_model_error_bundle(
         ]
     )
     steps: list[tuple[str, Any]] = [
-        ("hooks", module.Hooks(raise_at=raise_at)),
+        ("hooks", module.Hooks(raise_at=raise_at, block_at=block_at)),
         (
             "preprocess",
             ColumnTransformer(
