@@ -17,10 +17,11 @@ line, ``scoring_challenger_rejected_total``) and sent nowhere: no second dead le
 An event a challenger's pipeline raises on alone is such a reject, reason
 ``model_error`` (``worker.core.model_errors``).
 
-A challenger never stops the champion (docs/evaluate.md, "A challenger that fails"):
-when its circuit rule opens (``ModelFailure``: its golden sample fails too, or every
-event of several batches in a row raised the same exception), the champion's outcome
-would be exit 3; a challenger's is to be *disabled* for the rest of the run. The
+A challenger never stops the champion (docs/evaluate.md, "A challenger that fails never
+stops the champion"): when its circuit rule opens (``ModelFailure``: its golden sample
+fails too, or every event of several batches in a row raised the same exception), the
+champion's outcome would be exit 3; a challenger's is to be *disabled* for the rest of
+the run. The
 batch's champion-valid events count as its ``model_error`` rejects (each of them
 raised), one ``challenger_disabled`` log line names its digest and the exception, the
 observer sets ``scoring_challenger_disabled``, and it scores nothing more; the
