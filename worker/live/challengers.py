@@ -21,12 +21,12 @@ A challenger never stops the champion (docs/evaluate.md, "A challenger that fail
 stops the champion"): when its circuit rule opens (``ModelFailure``: its golden sample
 fails too, or every event of several batches in a row raised the same exception), the
 champion's outcome would be exit 3; a challenger's is to be *disabled* for the rest of
-the run. The
-batch's champion-valid events count as its ``model_error`` rejects (each of them
-raised), one ``challenger_disabled`` log line names its digest and the exception, the
-observer sets ``scoring_challenger_disabled``, and it scores nothing more; the
-champion's records, dead letters and offsets flow on. A challenger that hangs is a hang
-of the worker: the loop scores it inside the watchdog's batch (``worker.live.watchdog``).
+the run. The batch's champion-valid events count as its ``model_error`` rejects (each
+of them raised), one ``challenger_disabled`` log line names its digest and the
+exception, the observer sets ``scoring_challenger_disabled``, and it scores nothing
+more; the champion's records, dead letters and offsets flow on. A challenger that hangs
+is a hang of the worker: the loop scores it inside the watchdog's batch
+(``worker.live.watchdog``).
 
 Metrics are reported only once a batch is delivered (``delivered``): a rolled-back
 batch is scored again and must not count twice. Disabling is not undone by a rollback.
