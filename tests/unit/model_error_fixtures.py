@@ -73,8 +73,13 @@ HOOKS_MODULE = textwrap.dedent(
 _names = itertools.count()
 
 
-def build_model_error_bundle(directory: Path) -> tuple[Path, str]:
-    """Build the bundle under ``directory``; (bundle path, its ``--trust-code`` digest)."""
+def build_model_error_bundle(
+    directory: Path, raise_at: float = RAISE_AT, version: str = "1", block_at: float = BLOCK_AT
+) -> tuple[Path, str]:
+    """Build the bundle under ``directory``; (bundle path, its ``--trust-code`` digest).
+    ``raise_at``/``block_at``/``version``: another bundle of the same task and labels
+    whose ``Hooks`` raise (block) on lower values of ``a`` (``b``): a challenger that
+    fails or hangs where the champion scores."""
     name = f"model_error_hooks_{next(_names)}"
     source = directory / "code"
     source.mkdir(parents=True, exist_ok=True)
@@ -94,7 +99,7 @@ def build_model_error_bundle(directory: Path) -> tuple[Path, str]:
         ]
     )
     steps: list[tuple[str, Any]] = [
-        ("hooks", module.Hooks()),
+        ("hooks", module.Hooks(raise_at=raise_at, block_at=block_at)),
         (
             "preprocess",
             ColumnTransformer(
@@ -112,7 +117,7 @@ def build_model_error_bundle(directory: Path) -> tuple[Path, str]:
         out,
         holdout=frame.tail(20),
         name="model-errors",
-        version="1",
+        version=version,
         target="label",
         numeric=probe.NUMERIC,
         categorical=probe.CATEGORICAL,

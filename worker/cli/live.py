@@ -177,7 +177,7 @@ def run(**options: Any) -> int:
         )
         registry = getattr(observer, "registry", None)
         challengers = load_challengers(
-            challenger_dirs, challenger_topic, settings, scorer, registry, _warn, trust
+            challenger_dirs, challenger_topic, settings, scorer, registry, _warn, trust, log
         )
         misnamed = certificate_name_problem(settings.consumer_config())
         if misnamed is not None:  # librdkafka would say "check ssl.ca.location", 21 s later

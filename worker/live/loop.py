@@ -90,13 +90,18 @@ class Worker(RebalanceListener):
             self.observer,
             self.health,
             log,
-            calls=lambda: self.scorer.isolating_calls,
+            calls=self._isolating_calls,
         )
         self.summary = RunSummary()
         self.outputs = OutputGuard(settings.dlq_topic, log)
         self.assigned: set[Partition] = set()
         self._revoked_in_poll: set[Partition] = set()
         self._last_event = clock()
+
+    def _isolating_calls(self) -> int:
+        """The champion's and the challengers' (progress for the watchdog)."""
+        extra = self.extra.isolating_calls if self.extra is not None else 0
+        return self.scorer.isolating_calls + extra
 
     def run(self) -> RunSummary:
         """Join the group and loop until a stop condition; RuntimeFailure when fatal."""
@@ -191,12 +196,12 @@ class Worker(RebalanceListener):
         self.watchdog.batch_started(events, self.assigned)
         try:
             scored = self.outputs.apply(events, self.scorer.score(events))
+            duration_s = self.clock() - started
+            # the challengers' model calls too: a challenger that hangs is a stuck batch
+            extra = self.extra.messages(events, scored) if self.extra is not None else []
         finally:
             self.watchdog.batch_finished()
-        duration_s = self.clock() - started
-        messages = self._messages(events, scored)
-        if self.extra is not None:
-            messages += self.extra.messages(events, scored)
+        messages = self._messages(events, scored) + extra
         batch = DeliveryBatch(messages, next_offsets(events))
         delivered = self.delivery.deliver(batch)
         self.progress.delivered(delivered, self.delivery.last_rollback)
