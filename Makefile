@@ -8,9 +8,10 @@ export KAFKA_PORT ?= 9092
 # the local broker's SASL_SSL listener (scripts/lib/kafka-security.sh); empty: none
 export KAFKA_SASL_SSL_PORT ?= $(shell echo $$(($(KAFKA_PORT) + 2)))
 export DEMO_DRIFT ?=
+export SCHEMA_REGISTRY_PORT ?= 8081
 
 .PHONY: help install test unit integration lint typecheck schemas-check demo bench chaos \
-        kafka-up kafka-down kafka-reset clean deploy-tools static-checks container-test
+        kafka-up kafka-down kafka-reset registry-up registry-down clean deploy-tools static-checks container-test
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -40,9 +41,10 @@ schemas-check: $(STAMP) ## exported JSON Schemas equal the committed ones
 unit: $(STAMP) ## tests that need no broker
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP) kafka-up deploy-tools ## lint, schema and static checks, unit + integration tests on a real broker
+test: $(STAMP) kafka-up registry-up deploy-tools ## lint, schema and static checks, unit + integration tests on a real broker and registry
 	$(MAKE) lint schemas-check static-checks
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/pytest -q tests/unit tests/integration
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) SCHEMA_REGISTRY_URL=http://127.0.0.1:$(SCHEMA_REGISTRY_PORT) \
+		$(BIN)/pytest -q tests/unit tests/integration
 
 container-test: $(STAMP) kafka-up ## build the image with podman, run it against the local broker
 	scripts/container-test
@@ -75,6 +77,12 @@ kafka-down: ## stop it
 
 kafka-reset: ## stop it and wipe its data
 	scripts/kafka-local reset
+
+registry-up: ## start the local Schema Registry (rivven-schema; built with cargo once)
+	scripts/schema-registry up
+
+registry-down: ## stop it (it keeps schemas in memory: they are gone)
+	scripts/schema-registry down
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
