@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -15,6 +16,8 @@ from model_bundles.reference import EmptyFeatureWarning
 from model_bundles.store import read_manifest
 from model_bundles.verify import describe_plan
 from schemas.manifest import Manifest
+from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
+from worker.cli.kafka_options import ONE_SHOT_BROKER_TIMEOUT_S
 from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
 from worker.replay.research import score_file
 
@@ -127,11 +130,18 @@ def trust_lines(m: Manifest) -> list[str]:
 
 @click.command()
 @bundle_option()
-@option("--input", "input_path", type=_file, required=True, help="events, one JSON per line")
+@option(
+    "--input",
+    "input_path",
+    type=_file,
+    required=True,
+    help="events, one JSON per line; a recording with --value-format avro|json-schema",
+)
 @option("--output", type=_file, required=True, help="prediction records (JSONL)")
 @option("--rejects", type=_file, default=None, help="write rejected lines here (JSONL)")
 @option("--batch-size", type=click.IntRange(1), default=1000, show_default=True)
 @option("--id-field", default=None, help="event id field (default: the bundle's id column)")
+@format_options()
 @warn_only_option()
 @trust_options()
 def score(
@@ -144,9 +154,13 @@ def score(
     warn_only: bool,
     trust_packages: tuple[str, ...],
     trust_code: tuple[str, ...],
+    **formats: Any,
 ) -> int:
     """Research path: score a JSONL file of events with a bundle, no Kafka; exit 1 when no
-    event could be scored."""
+    event could be scored. Avro and JSON Schema events come as a recording (`record`),
+    whose writer schemas it holds; records then carry their source, like the live worker's."""
+    value_format, registry = pop_format(formats)
+    schemas = PatientSchemas(registry, ONE_SHOT_BROKER_TIMEOUT_S) if registry else None
     for path in filter(None, (output, rejects)):
         writable(path)
     loaded = load_bundle(
@@ -156,7 +170,17 @@ def score(
         trust_code=trust_code,
         warn=_warn,
     )
-    summary = score_file(loaded, input_path, output, rejects, batch_size, id_field, _rejected)
+    summary = score_file(
+        loaded,
+        input_path,
+        output,
+        rejects,
+        batch_size,
+        id_field,
+        _rejected,
+        decoder=decoder_of(value_format),
+        schemas=schemas,
+    )
     click.echo(summary.line(output), err=True)
     if summary.scored == 0:
         rejected = sum(summary.rejected.values())

@@ -16,6 +16,7 @@ import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.errors import BadInputError
+from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
 from worker.cli.kafka_options import all_of, connection, kafka_options
 from worker.cli.options import (
     bundle_option,
@@ -24,8 +25,17 @@ from worker.cli.options import (
     warn_only_option,
     writable,
 )
+from worker.core.formats import KnownSchemas, SchemaSource, WireDecoder, WriterSchema, learn_all
 from worker.core.ranges import bounds, describe, in_window
-from worker.core.recording import OutgoingMessage, PublishOptions, encode_message, read_publishable
+from worker.core.recording import (
+    OutgoingMessage,
+    PublishOptions,
+    RecordedMessage,
+    encode_message,
+    encode_schema,
+    read_publishable,
+    read_recording_items,
+)
 from worker.core.scoring import BatchScorer
 from worker.kafka.ranges import Connection, RangeReader, TopicWriter, ensure_topic
 from worker.replay.parity import ParityChecker, ParityResult, compare
@@ -63,10 +73,21 @@ _range_options = all_of(
 @option("--id-field", default=None, help="event id field (default: the bundle's id column)")
 @option("--metrics-host", default="127.0.0.1", show_default=True, help="metrics bind address")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
+@format_options()
+@option(
+    "--schemas",
+    "schemas_from",
+    type=_existing,
+    default=None,
+    help="writer schemas from this recording first (the registry only for the others)",
+)
 @warn_only_option()
 @trust_options()
 def replay_command(**o: Any) -> int:
     """Score a bounded range of a topic, without joining any consumer group."""
+    value_format, registry = pop_format(o)
+    decoder = decoder_of(value_format)
+    schemas = _schemas(decoder, registry, o.pop("schemas_from"), o["broker_timeout_s"])
     if (o["output"] is None) == (o["output_topic"] is None):
         raise click.UsageError("give --output FILE or --output-topic TOPIC (one of them)")
     if o["output"] is not None:
@@ -82,7 +103,7 @@ def replay_command(**o: Any) -> int:
     )
     target = str(o["output"] or o["output_topic"])
     checker = _checker(o["expected"], target)
-    scorer = BatchScorer(bundle, id_field=o["id_field"])
+    scorer = BatchScorer(bundle, id_field=o["id_field"], decoder=decoder)
     with ExitStack() as stack:
         observer = _observer(bundle, o["metrics_host"], o["metrics_port"], stack)
         reader = stack.enter_context(RangeReader(conn, o["topic"]))
@@ -90,6 +111,8 @@ def replay_command(**o: Any) -> int:
         _note(f"range of {o['topic']}: {describe(ranges)}")
         with _output(conn, o["output"], o["output_topic"]) as sink:
             batches = in_window(reader.read(ranges, o["batch_size"]), span)
+            if decoder is not None and schemas is not None:
+                batches = _learning(batches, decoder, schemas)
             summary = replay(
                 batches, scorer, sink, observer=observer, checker=checker, report=_rejected
             )
@@ -97,6 +120,38 @@ def replay_command(**o: Any) -> int:
     if checker is None:
         return 0
     return _show(checker.finish(), as_json=False)
+
+
+def _schemas(
+    decoder: WireDecoder | None, registry: Any, recording: Path | None, timeout_s: float
+) -> SchemaSource | None:
+    """Where replay's writer schemas come from: a recording's, then the registry."""
+    if decoder is None:
+        if recording is not None:
+            raise click.UsageError("--schemas is for --value-format avro or json-schema")
+        return None
+    if registry is None and recording is None:
+        raise click.UsageError(
+            f"--value-format {decoder.format.value} needs --schema-registry-url or --schemas"
+        )
+    patient = PatientSchemas(registry, timeout_s) if registry is not None else None
+    if recording is None:
+        return patient
+    found: dict[int, WriterSchema] = {}
+    with _open(recording) as lines:
+        for item in read_recording_items(lines, str(recording)):
+            if isinstance(item, WriterSchema):
+                found[item.schema_id] = item
+    return KnownSchemas(found, patient)
+
+
+def _learning(
+    batches: Iterator[list[RecordedMessage]], decoder: WireDecoder, schemas: SchemaSource
+) -> Iterator[list[RecordedMessage]]:
+    """The batches, each after the decoder has learnt the writer schemas it names."""
+    for batch in batches:
+        learn_all(decoder, schemas, decoder.wanted(m.value for m in batch))
+        yield batch
 
 
 def _checker(expected: Path | None, actual_name: str) -> ParityChecker | None:
@@ -154,8 +209,15 @@ def _written(path: Path) -> Iterator[FileSink]:
 @kafka_options
 @_range_options
 @option("--output", type=_file, required=True, help="recording to write (JSONL)")
+@format_options()
 def record(**o: Any) -> None:
-    """Copy a topic (or a range of it) to a file: keys, values, headers, timestamps."""
+    """Copy a topic (or a range of it) to a file: keys, values, headers, timestamps; with
+    --value-format avro|json-schema, the writer schemas its values name as well."""
+    value_format, registry = pop_format(o)
+    decoder = decoder_of(value_format)
+    if decoder is not None and registry is None:
+        raise click.UsageError(f"--value-format {value_format.value} needs --schema-registry-url")
+    schemas = PatientSchemas(registry, o["broker_timeout_s"]) if registry is not None else None
     writable(o["output"])
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
     conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
@@ -164,9 +226,20 @@ def record(**o: Any) -> None:
         ranges = reader.resolve(span)
         with _written(o["output"]) as sink:
             for batch in in_window(reader.read(ranges, 1000), span):
+                if decoder is not None and schemas is not None:
+                    sink.write_lines(_new_schemas(batch, decoder, schemas))
                 sink.write_lines(encode_message(m) for m in batch)
                 count += len(batch)
     _note(f"recorded {count} messages of {o['topic']} ({describe(ranges)}) -> {o['output']}")
+
+
+def _new_schemas(
+    batch: list[RecordedMessage], decoder: WireDecoder, schemas: SchemaSource
+) -> list[bytes]:
+    """Schema lines for the writer schemas the batch names that were not recorded yet."""
+    before = set(decoder.schemas)
+    learn_all(decoder, schemas, decoder.wanted(m.value for m in batch))
+    return [encode_schema(decoder.schemas[i]) for i in sorted(set(decoder.schemas) - before)]
 
 
 @click.command("publish")
