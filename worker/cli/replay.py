@@ -6,8 +6,10 @@ See docs/replay.md for the recording format and the model comparison workflow.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,7 +27,16 @@ from worker.cli.options import (
     warn_only_option,
     writable,
 )
-from worker.core.formats import KnownSchemas, SchemaSource, WireDecoder, WriterSchema, learn_all
+from worker.core.formats import (
+    KnownSchemas,
+    RegistryUnavailable,
+    SchemaSource,
+    ValueFormat,
+    WireDecoder,
+    WriterSchema,
+    learn_all,
+    schema_id_of,
+)
 from worker.core.ranges import bounds, describe, in_window
 from worker.core.recording import (
     OutgoingMessage,
@@ -37,7 +48,9 @@ from worker.core.recording import (
     read_recording_items,
 )
 from worker.core.scoring import BatchScorer
+from worker.errors import RuntimeFailure
 from worker.kafka.ranges import Connection, RangeReader, TopicWriter, ensure_topic
+from worker.kafka.registry import RegistrySchemas, RegistrySettings
 from worker.replay.parity import ParityChecker, ParityResult, compare
 from worker.replay.parity_report import to_json, to_text
 from worker.replay.replay import (
@@ -137,12 +150,16 @@ def _schemas(
     patient = PatientSchemas(registry, timeout_s) if registry is not None else None
     if recording is None:
         return patient
+    return KnownSchemas(_recorded_schemas(recording), patient)
+
+
+def _recorded_schemas(recording: Path) -> dict[int, WriterSchema]:
     found: dict[int, WriterSchema] = {}
     with _open(recording) as lines:
         for item in read_recording_items(lines, str(recording)):
             if isinstance(item, WriterSchema):
                 found[item.schema_id] = item
-    return KnownSchemas(found, patient)
+    return found
 
 
 def _learning(
@@ -250,8 +267,26 @@ def _new_schemas(
 @option("--keep-partitions", is_flag=True, help="recordings: each message to its partition")
 @option("--key-field", default=None, help="plain events: the field to use as the key")
 @option("--timestamp-field", default=None, help="plain events: epoch-ms field as timestamp")
+@format_options()
 def publish(**o: Any) -> None:
-    """Produce a recording (or a plain events file) into a topic, keeping what it holds."""
+    """Produce a recording (or a plain events file) into a topic, keeping what it holds.
+    With --value-format avro|json-schema, the recording's writer schemas are registered
+    under <topic>-value first, and each value's schema id is the one they got there."""
+    value_format, registry = pop_format(o)
+    renumber = None
+    if value_format is not ValueFormat.JSON:
+        if registry is None:
+            raise click.UsageError(
+                f"--value-format {value_format.value} needs --schema-registry-url: "
+                "the recording's writer schemas are registered there"
+            )
+        recorded = _recorded_schemas(o["input_path"])
+        if not recorded:
+            raise BadInputError(
+                f"{o['input_path']} holds no writer schemas: record it with "
+                f"--value-format {value_format.value}"
+            )
+        renumber = (registry, recorded)
     options = PublishOptions(o["keep_partitions"], o["key_field"], o["timestamp_field"])
     conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
     path: Path = o["input_path"]
@@ -261,11 +296,47 @@ def publish(**o: Any) -> None:
         raise BadInputError(
             f"{path} has messages for partition {highest}: topic {o['topic']} has {partitions}"
         )
+    ids: dict[int, int] = {}
+    if renumber is not None:
+        ids = _register(*renumber, f"{o['topic']}-value", o["broker_timeout_s"])
+        _note("schemas: " + ", ".join(f"id {a} -> {b}" for a, b in sorted(ids.items())))
     writer = TopicWriter(conn, o["topic"])
     with _open(path) as lines:
-        writer.send(read_publishable(lines, str(path), options))
+        writer.send(_renumbered(read_publishable(lines, str(path), options), ids))
     sent = writer.finish()
     _note(f"published {sent} messages to {o['topic']} ({partitions} partitions)")
+
+
+def _register(
+    registry: RegistrySettings, schemas: dict[int, WriterSchema], subject: str, timeout_s: float
+) -> dict[int, int]:
+    """Recorded id -> the id the registry gives the same schema under ``subject``."""
+    client = RegistrySchemas(registry)
+    ids: dict[int, int] = {}
+    deadline = time.monotonic() + timeout_s
+    for old in sorted(schemas):
+        while True:
+            try:
+                ids[old] = client.register(subject, schemas[old])
+                break
+            except RegistryUnavailable as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeFailure(f"{exc} (for {timeout_s:g}s)") from None
+                time.sleep(0.5)
+    return ids
+
+
+def _renumbered(
+    messages: Iterator[OutgoingMessage], ids: dict[int, int]
+) -> Iterator[OutgoingMessage]:
+    """Each value with its writer schema's id in the target registry (payload unchanged)."""
+    for message in messages:
+        value = message.value
+        old = schema_id_of(value) if value is not None else None
+        if value is not None and old is not None and ids.get(old, old) != old:
+            value = b"\x00" + ids[old].to_bytes(4, "big") + value[5:]
+            message = replace(message, value=value)
+        yield message
 
 
 def _check_file(path: Path, options: PublishOptions) -> int:

@@ -84,10 +84,11 @@ class RegistrySchemas:
 
     def __init__(self, settings: RegistrySettings) -> None:
         # imported here: a fifth of a second (httpx, authlib) that JSON runs never pay
-        from confluent_kafka.schema_registry import SchemaRegistryClient
+        from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         self._error = SchemaRegistryError
+        self._schema = Schema
         self.settings = settings
         try:
             self._client = SchemaRegistryClient(settings.client_config())
@@ -113,3 +114,29 @@ class RegistrySchemas:
         if schema.references:
             raise SchemaNotFound("it uses schema references, which the worker does not follow")
         return WriterSchema(schema_id, schema.schema_type or "AVRO", schema.schema_str or "")
+
+    def register(self, subject: str, schema: WriterSchema) -> int:
+        """Register ``schema`` under ``subject``: the id this registry gives it.
+
+        RegistryUnavailable when it does not answer; BadInputError (exit 2) when it refuses
+        the schema (incompatible with the subject, not valid)."""
+        where = masked_url(self.settings.url)
+        try:
+            return int(
+                self._client.register_schema(subject, self._schema(schema.text, schema.schema_type))
+            )
+        except self._error as exc:
+            if exc.http_status_code is not None and 400 <= exc.http_status_code < 500:
+                from model_bundles.errors import BadInputError
+
+                raise BadInputError(
+                    f"schema registry {where} refused schema id {schema.schema_id} under "
+                    f"{subject}: {exc.error_message}"
+                ) from None
+            raise RegistryUnavailable(
+                f"schema registry {where}: HTTP {exc.http_status_code}: {exc.error_message}"
+            ) from None
+        except Exception as exc:  # httpx connection errors, timeouts, TLS failures
+            raise RegistryUnavailable(
+                f"schema registry {where}: {type(exc).__name__}: {exc}"
+            ) from None
