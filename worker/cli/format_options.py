@@ -42,23 +42,23 @@ def format_options(for_settings: bool = False) -> Callable[[F], F]:
             metavar="USER:PASSWORD",
             help="registry basic auth (prefer the environment variable)",
         ),
-        option("--schema-registry-ca-location", type=_pem, default=None, help="registry CA (PEM)"),
+        option("--schema-registry-ca", type=_pem, default=None, help="registry CA (PEM)"),
         option(
-            "--schema-registry-certificate-location",
+            "--schema-registry-certificate",
             type=_pem,
             default=None,
             help="client certificate (PEM) for mutual TLS with the registry",
         ),
-        option("--schema-registry-key-location", type=_pem, default=None, help="its key (PEM)"),
+        option("--schema-registry-key", type=_pem, default=None, help="its key (PEM)"),
     )
 
 
 REGISTRY_KEYS = (
     "schema_registry_url",
     "schema_registry_basic_auth",
-    "schema_registry_ca_location",
-    "schema_registry_certificate_location",
-    "schema_registry_key_location",
+    "schema_registry_ca",
+    "schema_registry_certificate",
+    "schema_registry_key",
 )
 
 
@@ -78,9 +78,9 @@ def pop_format(o: dict[str, Any]) -> tuple[ValueFormat, RegistrySettings | None]
     return value_format, RegistrySettings(
         url=url,
         basic_auth=SecretStr(auth) if auth is not None else None,
-        ca_location=given["schema_registry_ca_location"],
-        certificate_location=given["schema_registry_certificate_location"],
-        key_location=given["schema_registry_key_location"],
+        ca_location=given["schema_registry_ca"],
+        certificate_location=given["schema_registry_certificate"],
+        key_location=given["schema_registry_key"],
     )
 
 

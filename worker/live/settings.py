@@ -163,11 +163,11 @@ class WorkerSettings(BaseSettings):
     """Schema Registry URL(s), comma-separated; needed by ``avro`` and ``json-schema``."""
     schema_registry_basic_auth: SecretStr | None = None
     """``USER:PASSWORD`` for the registry's HTTP basic auth (masked when printed)."""
-    schema_registry_ca_location: Path | None = None
+    schema_registry_ca: Path | None = None
     """CA certificate (PEM) of the registry's TLS certificate."""
-    schema_registry_certificate_location: Path | None = None
+    schema_registry_certificate: Path | None = None
     """Client certificate (PEM) for mutual TLS with the registry."""
-    schema_registry_key_location: Path | None = None
+    schema_registry_key: Path | None = None
     """Its private key (PEM)."""
 
     @classmethod
@@ -221,9 +221,9 @@ class WorkerSettings(BaseSettings):
         return RegistrySettings(
             url=self.schema_registry_url,
             basic_auth=self.schema_registry_basic_auth,
-            ca_location=self.schema_registry_ca_location,
-            certificate_location=self.schema_registry_certificate_location,
-            key_location=self.schema_registry_key_location,
+            ca_location=self.schema_registry_ca,
+            certificate_location=self.schema_registry_certificate,
+            key_location=self.schema_registry_key,
         )
 
     @property
