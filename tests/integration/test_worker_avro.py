@@ -38,7 +38,7 @@ from worker_verify import (
 )
 
 from examples.stream import generate_labelled_events
-from tests.wire_events import (
+from examples.wire import (
     BAD_KINDS,
     JSON_SCHEMA,
     SCHEMA_V1,

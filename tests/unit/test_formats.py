@@ -15,8 +15,7 @@ import pytest
 from fastavro import parse_schema, schemaless_writer
 
 from examples.stream import generate_labelled_events
-from model_bundles.bundle import Bundle
-from tests.wire_events import (
+from examples.wire import (
     JSON_SCHEMA,
     SCHEMA_V1,
     SCHEMA_V2,
@@ -27,6 +26,7 @@ from tests.wire_events import (
     header,
     json_schema_value,
 )
+from model_bundles.bundle import Bundle
 from worker.cli.main import run_cli
 from worker.core.formats import (
     KnownSchemas,

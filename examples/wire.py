@@ -1,5 +1,5 @@
-"""Penguin events in the Confluent wire format (Avro, JSON Schema), for unit and integration
-tests: writer schemas of three versions, encoders, and bytes that are not what they claim."""
+"""Penguin events in the Confluent wire format (Avro, JSON Schema), for the tests, the bench
+and the demo: writer schemas of three versions, encoders, and bytes that are not what they claim."""
 
 from __future__ import annotations
 
