@@ -95,3 +95,9 @@ class PrivateRegistry:
             self.proc.kill()
             self.proc.wait(30)
         self.proc = None
+
+
+def latest_id(url: str, subject: str) -> int:
+    """``GET /subjects/{subject}/versions/latest``: the id of the subject's latest schema."""
+    with urllib.request.urlopen(f"{url}/subjects/{subject}/versions/latest", timeout=10) as r:
+        return int(json.loads(r.read())["id"])

@@ -7,6 +7,7 @@ events); the same paths at scale are the JSON crash and chaos runs.
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 from collections import Counter
@@ -16,8 +17,8 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka_broker import TopicFactory, committed_offsets, poll_until, produce
-from schema_registry import PrivateRegistry, register, session_registry_url
+from kafka_broker import TopicFactory, committed_offsets, consume_all, poll_until, produce
+from schema_registry import PrivateRegistry, latest_id, register, session_registry_url
 from worker_harness import (
     SCORING_WORKER,
     Stream,
@@ -49,6 +50,8 @@ from examples.wire import (
     header,
     json_schema_value,
 )
+from worker.core.formats import WriterSchema, schema_id_of
+from worker.core.recording import RecordedMessage, encode_message, encode_schema
 
 AVRO_EVENTS = 4_000
 JSON_SCHEMA_EVENTS = 600
@@ -275,6 +278,39 @@ def test_a_registry_away_is_waited_for_and_then_exit_3_with_nothing_lost(
     assert committed_offsets(bootstrap, topics.group, topics.input) == {0: 600}
     assert len(read_predictions(bootstrap, topics.output, 600)) == 600
     assert reasons_in(bootstrap, topics.dlq, 0) == Counter()
+
+
+def test_publish_registers_a_recordings_schemas_on_another_registry(
+    bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
+) -> None:
+    """A recording made against one registry, published where the same schema has another
+    id: the payloads are unchanged, the header names the id the schema got there."""
+    registry = PrivateRegistry(tmp_path)
+    registry.start()
+    try:
+        topic = topic_factory(1)
+        register(registry.url, "other-value", JSON_SCHEMA, "JSON")  # takes the first id
+        events = [orjson.loads(line) for line, _ in generate_labelled_events(50, 53)]
+        values = [avro_value(1, SCHEMA_V1, e) for e in events]
+        schema = WriterSchema(1, "AVRO", json.dumps(SCHEMA_V1))
+        lines = [encode_schema(schema)] + [
+            encode_message(RecordedMessage("old", 0, i, None, None, None, v))
+            for i, v in enumerate(values)
+        ]
+        recording = tmp_path / "old.jsonl"
+        recording.write_bytes(b"".join(line + b"\n" for line in lines))
+        base = ("--bootstrap-servers", bootstrap, "--topic", topic, "--input", str(recording))
+        refused = cli("publish", *base, "--value-format", "avro", ok=False)
+        assert refused.returncode == 2 and "needs --schema-registry-url" in refused.stderr
+        done = cli("publish", *base, "--value-format", "avro", "--schema-registry-url",
+                   registry.url)  # fmt: skip
+        new_id = latest_id(registry.url, f"{topic}-value")
+        assert new_id != 1 and f"id 1 -> {new_id}" in done.stderr
+        got = [r.value or b"" for r in consume_all(bootstrap, topic, len(values))]
+        assert [schema_id_of(v) for v in got] == [new_id] * len(values)
+        assert [v[5:] for v in got] == [v[5:] for v in values]
+    finally:
+        registry.stop()
 
 
 def _alive(worker: WorkerProcess) -> None:
