@@ -152,6 +152,7 @@ def test_avro_exactly_once_across_kill9_and_score_of_the_recording_without_regis
         GroupWatch(bootstrap, topics.group, topics.input, 2).wait_caught_up(ends, 240)
         code, _ = final.stop()
         assert code == 0
+        assert final.events("stop")[0]["consumed"] > 0  # the kill left it work to do
     finally:
         stop_all(workers)
 
