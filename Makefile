@@ -8,6 +8,7 @@ export KAFKA_PORT ?= 9092
 # the local broker's SASL_SSL listener (scripts/lib/kafka-security.sh); empty: none
 export KAFKA_SASL_SSL_PORT ?= $(shell echo $$(($(KAFKA_PORT) + 2)))
 export DEMO_DRIFT ?=
+export DEMO_FORMAT ?=
 export SCHEMA_REGISTRY_PORT ?= 8081
 
 .PHONY: help install test unit integration lint typecheck schemas-check demo bench chaos \
@@ -49,8 +50,9 @@ test: $(STAMP) kafka-up registry-up deploy-tools ## lint, schema and static chec
 container-test: $(STAMP) kafka-up ## build the image with podman, run it against the local broker
 	scripts/container-test
 
-demo: $(STAMP) kafka-up ## build the demo bundle and run the whole job end to end
-	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)} $(BIN)/python -m examples.demo
+demo: $(STAMP) kafka-up $(if $(filter avro,$(DEMO_FORMAT)),registry-up) ## build the demo bundle and run the whole job end to end (DEMO_FORMAT=avro: on Avro)
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)} \
+	SCHEMA_REGISTRY_URL=$${SCHEMA_REGISTRY_URL:-http://127.0.0.1:$(SCHEMA_REGISTRY_PORT)} $(BIN)/python -m examples.demo
 
 bench: $(STAMP) kafka-up ## throughput/latency benchmarks, writes docs/benchmarks.md
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python -m bench

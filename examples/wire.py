@@ -4,7 +4,9 @@ and the demo: writer schemas of three versions, encoders, and bytes that are not
 from __future__ import annotations
 
 import io
+import json
 import random
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -105,3 +107,28 @@ def bad_value(kind: str, good: bytes, rng: random.Random, unknown_id: int = 999_
 
 def events_of(lines: list[bytes]) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in lines]
+
+
+def write_avro_recording(events: Path, out: Path, schema_id: int = 1) -> tuple[int, int]:
+    """The events file as a recording of Avro values (``SCHEMA_V1``, its schema line first),
+    for ``publish --value-format avro`` (which registers the schema and renumbers the ids).
+    A line that is not a penguin event Avro can hold (the stream's poison) stays its JSON
+    bytes: the worker dead-letters it as ``wrong_format``. Returns (Avro, kept as JSON)."""
+    from worker.core.formats import WriterSchema
+    from worker.core.recording import RecordedMessage, encode_message, encode_schema
+
+    schema = WriterSchema(schema_id, "AVRO", json.dumps(SCHEMA_V1))
+    encoded = kept = 0
+    with events.open("rb") as source, out.open("wb") as sink:
+        sink.write(encode_schema(schema) + b"\n")
+        for offset, raw in enumerate(source):
+            line = raw.rstrip(b"\r\n")
+            try:
+                value = avro_value(schema_id, SCHEMA_V1, orjson.loads(line))
+                encoded += 1
+            except Exception:  # not JSON, not an object, or a value Avro's types refuse
+                value = line
+                kept += 1
+            message = RecordedMessage("", 0, offset, None, None, None, value)
+            sink.write(encode_message(message) + b"\n")
+    return encoded, kept
