@@ -376,3 +376,23 @@ def test_a_registry_away_past_the_broker_timeout_exits_with_nothing_delivered(
         worker.run()
     assert connector.fake_delivery.delivered == []
     assert connector.offsets().committed_offsets == {}
+
+
+def test_run_settings_want_a_registry_for_wire_formats_only() -> None:
+    from worker.live.settings import WorkerSettings
+
+    base = {"bundle": "b", "bootstrap_servers": "k:1", "input_topic": "i", "output_topic": "o"}
+    with pytest.raises(ValueError, match="needs --schema-registry-url"):
+        WorkerSettings(**base, value_format="avro").registry()
+    with pytest.raises(ValueError, match="is for --value-format avro or json-schema"):
+        WorkerSettings(**base, schema_registry_url="http://r:8081").registry()
+    secret = WorkerSettings(
+        **base,
+        value_format="json-schema",
+        schema_registry_url="https://user:hunter2@r:8081",
+        schema_registry_basic_auth="user:hunter2",
+    )
+    assert "hunter2" not in str(secret.masked()) and "hunter2" not in repr(secret)
+    registry = secret.registry()
+    assert registry is not None and "hunter2" not in str(registry.masked()) + repr(registry)
+    assert registry.client_config()["basic.auth.user.info"] == "user:hunter2"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from worker.core.formats import RegistryUnavailable, SchemaNotFound, WriterSchema
 
@@ -28,8 +28,8 @@ class RegistrySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    url: str
-    """Base URL(s), comma-separated (``https://registry:8081``)."""
+    url: str = Field(repr=False)
+    """Base URL(s), comma-separated (``https://registry:8081``); may hold credentials."""
     basic_auth: SecretStr | None = None
     """``USER:PASSWORD`` for HTTP basic auth."""
     ca_location: Path | None = None

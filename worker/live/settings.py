@@ -159,8 +159,9 @@ class WorkerSettings(BaseSettings):
     value_format: ValueFormat = ValueFormat.JSON
     """What event values are: ``json``, or the Confluent wire format with ``avro`` or
     ``json-schema`` (writer schemas from the Schema Registry)."""
-    schema_registry_url: str | None = None
-    """Schema Registry URL(s), comma-separated; needed by ``avro`` and ``json-schema``."""
+    schema_registry_url: str | None = Field(default=None, repr=False)
+    """Schema Registry URL(s), comma-separated; needed by ``avro`` and ``json-schema``
+    (credentials in it are masked in ``masked()``, and it is left out of ``repr``)."""
     schema_registry_basic_auth: SecretStr | None = None
     """``USER:PASSWORD`` for the registry's HTTP basic auth (masked when printed)."""
     schema_registry_ca: Path | None = None
@@ -213,6 +214,8 @@ class WorkerSettings(BaseSettings):
         """The Schema Registry settings; None for plain JSON. ValueError when a wire
         format has no registry URL."""
         if self.value_format is ValueFormat.JSON:
+            if self.schema_registry_url is not None:  # as the other commands: say it
+                raise ValueError("--schema-registry-url is for --value-format avro or json-schema")
             return None
         if self.schema_registry_url is None:
             raise ValueError(

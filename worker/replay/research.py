@@ -81,7 +81,10 @@ def score_file(
                 reason = rejected.rejection.reason.value
                 summary.rejected[reason] += 1
                 if sum(summary.rejected.values()) <= MAX_REPORTED_REJECTS:
-                    report(f"{input_path}:{event.offset}: {reason}: {rejected.rejection.detail}")
+                    where = f"{input_path}:{event.offset}"  # the line number
+                    if decoder is not None:  # a recording: where the message was
+                        where = f"{input_path}: {event.topic}:{event.partition}:{event.offset}"
+                    report(f"{where}: {reason}: {rejected.rejection.detail}")
                 if rejects_out is not None:
                     rejects_out.write(_reject_line(event, reason, rejected.rejection.detail))
     hidden = sum(summary.rejected.values()) - MAX_REPORTED_REJECTS
