@@ -396,3 +396,28 @@ def test_run_settings_want_a_registry_for_wire_formats_only() -> None:
     registry = secret.registry()
     assert registry is not None and "hunter2" not in str(registry.masked()) + repr(registry)
     assert registry.client_config()["basic.auth.user.info"] == "user:hunter2"
+
+
+def test_a_stop_while_waiting_for_the_registry_ends_the_run_with_nothing_committed(
+    penguins_bundle: Bundle,
+) -> None:
+    from loop_fakes import Clock
+
+    clock = Clock()
+    values = [avro_value(1, SCHEMA_V1, e) for e in _events(10)]
+    registry = _FlakyRegistry(clock, down=1000)
+    worker, connector, _observer, log_lines = _worker_with_registry(
+        penguins_bundle, values, registry, clock
+    )
+    original = registry.get
+
+    def get_then_stop(schema_id: int) -> WriterSchema:
+        worker.request_stop("signal")  # SIGTERM while the registry is away
+        return original(schema_id)
+
+    registry.get = get_then_stop  # type: ignore[method-assign]
+    summary = worker.run()  # no exception: a clean stop, the batch read again later
+    assert summary.stop_reason == "signal" and summary.consumed == 0
+    assert connector.fake_delivery.delivered == []
+    assert connector.offsets().committed_offsets == {}
+    assert [e["event"] for e in log_lines()][-1] == "stop"
