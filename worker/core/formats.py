@@ -35,56 +35,35 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from model_bundles.events import Rejection
 from schemas.records import RejectReason
+from worker.core.wire import (
+    RegistryUnavailable,
+    SchemaNotFound,
+    SchemaSource,
+    ValueFormat,
+    WriterSchema,
+)
+
+__all__ = [
+    "KnownSchemas",
+    "RegistryUnavailable",
+    "SchemaNotFound",
+    "SchemaSource",
+    "ValueFormat",
+    "WireDecoder",
+    "WriterSchema",
+    "learn_all",
+    "schema_id_of",
+]
 
 MAGIC = 0
 HEADER_BYTES = 5
 _KEPT_LOGICAL_TYPES = frozenset({"decimal"})
-
-
-class ValueFormat(StrEnum):
-    """What the bytes of an event value are (``--value-format``)."""
-
-    JSON = "json"
-    AVRO = "avro"
-    JSON_SCHEMA = "json-schema"
-
-    @property
-    def schema_type(self) -> str:
-        """The registry's ``schemaType`` of this format's schemas."""
-        return "AVRO" if self is ValueFormat.AVRO else "JSON"
-
-
-@dataclass(frozen=True, slots=True)
-class WriterSchema:
-    """A schema as the registry holds it under its id."""
-
-    schema_id: int
-    schema_type: str
-    """``AVRO`` (the registry's default when it names none), ``JSON`` or ``PROTOBUF``."""
-    text: str
-
-
-class SchemaNotFound(Exception):
-    """The registry answered: it has no schema with this id (the event's fault)."""
-
-
-class RegistryUnavailable(Exception):
-    """The registry did not answer (not the event's fault: retry, never dead-letter)."""
-
-
-class SchemaSource(Protocol):
-    """Where writer schemas come from (``worker.kafka.registry.RegistrySchemas``)."""
-
-    def get(self, schema_id: int) -> WriterSchema:
-        """The schema; SchemaNotFound when there is none, RegistryUnavailable when no answer."""
-        ...
 
 
 def schema_id_of(value: bytes) -> int | None:

@@ -42,7 +42,7 @@ from typing import Any, Literal
 import orjson
 
 from model_bundles.errors import BadInputError
-from worker.core.formats import WriterSchema
+from worker.core.wire import WriterSchema
 
 TimestampType = Literal["create_time", "log_append_time"]
 TIMESTAMP_TYPES: tuple[TimestampType, ...] = ("create_time", "log_append_time")

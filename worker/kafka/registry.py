@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from worker.core.formats import RegistryUnavailable, SchemaNotFound, WriterSchema
+from worker.core.wire import RegistryUnavailable, SchemaNotFound, WriterSchema
 
 REQUEST_TIMEOUT_S = 5.0
 _NOT_FOUND_CODES = frozenset({40403})

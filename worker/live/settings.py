@@ -19,8 +19,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from worker.core.formats import ValueFormat
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES
+from worker.core.wire import ValueFormat
 from worker.kafka.registry import RegistrySettings, masked_url
 
 ENV_PREFIX = "SCORING_WORKER_"
