@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 
 from model_bundles import metrics, training
 from model_bundles.codepack import CodeItem, pack
@@ -37,7 +36,7 @@ from model_bundles.research_outputs import (
     prediction_reference,
     reference_outputs,
 )
-from model_bundles.store import MODEL, REFERENCE, write_bundle
+from model_bundles.store import MODEL, REFERENCE, dump_model, write_bundle
 from model_bundles.values import Where, category_text, row_number
 from model_bundles.versions import runtime_versions
 from schemas.manifest import FORMAT_VERSION, DataFingerprint, FeatureSpec, Manifest, Task
@@ -139,7 +138,7 @@ def build_bundle(
     specs = fitted_order(pipeline, specs, feature_order_confirmed)
     code_files = pack(code)
     with reproducible_scoring(pipeline) as scoring_params:
-        model = canonical_skops(sio.dumps(pipeline))
+        model = canonical_skops(dump_model(pipeline))
         trust = declared_trust(model, code_files)
         evaluation = holdout if holdout is not None else train
         golden_events = _golden_events(evaluation.head(GOLDEN_ROWS), specs, id_column)

@@ -122,6 +122,7 @@ def test_help_lists_every_setting_with_its_default_and_environment_name() -> Non
     ).stdout
     flat = " ".join(text.split())
     renamed = {"broker_timeout_s": "BROKER_TIMEOUT", "idle_timeout_s": "IDLE_TIMEOUT"}
+    renamed["model_timeout_s"] = "MODEL_TIMEOUT"
     for name in set(WorkerSettings.model_fields) - {"kafka", "dlq_max_message_bytes"}:
         assert ENV_PREFIX + renamed.get(name, name.upper()) in flat, name
     assert "SCORING_WORKER_KAFKA_<PROPERTY>" in flat

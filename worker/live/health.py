@@ -57,6 +57,8 @@ class Health:
         """A batch was polled and is not yet delivered (or rolled back)."""
         self.blocked = False
         """An assigned partition cannot start (``worker.live.positions``)."""
+        self.model_stuck = False
+        """The model has not returned for half of ``--model-timeout`` (``worker.live.watchdog``)."""
         self.stop_at: float | None = None
         self.starting = True
         """Before the group is joined a stop request aborts start-up (``check`` raises)."""
@@ -89,6 +91,11 @@ class Health:
         if blocked != self.blocked:
             self.blocked = blocked
             self._update()
+
+    def set_model_stuck(self, stuck: bool) -> None:
+        """From the watchdog's thread, while the loop's is stuck in the model."""
+        self.model_stuck = stuck
+        self._update()
 
     def unavailable(self, detail: str) -> None:
         if self.broker_ok:
@@ -175,6 +182,7 @@ class Health:
             and self.assigned
             and self.delivering
             and not self.blocked
+            and not self.model_stuck
             and self.stop_at is None
         )
         if ready != self._ready:

@@ -41,6 +41,7 @@ from worker.live.positions import Positions
 from worker.live.progress import Progress
 from worker.live.settings import WorkerSettings
 from worker.live.stopping import close_within
+from worker.live.watchdog import ModelWatchdog
 from worker.logs import EventLog
 
 HEADER_INSTANCE = "scoring.instance"
@@ -86,6 +87,14 @@ class Worker(RebalanceListener):
             self.delivery.reinit,
             clock,
         )
+        self.watchdog = ModelWatchdog(  # real time, not the loop's clock
+            settings.model_timeout_s,
+            offsets,
+            self.observer,
+            self.health,
+            log,
+            calls=lambda: self.scorer.isolating_calls,
+        )
         self.summary = RunSummary()
         self.outputs = OutputGuard(settings.dlq_topic, log)
         self.assigned: set[Partition] = set()
@@ -107,6 +116,7 @@ class Worker(RebalanceListener):
             return self.summary
         self.health.starting = False
         self.source.subscribe([s.input_topic], self)
+        self.watchdog.start()
         try:
             while not self.stopping:
                 self._step()
@@ -174,7 +184,11 @@ class Worker(RebalanceListener):
         self.health.in_hand = True
         self._learn_schemas(events)
         started = self.clock()
-        scored = self.outputs.apply(events, self.scorer.score(events))
+        self.watchdog.batch_started(events, self.assigned)
+        try:
+            scored = self.outputs.apply(events, self.scorer.score(events))
+        finally:
+            self.watchdog.batch_finished()
         duration_s = self.clock() - started
         messages = self._messages(events, scored)
         if self.extra is not None:
@@ -277,6 +291,7 @@ class Worker(RebalanceListener):
         )
 
     def _shutdown(self, started: float) -> None:
+        self.watchdog.stop()
         self.health.stop()
         for close in (self.source.close, self.delivery.close):
             try:

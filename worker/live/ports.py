@@ -18,9 +18,12 @@ from worker.live.delivery import Delivery, Group, Status
 from worker.live.hanging import HangingObserver, StableOffsets
 from worker.live.positions import CommittedAsker, PositionObserver, PositionSource
 from worker.live.progress import ProgressObserver
+from worker.live.watchdog import WatchdogObserver
 
 
-class Observer(ScoringObserver, ProgressObserver, PositionObserver, HangingObserver, Protocol):
+class Observer(
+    ScoringObserver, ProgressObserver, PositionObserver, HangingObserver, WatchdogObserver, Protocol
+):
     """Where the loop reports what it did (``monitoring.metrics.WorkerMetrics`` plugs in here)."""
 
     def set_ready(self, ready: bool) -> None: ...
@@ -57,6 +60,9 @@ class NullObserver:
         pass
 
     def set_hanging(self, partitions: set[Partition]) -> None:
+        pass
+
+    def set_batch_in_progress(self, seconds: float) -> None:
         pass
 
 

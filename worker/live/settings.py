@@ -31,6 +31,7 @@ SCOPES = ("consumer", "producer")
 # one environment name per setting: the option's (``--broker-timeout``), not the field's
 BROKER_TIMEOUT_ENV = ENV_PREFIX + "BROKER_TIMEOUT"
 IDLE_TIMEOUT_ENV = ENV_PREFIX + "IDLE_TIMEOUT"
+MODEL_TIMEOUT_ENV = ENV_PREFIX + "MODEL_TIMEOUT"
 _SECRET = re.compile(r"password|secret|token|credential|private|\.pem$|jaas|oauthbearer\.config")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # Properties the worker sets itself: overriding them would break a delivery guarantee.
@@ -148,6 +149,10 @@ class WorkerSettings(BaseSettings):
     broker_timeout_s: float = Field(default=300.0, ge=0, validation_alias=BROKER_TIMEOUT_ENV)
     """Give up (exit 3) after the broker was unreachable this long; 0: retry forever
     (option ``--broker-timeout``, environment ``SCORING_WORKER_BROKER_TIMEOUT``)."""
+    model_timeout_s: float = Field(default=60.0, ge=0, validation_alias=MODEL_TIMEOUT_ENV)
+    """A batch the model has scored this long: log the scoring thread's stack and exit 3
+    (not ready from half of it); 0: report only, never exit (option ``--model-timeout``,
+    environment ``SCORING_WORKER_MODEL_TIMEOUT``)."""
     retry_backoff_initial_ms: int = Field(default=100, ge=1)
     """First wait before retrying a failed broker operation; doubles on each retry..."""
     retry_backoff_max_ms: int = Field(default=5000, ge=1)
