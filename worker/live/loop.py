@@ -286,6 +286,7 @@ class Worker(RebalanceListener):
             "start",
             bundle={"name": manifest.name, "version": manifest.version, "digest": manifest.digest},
             selfcheck_ok=self.scorer.bundle.selfcheck.ok,
+            id_field=self.scorer.id_field,  # records' event_id: the bundle's id_column or event_id
             transactional_id=s.transactional_id if s.delivery == "exactly-once" else None,
             settings=s.masked(),
         )

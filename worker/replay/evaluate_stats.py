@@ -61,6 +61,7 @@ from scipy.stats import bootstrap, norm
 from model_bundles.errors import BadInputError
 from worker.replay.evaluate import Joined
 from worker.replay.evaluate_metrics import Metric, Scorer, metrics_for
+from worker.replay.id_hint import join_hint
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -183,7 +184,8 @@ def too_few(joined: Joined) -> str:
     line = f"{len(joined.ids)} labelled events predicted by every model: too few to evaluate"
     matching, unmatched = joined.matching, sum(joined.unseen_labels.values())
     if matching is None or not unmatched:
-        return line
+        hint = join_hint(joined)  # ids that differ or repeat (issue 28)
+        return f"{line}; {hint}" if hint else line
     example = ""
     if matching.unmatched_examples:
         event_id, label = matching.unmatched_examples[0]
