@@ -421,3 +421,25 @@ def test_a_stop_while_waiting_for_the_registry_ends_the_run_with_nothing_committ
     assert connector.fake_delivery.delivered == []
     assert connector.offsets().committed_offsets == {}
     assert [e["event"] for e in log_lines()][-1] == "stop"
+
+
+def test_bundle_check_of_an_avro_recording_sees_a_version_without_a_feature(
+    penguins_bundle_dir: Path, tmp_path: Path, capsys: Any
+) -> None:
+    """`bundle check --value-format avro`: the v3 writer schema drops `sex`, a feature."""
+    events = _events(40)
+    messages = [
+        RecordedMessage("in", 0, i, None, None, None, value)
+        for i, value in enumerate(
+            avro_value(3, SCHEMA_V3, e) if i % 4 else avro_value(1, SCHEMA_V1, e)
+            for i, e in enumerate(events)
+        )
+    ]
+    schemas = [WriterSchema(1, "AVRO", json.dumps(SCHEMA_V1))]
+    schemas.append(WriterSchema(3, "AVRO", json.dumps(SCHEMA_V3)))
+    recording = _record_file(tmp_path / "rec.jsonl", messages, schemas)
+    args = ["bundle", "check", str(penguins_bundle_dir), "--events", str(recording)]
+    assert run_cli([*args, "--value-format", "avro"]) == 1
+    out = capsys.readouterr().out
+    assert "feature 'sex' is absent from most events" in out
+    assert "missing_feature" in out

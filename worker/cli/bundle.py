@@ -20,6 +20,7 @@ from schemas.manifest import FeatureSpec, Manifest
 from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
 from worker.cli.kafka_options import ONE_SHOT_BROKER_TIMEOUT_S
 from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
+from worker.core.wire import ValueFormat
 from worker.replay.bundle_check import check_events
 from worker.replay.research import score_file
 
@@ -104,11 +105,19 @@ def inspect(bundle_dir: Path, as_json: bool) -> None:
 @click.argument("bundle_dir", type=_existing_dir)
 @option("--events", type=_file, required=True, help="a recording or JSONL sample of the topic")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@option(
+    "--value-format",
+    type=click.Choice(["json", "avro", "json-schema"]),
+    default="json",
+    show_default=True,
+    help="avro, json-schema: --events is a recording of wire-format values (`record`)",
+)
 @trust_options()
 def check(
     bundle_dir: Path,
     events: Path,
     as_json: bool,
+    value_format: str,
     trust_packages: tuple[str, ...],
     trust_code: tuple[str, ...],
 ) -> int:
@@ -118,7 +127,7 @@ def check(
     loaded = load_bundle(
         bundle_dir, warn_only=True, trust_packages=trust_packages, trust_code=trust_code, warn=_warn
     )
-    report = check_events(loaded, events)
+    report = check_events(loaded, events, decoder_of(ValueFormat(value_format)))
     if as_json:
         click.echo(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2))
     else:
