@@ -86,9 +86,7 @@ def helm_lint(extra: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
 
 
 def helm_template(extra: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
-    return run(
-        [tool("helm"), "template", "sw", str(CHART), "--namespace", "scoring", *extra]
-    )
+    return run([tool("helm"), "template", "sw", str(CHART), "--namespace", "scoring", *extra])
 
 
 def manifests(text: str) -> list[dict[str, Any]]:
@@ -154,8 +152,10 @@ def check_manifests(docs: list[dict[str, Any]]) -> list[str]:
         partitions = int(notes["scoring-worker/input-topic-partitions"])
         self_check = int(notes["scoring-worker/self-check-seconds"])
     except (KeyError, ValueError):
-        return ["Deployment: annotations scoring-worker/input-topic-partitions and "
-                "scoring-worker/self-check-seconds missing"]
+        return [
+            "Deployment: annotations scoring-worker/input-topic-partitions and "
+            "scoring-worker/self-check-seconds missing"
+        ]
     spec, pod = dep["spec"], dep["spec"]["template"]["spec"]
     workers = [c for c in pod["containers"] if c["name"] == "worker"]
     if not workers:
@@ -187,9 +187,7 @@ def check_manifests(docs: list[dict[str, Any]]) -> list[str]:
     return errors
 
 
-def _replica_errors(
-    docs: list[dict[str, Any]], spec: dict[str, Any], partitions: int
-) -> list[str]:
+def _replica_errors(docs: list[dict[str, Any]], spec: dict[str, Any], partitions: int) -> list[str]:
     counts = []
     if "replicas" in spec:
         counts.append(("Deployment replicas", int(spec["replicas"])))
@@ -301,7 +299,7 @@ def check_value_set(name: str, extra: Sequence[str]) -> list[str]:
         errors.append(f"{name}: helm lint --strict failed:\n{lint.stdout}{lint.stderr}")
     rendered = helm_template(extra)
     if rendered.returncode != 0:
-        return errors + [f"{name}: helm template failed: {rendered.stderr.strip()}"]
+        return [*errors, f"{name}: helm template failed: {rendered.stderr.strip()}"]
     conform = kubeconform(rendered.stdout)
     print(f"  {name}: kubeconform {conform.stdout.strip().splitlines()[-1:]}")
     if conform.returncode != 0:

@@ -86,9 +86,8 @@ def _kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 def _worker(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    container: dict[str, Any] = _kind(docs, "Deployment")["spec"]["template"]["spec"][
-        "containers"
-    ][0]
+    pod: dict[str, Any] = _kind(docs, "Deployment")["spec"]["template"]["spec"]
+    container: dict[str, Any] = pod["containers"][0]
     return container
 
 
@@ -215,14 +214,15 @@ def test_rendered_environment_is_accepted_by_the_worker(
     """The Deployment's env, as the pod would see it, parses with the worker's settings."""
     for name in VALUE_SETS:
         env = {
-            e["name"]: e.get("value", "from-a-secret") for e in _worker(render(VALUE_SETS[name]))["env"]
+            e["name"]: e.get("value", "from-a-secret")
+            for e in _worker(render(VALUE_SETS[name]))["env"]
         }
         env["SCORING_WORKER_INSTANCE_ID"] = "sw-7d9c-abcde"
         for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
             monkeypatch.delenv(key)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        settings = WorkerSettings()  # type: ignore[call-arg]
+        settings = WorkerSettings()
         assert settings.input_topic == env["SCORING_WORKER_INPUT_TOPIC"], name
         assert settings.metrics_port == 8000 and settings.metrics_host == "0.0.0.0"
 
@@ -295,7 +295,8 @@ def test_values_schema_refuses(
 
 def test_replicas_above_partitions_are_refused(tools: None, tmp_path: Path) -> None:
     error = refused(
-        tmp_path, {"autoscaling": {"enabled": False}, "replicaCount": 6, "strategy": {"maxSurge": 0}}
+        tmp_path,
+        {"autoscaling": {"enabled": False}, "replicaCount": 6, "strategy": {"maxSurge": 0}},
     )
     assert "6 replicas (replicaCount) is above kafka.inputTopicPartitions=4" in error
 
