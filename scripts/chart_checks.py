@@ -81,8 +81,13 @@ def run(args: Sequence[str], stdin: str | None = None) -> subprocess.CompletedPr
     )
 
 
+def values_files(extra: Sequence[str]) -> list[str]:
+    """The ``-f FILE`` pairs of a values set (``helm lint`` takes no --api-versions)."""
+    return [arg for i, a in enumerate(extra) if a == "-f" for arg in (a, extra[i + 1])]
+
+
 def helm_lint(extra: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
-    return run([tool("helm"), "lint", "--strict", str(CHART), *extra])
+    return run([tool("helm"), "lint", "--strict", str(CHART), *values_files(extra)])
 
 
 def helm_template(extra: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:

@@ -33,13 +33,15 @@ import yaml
 
 K8S_SCHEMA_VERSION = "v1.37.0-local-strict"
 _REF = "/api/_definitions.json#/$defs/"
+_LOCAL = "#/$defs/"  # within _definitions.json itself
 
 
 def _refs(node: Any, found: set[str]) -> None:
     if isinstance(node, dict):
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(_REF):
-            found.add(ref[len(_REF) :])
+        for prefix in (_REF, _LOCAL):
+            if isinstance(ref, str) and ref.startswith(prefix):
+                found.add(ref[len(prefix) :])
         for value in node.values():
             _refs(value, found)
     elif isinstance(node, list):
