@@ -121,12 +121,15 @@ def test_chart_pod_starts_scores_and_drains_on_a_read_only_root(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+    def readyz() -> bool | None:
+        if proc.poll() is not None:  # a mount refused, or the worker exited at start
+            log.flush()
+            pytest.fail(f"exited {proc.returncode}: {(tmp_path / 'worker.log').read_text()}")
+        return _get(f"http://127.0.0.1:{port}/readyz")[0] == 200 or None
+
     try:
-        ready = poll_until(
-            "/readyz answers 200 (the startup probe)",
-            120,
-            lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200 or None,
-        )
+        ready = poll_until("/readyz answers 200 (the startup probe)", 120, readyz)
         assert ready
         poll_until(f"{EVENTS} predictions produced", 120, lambda: _produced(port))
         started = time.monotonic()
