@@ -2,7 +2,7 @@
 # scoring-worker container image.
 #
 #   docker build -t scoring-worker .
-#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp \
+#   docker run --rm -p 8000:8000 --read-only \
 #     -e SCORING_WORKER_BOOTSTRAP_SERVERS=kafka:9092 -e SCORING_WORKER_INPUT_TOPIC=events \
 #     -e SCORING_WORKER_OUTPUT_TOPIC=predictions -e SCORING_WORKER_DLQ_TOPIC=dead-letters \
 #     scoring-worker
@@ -14,10 +14,10 @@
 # bundle and the demo scripts, running as an unprivileged user.
 #
 # The base is pinned to the exact Python the project is developed, tested and its
-# bundles built with (3.11.7): loading a bundle compares the Python version recorded
-# in its manifest, patch included. Move it together with the dev/CI interpreter, and
-# rebuild bundles then. For byte-for-byte reproducible builds pin the digest as well
-# (--build-arg PYTHON_IMAGE=python:3.11.7-slim-bookworm@sha256:...).
+# bundles built with (3.11.7). Loading a bundle compares Python's major.minor (a patch
+# level may differ: docs/bundle.md "Version policy") and the libraries exactly. Move it
+# together with the dev/CI interpreter. For byte-for-byte reproducible builds pin the
+# digest as well (--build-arg PYTHON_IMAGE=python:3.11.7-slim-bookworm@sha256:...).
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder

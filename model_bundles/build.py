@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 
 from model_bundles import metrics, training
 from model_bundles.codepack import CodeItem, pack
 from model_bundles.config import TrainingConfig, load_config
 from model_bundles.data import fingerprint, read_data, rows_of
 from model_bundles.digest import canonical_json, canonical_skops
+from model_bundles.dtypes import fitted_type, frame_type
 from model_bundles.errors import BadInputError
 from model_bundles.estimators import make_estimator, make_pipeline
 from model_bundles.events import events_to_frame, frame_to_events, normalize_frame
@@ -24,7 +24,10 @@ from model_bundles.predict import predict_outputs
 from model_bundles.proof import (
     declared_trust,
     fitted_order,
+    proof_sample,
     prove_and_place,
+    prove_served,
+    refuse_unnamed_functions,
     reproducible_scoring,
     staging_dir,
 )
@@ -37,7 +40,7 @@ from model_bundles.research_outputs import (
     prediction_reference,
     reference_outputs,
 )
-from model_bundles.store import MODEL, REFERENCE, write_bundle
+from model_bundles.store import MODEL, REFERENCE, dump_model, write_bundle
 from model_bundles.values import Where, category_text, row_number
 from model_bundles.versions import runtime_versions
 from schemas.manifest import FORMAT_VERSION, DataFingerprint, FeatureSpec, Manifest, Task
@@ -71,12 +74,17 @@ def build_from_frame(
     data = training.prepare(config, frame, where)
     labelled, task = data.labelled, data.task
     estimator = make_estimator(config.model.estimator, task, config.model.params, config.model.seed)
-    specs = _feature_specs(labelled, numeric, categorical, nullable=set(numeric) | set(categorical))
+    specs = _feature_specs(
+        labelled, numeric, categorical, nullable=set(numeric) | set(categorical), typed=False
+    )
     train, holdout = training.split(
         labelled, target, task, config.data.test_size, config.data.split_seed
     )
     pipeline = make_pipeline(numeric, categorical, estimator)
-    pipeline.fit(normalize_frame(train, specs), training.label_array(train[target], task))
+    # the frame the pipeline is fitted on, features in canonical form: what it serves
+    train = train.assign(**normalize_frame(train, specs))
+    holdout = holdout.assign(**normalize_frame(holdout, specs))
+    pipeline.fit(train[[s.name for s in specs]], training.label_array(train[target], task))
     return build_bundle(
         pipeline,
         train,
@@ -118,28 +126,35 @@ def build_bundle(
 ) -> Manifest:
     """Python API: save an already fitted pipeline with everything needed to reproduce it.
 
-    ``train`` is the frame it was fitted on (features + target); ``holdout``, when
+    ``train`` is the frame it was fitted on (features as fitted + target); ``holdout``, when
     given, supplies the golden sample and metrics (else the training rows do).
-    ``features`` may be omitted: then ``numeric``/``categorical`` name them, and
-    whether a null is allowed is found by asking the pipeline itself. ``code``
+    ``features`` may be omitted: then ``numeric``/``categorical`` name them (and
+    without those, the pipeline's ``feature_names_in_``, each column's kind from its
+    dtype), each with the dtype it has in ``train``, which the serving path builds
+    from the events' JSON values (``model_bundles.dtypes``); whether a null is
+    allowed is found by asking the pipeline itself. ``code``
     packs the user's own modules (module objects, names or paths) into ``code/``.
     A pipeline fitted without feature names needs ``feature_order_confirmed``.
 
     The bundle is written beside ``out_dir``, loaded with the trust it declares and
-    its golden sample re-scored; only a bundle that proves itself replaces
-    ``out_dir``. BadInputError (exit 2) for anything that would not load or not
-    reproduce its outputs bit for bit.
+    its golden sample re-scored; then the training rows, sent as JSON events through
+    its serving path, must score as ``pipeline`` on ``train`` (``proof.prove_served``).
+    Only a bundle that proves itself replaces ``out_dir``. BadInputError (exit 2)
+    for anything that would not load or not serve the pipeline's outputs bit for bit.
     """
     task = task or ("classification" if hasattr(pipeline, "classes_") else "regression")
     named = [*numeric, *categorical, *(f.name for f in features or ())]
     training.refuse_id_feature(id_column, named)
+    refuse_unnamed_functions(pipeline)
     specs = (
         list(features) if features else _probe_specs(pipeline, train, numeric, categorical, task)
     )
     specs = fitted_order(pipeline, specs, feature_order_confirmed)
     code_files = pack(code)
+    team_frame = proof_sample(train)[[s.name for s in specs]]
     with reproducible_scoring(pipeline) as scoring_params:
-        model = canonical_skops(sio.dumps(pipeline))
+        team_outputs = predict_outputs(pipeline, team_frame, task)
+        model = canonical_skops(dump_model(pipeline))
         trust = declared_trust(model, code_files)
         evaluation = holdout if holdout is not None else train
         golden_events = _golden_events(evaluation.head(GOLDEN_ROWS), specs, id_column)
@@ -183,7 +198,11 @@ def build_bundle(
         "trust": trust.model_dump(),
         "decision": eval_outputs.decision,
         "scoring_params": scoring_params,
-        "build": {"created_at": datetime.now(UTC).isoformat(), "host": platform.node()},
+        "build": {
+            "created_at": datetime.now(UTC).isoformat(),
+            "host": platform.node(),
+            "proved_rows": str(len(team_frame)),
+        },
     }
     files = {
         MODEL: model,
@@ -192,7 +211,9 @@ def build_bundle(
     }
     staging = staging_dir(out_dir)
     written = write_bundle(staging, manifest, files)
-    prove_and_place(staging, out_dir, trust)
+    prove_and_place(
+        staging, out_dir, trust, lambda bundle: prove_served(bundle, team_frame, team_outputs)
+    )
     return written
 
 
@@ -213,25 +234,41 @@ def _require_columns(frame: pd.DataFrame, needed: list[str], id_column: str | No
 
 
 def _feature_specs(
-    frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str], nullable: set[str]
+    frame: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    nullable: set[str],
+    typed: bool,
 ) -> list[FeatureSpec]:
-    specs = [
-        FeatureSpec(name=n, kind="numeric", dtype="float64", nullable=n in nullable)
-        for n in numeric
-    ]
-    for name in categorical:
-        seen = sorted({t for v in frame[name].tolist() if (t := category_text(v)) is not None})
-        specs.append(
-            FeatureSpec(
+    """Specs in the canonical form of a config build, or (``typed``) with each column's
+    dtype in ``frame``; a dtype without a missing value is never nullable."""
+    specs = []
+    for kind, names in (("numeric", numeric), ("categorical", categorical)):
+        for name in names:
+            canonical = "float64" if kind == "numeric" else "object"
+            dtype, category = fitted_type(frame[name], name) if typed else (canonical, None)
+            if dtype.startswith("datetime64"):
+                kind = "numeric"  # drift bins over time; its categories would be every value
+            seen = None
+            if kind == "categorical":
+                texts = {category_text(v) for v in frame[name].tolist()}
+                seen = sorted(t for t in texts if t is not None)
+            spec = FeatureSpec(
                 name=name,
-                kind="categorical",
-                dtype="object",
+                kind=kind,
+                dtype=dtype,
                 nullable=name in nullable,
                 categories=seen,
+                category_dtype=category,
             )
-        )
+            if not spec.canonical and not frame_type(spec).holds_missing:
+                spec = spec.model_copy(update={"nullable": False})
+            specs.append(spec)
     for spec in specs:
-        if spec.kind == "numeric" and not pd.api.types.is_numeric_dtype(frame[spec.name]):
+        column = frame[spec.name]
+        if spec.kind == "numeric" and not (
+            pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column)
+        ):
             raise BadInputError(f"numeric feature {spec.name!r} has non-numeric values in the data")
     return specs
 
@@ -243,15 +280,27 @@ def _probe_specs(
     categorical: Sequence[str],
     task: Task,
 ) -> list[FeatureSpec]:
-    """A feature is nullable when the fitted pipeline scores a row with it missing."""
+    """Specs with the dtypes of ``train``; a feature is nullable when the fitted pipeline
+    scores a row with it missing."""
     if not numeric and not categorical:
-        raise BadInputError("name the features: pass features=, or numeric=/categorical=")
-    draft = _feature_specs(train, numeric, categorical, nullable=set())
+        numeric, categorical = _kinds_by_dtype(pipeline, train)
+    _require_columns(train, [*numeric, *categorical], None)
+    draft = _feature_specs(train, numeric, categorical, nullable=set(), typed=True)
     row = normalize_frame(train.head(1), draft)
+    fitted = [str(n) for n in getattr(pipeline, "feature_names_in_", ())]
+    if sorted(fitted) == sorted(row.columns):  # the probe must pass the fitted order's check
+        row = row[fitted]
     nullable: set[str] = set()
     for spec in draft:
         probe = row.copy()
-        probe[spec.name] = np.nan if spec.kind == "numeric" else np.array([np.nan], dtype=object)
+        if not spec.canonical:
+            if not frame_type(spec).holds_missing:
+                continue
+            probe[spec.name] = pd.Series(frame_type(spec).column([None]))
+        elif spec.kind == "numeric":
+            probe[spec.name] = np.nan
+        else:
+            probe[spec.name] = np.array([np.nan], dtype=object)
         try:
             outputs = predict_outputs(pipeline, probe, task)
         except ValueError:
@@ -259,7 +308,23 @@ def _probe_specs(
         finite = outputs.scores if outputs.scores is not None else outputs.predictions
         if np.all(np.isfinite(np.asarray(finite, dtype=np.float64))):
             nullable.add(spec.name)
-    return _feature_specs(train, numeric, categorical, nullable)
+    return _feature_specs(train, numeric, categorical, nullable, typed=True)
+
+
+def _kinds_by_dtype(pipeline: Any, train: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The fitted columns, numeric (numbers, datetimes) or categorical (the rest)."""
+    fitted = getattr(pipeline, "feature_names_in_", None)
+    if fitted is None:
+        raise BadInputError("name the features: pass features=, or numeric=/categorical=")
+    names = [str(n) for n in fitted]
+    _require_columns(train, names, None)
+    numeric = [
+        n
+        for n in names
+        if (pd.api.types.is_numeric_dtype(train[n]) and not pd.api.types.is_bool_dtype(train[n]))
+        or pd.api.types.is_datetime64_any_dtype(train[n])
+    ]
+    return numeric, [n for n in names if n not in numeric]
 
 
 def _golden_events(

@@ -17,7 +17,7 @@ from model_bundles.reference import Reference
 from model_bundles.store import read_bundle
 from model_bundles.trust.policy import Trust
 from model_bundles.verify import golden_mismatches
-from model_bundles.versions import package_mismatches, version_mismatches
+from model_bundles.versions import POLICY, package_mismatches, version_mismatches
 from schemas.manifest import FeatureSpec, Manifest
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,21 @@ def load_bundle(
     )
     if not selfcheck.ok:
         if not warn_only:
-            raise BundleError(f"{path}: self-check failed: " + "; ".join(selfcheck.problems()))
+            raise BundleError(_refusal(path, selfcheck))
         for problem in selfcheck.problems():
             warn(f"bundle self-check: {problem}")
     return Bundle(path, stored.manifest, stored.pipeline, stored.reference, selfcheck)
+
+
+def _refusal(path: Path, selfcheck: SelfCheck) -> str:
+    """One line: what differs, which versions must match and why, and the way out."""
+    why = []
+    if selfcheck.version_problems:
+        why.append(POLICY)
+    if selfcheck.golden_problems:
+        why.append("the golden sample must re-score bit for bit")
+    return (
+        f"{path}: self-check failed: {'; '.join(selfcheck.problems())}. "
+        f"{'; '.join(why)}. Install the bundle's versions or rebuild it here; "
+        "--warn-only loads it anyway (scoring_bundle_selfcheck_ok 0)"
+    )

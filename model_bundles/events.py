@@ -5,12 +5,17 @@ replay, the load-time self-check) builds its frame with ``events_to_frame``, or
 with ``check_batch``, which validates and builds the same frame column by column
 (a property test holds the two to ``check_event`` and ``events_to_frame``), so
 an event's outputs cannot depend on which path or batch size scored it.
+
+A feature in the canonical form of a config build (float64, object) follows
+``model_bundles.values``; a feature with the dtype a pipeline was fitted on
+(int64, bool, str, category, datetime64...) follows ``model_bundles.dtypes``,
+one value at a time.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -19,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from model_bundles.dtypes import frame_type
+from model_bundles.errors import BadInputError
 from model_bundles.values import (
     categorical_array,
     category_text,
@@ -66,6 +73,15 @@ def check_event(event: Mapping[str, Any], features: Sequence[FeatureSpec]) -> Re
 
 
 def _check_value(feature: FeatureSpec, value: Any) -> Rejection | None:
+    if not feature.canonical:
+        mismatch = frame_type(feature).mismatch(value)
+        if mismatch is None:
+            return None
+        if mismatch.reason == RejectReason.NON_FINITE:
+            return Rejection(
+                mismatch.reason, f"feature {feature.name!r} must be {mismatch.expected}"
+            )
+        return _wrong_type(feature, f"{mismatch.expected} ({feature.dtype})", value)
     if feature.kind == "categorical":
         allowed = event_types(feature)
         if type(value) in allowed:
@@ -93,10 +109,14 @@ _CATEGORY_TYPES = {
 
 
 def _wrong_type(feature: FeatureSpec, expected: str, value: Any) -> Rejection:
-    got = "boolean" if isinstance(value, bool) else type(value).__name__
+    got = _JSON_TYPES.get(type(value), type(value).__name__)
+    shown = repr(value) if type(value) in _JSON_TYPES and len(repr(value)) <= 40 else got
     return Rejection(
-        RejectReason.WRONG_TYPE, f"feature {feature.name!r} must be {expected}, got {got}"
+        RejectReason.WRONG_TYPE, f"feature {feature.name!r} must be {expected}, got {shown}"
     )
+
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
 def events_to_frame(
@@ -108,12 +128,15 @@ def events_to_frame(
     as object with NaN (never None) for null, so imputers see the same missing
     value in a 1-row frame as in a 10,000-row one.
     """
-    columns: list[npt.NDArray[Any]] = []
+    columns: list[Any] = []
     for feature in features:
         values = [e[feature.name] for e in events]
-        columns.append(
-            _numbers(values) if feature.kind == "numeric" else _categories(values, len(values))
-        )
+        if not feature.canonical:
+            columns.append(frame_type(feature).column(values))
+        elif feature.kind == "numeric":
+            columns.append(_numbers(values))
+        else:
+            columns.append(_categories(values, len(values)))
     return _frame(features, columns)
 
 
@@ -130,7 +153,7 @@ def _categories(values: list[Any], rows: int) -> npt.NDArray[np.object_]:
     return column
 
 
-def _frame(features: Sequence[FeatureSpec], columns: Sequence[npt.NDArray[Any]]) -> pd.DataFrame:
+def _frame(features: Sequence[FeatureSpec], columns: Sequence[Any]) -> pd.DataFrame:
     # An explicit object Series: from a bare object array pandas would infer its ``str``
     # dtype, which every transformer converts back to object on every call. One index
     # object for all: pandas then has no indexes to align.
@@ -138,8 +161,8 @@ def _frame(features: Sequence[FeatureSpec], columns: Sequence[npt.NDArray[Any]])
     return pd.DataFrame(
         {
             f.name: pd.Series(c, index=index, dtype=object, copy=False)
-            if f.kind == "categorical"
-            else c
+            if f.kind == "categorical" and f.canonical
+            else pd.Series(c, index=index, copy=False)
             for f, c in zip(features, columns, strict=True)
         },
         index=index,
@@ -216,6 +239,8 @@ class _Column:
             values = list(map(itemgetter(name), events))
         except KeyError:
             values = [e.get(name, _ABSENT) for e in events]
+        if not feature.canonical:
+            return cls(feature, values, _typed_suspects(feature, values))
         plain = _PLAIN[feature.kind, feature.nullable]
         plain_types = set(map(type, values)) <= plain
         if feature.kind == "categorical":
@@ -243,7 +268,9 @@ class _Column:
         numbers = None if self.numbers is None else self.numbers[rows]
         return _Column(self.feature, values, [], numbers)
 
-    def array(self) -> npt.NDArray[Any]:
+    def array(self) -> Any:
+        if not self.feature.canonical:
+            return frame_type(self.feature).column(self.values)
         if self.feature.kind == "categorical":
             return _categories(self.values, len(self.values))
         return self.numbers if self.numbers is not None else _numbers(self.values)
@@ -258,29 +285,63 @@ class _Column:
         return len(values) - values.count(None) - sum(map(known.__contains__, values))
 
 
+def _typed_suspects(feature: FeatureSpec, values: list[Any]) -> list[int]:
+    """Positions of values ``check_event`` must judge: absent, null where not imputed,
+    or not fitting the fitted dtype."""
+    mismatch = frame_type(feature).mismatch
+    nullable = feature.nullable
+    return [
+        i
+        for i, v in enumerate(values)
+        if (v is None and not nullable) or (v is not None and mismatch(v) is not None)
+    ]
+
+
 def normalize_frame(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> pd.DataFrame:
     """Bring a user's DataFrame (training data, research batch) to the same dtypes.
 
-    Categorical values become their canonical text (``model_bundles.values``: an
-    integer 1 is "1", as the JSON integer 1 or string "1" of an event), nulls
-    become NaN; numeric columns become float64 (BadInputError naming the column
-    and row for a value that is not a number).
+    Canonical features: categorical values become their canonical text
+    (``model_bundles.values``: an integer 1 is "1", as the JSON integer 1 or string
+    "1" of an event), nulls become NaN; numeric columns become float64
+    (BadInputError naming the column and row for a value that is not a number).
+    A feature with a fitted dtype must have exactly that dtype (BadInputError
+    naming the column otherwise); its column is taken as it is.
     """
     columns: dict[str, Any] = {}
     for feature in features:
         column = frame[feature.name]
-        if feature.kind == "numeric":
+        if not feature.canonical:
+            columns[feature.name] = _fitted_column(column, feature)
+        elif feature.kind == "numeric":
             columns[feature.name] = numeric_array(column, feature.name)
         else:
             columns[feature.name] = categorical_array(column.tolist())
     return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)), copy=False)
 
 
+def _fitted_column(column: pd.Series, feature: FeatureSpec) -> Any:
+    expected = frame_type(feature).pandas_dtype
+    if column.dtype != expected:
+        raise BadInputError(
+            f"column {feature.name!r} is {column.dtype}, but the bundle was fitted on "
+            f"{feature.dtype}: pass the frame with the dtypes it was fitted on"
+        )
+    return column.array
+
+
+def _canonical_json(value: Any) -> Any:
+    return None if is_missing(value) else value
+
+
 def frame_to_events(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> list[dict[str, Any]]:
-    """The inverse of ``events_to_frame``: rows as JSON-ready dicts (NaN -> None)."""
+    """The inverse of ``events_to_frame``: rows as the JSON values a producer writes
+    (NaN, NA, NaT -> None; numpy scalars -> Python; datetimes -> ISO 8601 text)."""
     normalized = normalize_frame(frame, features)
     names = [f.name for f in features]
+    encoders: list[Callable[[Any], Any]] = [
+        _canonical_json if f.canonical else frame_type(f).to_json for f in features
+    ]
     out: list[dict[str, Any]] = []
     for row in normalized.itertuples(index=False, name=None):
-        out.append({n: (None if is_missing(v) else v) for n, v in zip(names, row, strict=True)})
+        out.append({n: encode(v) for n, encode, v in zip(names, encoders, row, strict=True)})
     return out

@@ -13,6 +13,7 @@ from model_bundles.events import normalize_frame
 from model_bundles.params import json_safe, params_of
 from model_bundles.predict import Outputs, predict_outputs
 from model_bundles.reference import (
+    MAX_CATEGORY_BINS,
     CategoricalReference,
     GoldenRow,
     NumericReference,
@@ -41,8 +42,8 @@ def reference_outputs(
     """
     if holdout is not None and len(holdout) >= MIN_REFERENCE_ROWS:
         return holdout_outputs
-    every_row = train if holdout is None else pd.concat([train, holdout], ignore_index=True)
-    return predict_outputs(pipeline, normalize_frame(every_row, specs), task)
+    frames = [normalize_frame(f, specs) for f in (train, holdout) if f is not None]
+    return predict_outputs(pipeline, pd.concat(frames, ignore_index=True), task)
 
 
 def golden_rows(events: list[dict[str, Any]], outputs: Outputs) -> list[GoldenRow]:
@@ -68,13 +69,19 @@ def class_score_references(
     outputs: Outputs, classes: list[Any] | None
 ) -> dict[str, NumericReference] | None:
     """Per class, its probability's distribution; None without probabilities (drift of a
-    decision-function classifier uses its predicted labels)."""
+    decision-function classifier uses its predicted labels). With more than
+    ``MAX_CATEGORY_BINS`` classes, only the most often predicted ones (ties in class
+    order): each class is a dozen series per replica."""
     if classes is None or outputs.scores is None or outputs.decision:
         return None
-    return {
-        str(category_text(c)): numeric_reference(outputs.scores[:, i])
-        for i, c in enumerate(classes)
-    }
+    labels = [str(category_text(c)) for c in classes]
+    kept: list[int] = list(range(len(labels)))
+    if len(labels) > MAX_CATEGORY_BINS:
+        predicted = pd.Series([category_text(p) for p in outputs.predictions], dtype=object)
+        counts = predicted.value_counts()
+        shares = np.asarray([-float(counts.get(c, 0)) for c in labels])
+        kept = sorted(np.argsort(shares, kind="stable")[:MAX_CATEGORY_BINS].tolist())
+    return {labels[i]: numeric_reference(outputs.scores[:, i]) for i in kept}
 
 
 def estimator_spec(pipeline: Any, estimator_name: str) -> dict[str, Any]:

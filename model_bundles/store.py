@@ -18,14 +18,46 @@ from pydantic import ValidationError
 
 from model_bundles.codepack import CODE_DIR, bundle_code, code_digest, code_files, code_modules
 from model_bundles.digest import canonical_json, manifest_digest, sha256_bytes
-from model_bundles.errors import BundleError
+from model_bundles.errors import BadInputError, BundleError
 from model_bundles.reference import Reference
-from model_bundles.trust.policy import Trust, allowed_types, require_code_trust
+from model_bundles.trust import pandas_nodes
+from model_bundles.trust.catalogue import trusted_types
+from model_bundles.trust.persistable import unsaveable_step, untrustable_step
+from model_bundles.trust.policy import (
+    FORBIDDEN_PACKAGES,
+    REVIEWED_ROOTS,
+    Trust,
+    allowed_types,
+    require_code_trust,
+    root,
+)
 from schemas.manifest import DIGEST_EXCLUDED, FORMAT_VERSION, Manifest, TrustSpec
 
 MANIFEST = "manifest.json"
 MODEL = "model.skops"
 REFERENCE = "reference.json"
+
+pandas_nodes.register()  # fitted pandas values (category_encoders' mappings) save and load
+NEVER_TRUSTED = (FORBIDDEN_PACKAGES - {"__main__"}) | REVIEWED_ROOTS
+"""Roots no option can trust; ``__main__`` has its own message (``proof.declared_trust``)."""
+
+
+def dump_model(pipeline: Any) -> bytes:
+    """The fitted pipeline as skops bytes (not yet canonical: ``digest.canonical_skops``).
+
+    BadInputError (exit 2, one line) naming the step, its library and what to do
+    when a step holds state skops cannot save, or a type no option can ever trust
+    (the standard library, numpy/scipy/sklearn outside the catalogue); never a traceback.
+    """
+    try:
+        data: bytes = sio.dumps(pipeline)
+    except Exception as exc:  # skops and the libraries raise anything here
+        raise BadInputError(unsaveable_step(pipeline, exc)) from None
+    catalogue = trusted_types()
+    for name in sorted(sio.get_untrusted_types(data=data)):
+        if name not in catalogue and root(name) in NEVER_TRUSTED:
+            raise BadInputError(untrustable_step(pipeline, name))
+    return data
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,29 @@ def parse_number(value: Any) -> float:
     return number if math.isfinite(number) else math.inf
 
 
+def float_values(values: Any) -> npt.NDArray[np.float64]:
+    """A column (array, ExtensionArray or Series) as float64 for numeric bins, NaN when
+    missing: numbers as they are, booleans 0/1, datetimes as seconds since the epoch
+    (UTC for a column with a time zone)."""
+    if isinstance(values, pd.Series):
+        values = values.array
+    dtype = getattr(values, "dtype", None)
+    if dtype is not None and pd.api.types.is_datetime64_any_dtype(dtype):
+        stamps = pd.DatetimeIndex(values)
+        if stamps.tz is not None:
+            stamps = stamps.tz_convert("UTC").tz_localize(None)
+        seconds = stamps.as_unit("ns").asi8.astype(np.float64) / 1e9
+        seconds[stamps.isna()] = math.nan
+        return seconds
+    try:  # the hot path (drift bins of every batch): float64 columns cost nothing here
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):  # e.g. a masked array whose NA numpy cannot cast
+        floats: npt.NDArray[np.float64] = pd.array(values).to_numpy(
+            dtype=np.float64, na_value=math.nan
+        )
+        return floats
+
+
 # --- events ---------------------------------------------------------------------------------
 
 _EVENT_TYPES: dict[int, tuple[FeatureSpec, frozenset[type]]] = {}

@@ -9,11 +9,12 @@ validate before sending. A test keeps the two in agreement.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -52,16 +53,53 @@ def event_model(
     }
     for feature in features:
         kind: Any = StrictFloat | NumericInt
-        if feature.kind == "categorical":
+        if not feature.canonical:
+            kind = _fitted_kind(feature)
+        elif feature.kind == "categorical":
             allowed = category_event_types(feature.categories or ())
             kind = StrictStr
             kind = kind | StrictInt if int in allowed else kind
             kind = kind | StrictBool if bool in allowed else kind
         if feature.nullable:
             kind = kind | None
-        description = f"{feature.kind} feature"
+        description = f"{feature.kind} feature ({feature.dtype})"
         if feature.categories:
             description += f"; categories seen in training: {', '.join(feature.categories)}"
         fields[feature.name] = (kind, Field(..., description=description))
     model: type[BaseModel] = create_model(name, __base__=_EventBase, **fields)
     return model
+
+
+_DATETIME_TEXT = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
+)
+
+
+def _fitted_kind(feature: FeatureSpec) -> Any:
+    """The JSON type of a feature with a fitted dtype (``model_bundles.dtypes``' rules; that
+    a datetime text is a real date within the column's unit is the worker's check)."""
+    dtype = feature.dtype
+    if dtype == "category" and feature.category_dtype is not None:
+        categories = tuple(feature.category_dtype.categories)
+        types = {type(c) for c in categories}
+        types = {int, float} if types == {float} else types
+
+        def json_type(value: Any) -> Any:
+            if value is not None and type(value) not in types:  # Literal[1] takes True
+                raise ValueError("not of the categories' JSON type")
+            return value
+
+        return Annotated[Literal[categories], BeforeValidator(json_type)]
+    if dtype.startswith("datetime64"):
+        return Annotated[StrictStr, Field(pattern=_DATETIME_TEXT)]
+    if dtype in ("bool", "boolean"):
+        return StrictBool
+    if dtype in ("str", "string"):
+        return StrictStr
+    if dtype.lower().startswith("float"):
+        return StrictFloat | NumericInt
+    bits = int(dtype.lstrip("uUiInt"))
+    signed = dtype.lower().startswith("int")
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    return Annotated[StrictInt, Field(ge=low, le=high)]

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 FORMAT_VERSION = 1
 """Bumped on any incompatible change of the bundle layout; loaders refuse newer ones."""
@@ -47,18 +47,55 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+CANONICAL_DTYPES = frozenset({"float64", "object"})
+"""Config builds: numbers as float64, categories as canonical text (``model_bundles.values``)."""
+
+DTYPE_PATTERN = (
+    r"^(float64|object|u?int(8|16|32|64)|U?Int(8|16|32|64)|float32|Float(32|64)|bool|boolean"
+    r"|str|string|category|datetime64\[(s|ms|us|ns)(, [^\]]+)?\])$"
+)
+"""The pandas dtypes a model input column may have (``str(dtype)``, as pandas prints it)."""
+
+
+class CategoryDtypeSpec(_Frozen):
+    """A pandas ``category`` dtype exactly as fitted: its categories with their JSON types."""
+
+    categories: list[Label] = Field(description="the dtype's categories, in order")
+    ordered: bool
+
+
 class FeatureSpec(_Frozen):
     """One model input, in the order the pipeline expects it."""
 
     name: str
     kind: FeatureKind
-    dtype: Literal["float64", "object"] = Field(
-        description="dtype of the column in the model input frame"
+    dtype: str = Field(
+        pattern=DTYPE_PATTERN,
+        description="dtype of the column in the model input frame: float64/object in the "
+        "canonical form of a config build, else the pandas dtype the pipeline was fitted on "
+        "(int64, Int64, bool, boolean, str, category, datetime64[us, UTC]...)",
     )
     nullable: bool = Field(description="a null value is imputed rather than rejected")
     categories: list[str] | None = Field(
         default=None, description="categories seen in training (categorical only)"
     )
+    category_dtype: CategoryDtypeSpec | None = Field(
+        default=None, description="the categories and order of a pandas category dtype"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A feature without a category dtype serializes as before the field existed, so
+        # the digests of bundles that have none do not change.
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("category_dtype", 0) is None:
+            del dumped["category_dtype"]
+        return dumped
+
+    @property
+    def canonical(self) -> bool:
+        """Served in the canonical form of ``model_bundles.values`` (config builds)."""
+        return self.dtype in CANONICAL_DTYPES
 
 
 class EstimatorSpec(_Frozen):

@@ -24,6 +24,8 @@ class RejectReason(StrEnum):
     TOO_LARGE = "too_large"
     # scored, but the broker refused its prediction record for good (too large, ...)
     OUTPUT_REJECTED = "output_rejected"
+    # valid, but the pipeline raised on this event (alone); headers name the exception
+    MODEL_ERROR = "model_error"
 
 
 class ModelRef(BaseModel):
@@ -71,6 +73,8 @@ HEADER_SOURCE_TOPIC = "scoring.source.topic"
 HEADER_SOURCE_PARTITION = "scoring.source.partition"
 HEADER_SOURCE_OFFSET = "scoring.source.offset"
 HEADER_BUNDLE_DIGEST = "scoring.bundle.digest"
+HEADER_ERROR_TYPE = "scoring.error.type"
+HEADER_ERROR_MESSAGE = "scoring.error.message"
 
 
 class DeadLetter(BaseModel):
@@ -88,6 +92,12 @@ class DeadLetter(BaseModel):
     source: SourceRef | None = None
     bundle_digest: str
     value: bytes | None = Field(description="the original message value, untouched")
+    error_type: str | None = Field(
+        default=None, description="model_error: the exception's class name (e.g. ValueError)"
+    )
+    error_message: str | None = Field(
+        default=None, description="model_error: the exception message's first line, bounded"
+    )
 
     def headers(self) -> list[tuple[str, bytes]]:
         headers = [
@@ -101,4 +111,8 @@ class DeadLetter(BaseModel):
                 (HEADER_SOURCE_PARTITION, str(self.source.partition).encode()),
                 (HEADER_SOURCE_OFFSET, str(self.source.offset).encode()),
             ]
+        if self.error_type is not None:
+            headers.append((HEADER_ERROR_TYPE, self.error_type.encode()))
+        if self.error_message is not None:
+            headers.append((HEADER_ERROR_MESSAGE, self.error_message.encode()))
         return headers

@@ -7,6 +7,11 @@ ISO 8601), ``level`` and ``event``; the events of the live worker are
     fenced, kafka_error, librdkafka, stop, error
 
 Nothing is logged per message. Repeated broker noise is rate limited per key.
+
+Secrets never reach a line: every value the worker knows to be one (``keep_secret``: the
+values of secret-looking Kafka properties, and any ``--kafka-property`` too malformed to
+tell key from value) is replaced by ``**********`` in every log line and in the one-line
+error (``redact``), whatever message happens to quote it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,27 @@ from typing import IO, Any
 import orjson
 
 Clock = Callable[[], float]
+MASK = "**********"
+_secrets: set[str] = set()
+_MIN_SECRET = 3
+"""Shorter values are not masked: a one- or two-character "secret" would mask half the line."""
+
+
+def keep_secret(value: str) -> None:
+    """From now on, never write ``value`` (nor its JSON-escaped form) in a line."""
+    for text in (value, value.strip()):
+        if len(text) >= _MIN_SECRET:
+            _secrets.add(text)
+            _secrets.add(orjson.dumps(text).decode()[1:-1])
+
+
+def redact(text: str) -> str:
+    """``text`` with every kept secret replaced by ``**********`` (longest first, so a
+    secret that contains another is masked whole)."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
 
 
 class EventLog:
@@ -54,7 +80,7 @@ class EventLog:
             **self._static,
             **fields,
         }
-        line = orjson.dumps(record, default=str).decode() + "\n"
+        line = redact(orjson.dumps(record, default=str).decode()) + "\n"
         with self._lock:
             stream = self._stream or sys.stderr
             stream.write(line)

@@ -20,6 +20,7 @@ from importlib import resources
 BASICS: frozenset[str] = frozenset(
     {
         "builtins.slice",
+        "collections.OrderedDict",
         "numpy.dtype",
         "numpy.ndarray",
         "numpy.float64",
@@ -31,7 +32,9 @@ BASICS: frozenset[str] = frozenset(
         "numpy.random._mt19937.MT19937",
     }
 )
-"""Value types a fitted estimator holds, reviewed by hand: none runs code when built."""
+"""Value types a fitted estimator holds, reviewed by hand: none runs code when built.
+``collections.OrderedDict`` is the default factory of the ``defaultdict`` LightGBM
+keeps its ``best_score_`` in: building it makes an empty ordered dict."""
 
 ALLOWED_ROOTS = ("sklearn.", "numpy.", "scipy.")
 

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+import sklearn.experimental.enable_halving_search_cv  # noqa: F401  (see estimator_types)
 import skops.io as sio
 from sklearn.utils import all_estimators
 
@@ -26,7 +27,11 @@ HEADER = (
 
 
 def estimator_types() -> set[str]:
-    """Every class of scikit-learn's catalogue, by the path skops records."""
+    """Every class of scikit-learn's catalogue, by the path skops records.
+
+    The experimental halving searches are enabled first: they join ``all_estimators()``
+    in any process that imports imbalanced-learn (which enables them), so a bundle
+    may hold them whatever the import order."""
     return {f"{cls.__module__}.{cls.__qualname__}" for _, cls in all_estimators()}
 
 

@@ -13,6 +13,11 @@ import orjson
 
 HARDENED = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL")
 HARDENED += ("--security-opt", "no-new-privileges")
+# OpenShift's defaults: read-only root and no writable /tmp at all (podman mounts tmpfs on
+# /tmp, /var/tmp and /run with --read-only unless told not to), an arbitrary uid with no
+# passwd entry in group 0, HOME=/
+OPENSHIFT = ("--read-only", "--read-only-tmpfs=false", "--user", "12345:0", "--env=HOME=/")
+OPENSHIFT += ("--cap-drop", "ALL", "--security-opt", "no-new-privileges")
 
 
 def podman(

@@ -7,13 +7,15 @@ SIGTERM exit 0.
 
 from __future__ import annotations
 
+import platform
+import shutil
 import uuid
 from collections import Counter
 from pathlib import Path
 
 from kafka_broker import create_topic, poll_until, unique_topic
-from podman import HARDENED, Replica, podman, research_in_image
-from worker_harness import make_stream, produce_stream
+from podman import HARDENED, OPENSHIFT, Replica, podman, research_in_image
+from worker_harness import demo_bundle, make_stream, produce_stream
 from worker_verify import (
     GroupWatch,
     assert_exactly_once,
@@ -95,6 +97,57 @@ def test_two_replicas_score_2000_events_exactly_once(
     rejected = Counter(r for r in stream.reasons if r)
     letters = read_with_headers(bootstrap, topics["dlq"], sum(rejected.values()))
     assert Counter(x.headers["scoring.reason"].decode() for x in letters) == rejected
+
+
+def test_no_writable_filesystem_and_an_unknown_uid(
+    image: str, bootstrap: str, tmp_path: Path
+) -> None:
+    """Issue 28, 3: read-only root, no /tmp mount, uid 12345 without a passwd entry,
+    HOME=/: nothing at start-up writes; 500 events scored, exit 0 when idle."""
+    probe = podman("run", "--rm", *OPENSHIFT, "--entrypoint", "python", image, "-c", PROBE)
+    assert "/tmp/probe writable" not in probe.stdout.splitlines(), "the run is not read-only"
+    assert "uid 12345 0" in probe.stdout.splitlines()
+    verify = podman("run", "--rm", *OPENSHIFT, image, "bundle", "verify", "/opt/bundles/penguins")
+    assert "golden sample" in verify.stdout + verify.stderr
+    stream = make_stream(tmp_path, 500, seed=28, poison_rate=0.02)
+    research = research_in_image(image, stream.path, tmp_path / "research")
+    topics = {k: unique_topic(f"ct-ro-{k}") for k in ("in", "out", "dlq")}
+    for name in topics.values():
+        create_topic(bootstrap, name, 1)
+    produce_stream(bootstrap, topics["in"], stream)
+    env = {
+        "SCORING_WORKER_BOOTSTRAP_SERVERS": bootstrap,
+        "SCORING_WORKER_INPUT_TOPIC": topics["in"],
+        "SCORING_WORKER_OUTPUT_TOPIC": topics["out"],
+        "SCORING_WORKER_DLQ_TOPIC": topics["dlq"],
+        "SCORING_WORKER_GROUP_ID": unique_topic("ct-ro-group"),
+        "SCORING_WORKER_METRICS_PORT": "0",
+    }
+    flags = [f"--env={k}={v}" for k, v in env.items()]
+    done = podman("run", "--rm", "--network", "host", *OPENSHIFT, *flags, image, "run",
+                  "--idle-timeout", "10", check=False, timeout_s=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_predictions(bootstrap, topics["out"], stream.valid)
+    assert_exactly_once(verify_predictions(records, research), stream.valid)
+
+
+def test_a_bundle_built_outside_the_image_loads_in_it(image: str, tmp_path: Path) -> None:
+    """Issue 28, 10: the version policy. A bundle built by this checkout's Python (3.11.7)
+    loads in the image (3.11.2 on the stand-in base): the patch level may differ, the
+    golden sample re-scores bit for bit."""
+    shared = tmp_path / "shared"
+    shutil.copytree(demo_bundle(), shared / "penguins")
+    for path in [tmp_path, *shared.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    shared.chmod(0o755)
+    inside = podman("run", "--rm", "--entrypoint", "python", image, "-c",
+                    "import platform; print(platform.python_version())").stdout.strip()  # fmt: skip
+    verify = podman("run", "--rm", *HARDENED, "-v", f"{shared}:/mnt/bundles:ro", image,
+                    "bundle", "verify", "/mnt/bundles/penguins", check=False)  # fmt: skip
+    text = verify.stdout + verify.stderr
+    print(f"\nFIGURE bundle built on {platform.python_version()}, image {inside}: {text!r}")
+    assert verify.returncode == 0, text
+    assert "identical" in text
 
 
 def _ready(replica: Replica) -> bool:

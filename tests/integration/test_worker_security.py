@@ -130,7 +130,27 @@ def _other_outputs(env: dict[str, str]) -> dict[str, str]:
     return out
 
 
-FAILURES = ["wrong-password", "untrusted-certificate", "no-client-certificate", "no-write-acl"]
+FAILURES = [
+    "wrong-password",
+    "untrusted-certificate",
+    "misnamed-certificate",
+    "no-client-certificate",
+    "no-write-acl",
+]
+
+
+def _unnamed_host(secure: SecureBroker) -> str:
+    """A name that reaches the SASL_SSL listener but is not in the broker certificate's
+    subjectAltName (IP 127.0.0.1, DNS localhost): this machine's host name."""
+    host, _, port = secure.bootstrap.rpartition(":")
+    name = socket.gethostname()
+    try:
+        resolves = socket.gethostbyname(name) == host
+    except OSError:
+        resolves = False
+    if not resolves or name in ("localhost", host):
+        pytest.skip(f"the host name {name!r} does not reach the broker at {host}")
+    return f"{name}:{port}"
 
 
 def _failing_worker(
@@ -145,6 +165,9 @@ def _failing_worker(
             secure.env("scoring", ca=untrusted_ca(tmp_path)),
             "certificate verify failed",
         )
+    elif case == "misnamed-certificate":  # the right CA, a name the certificate lacks
+        listener, env = _unnamed_host(secure), secure.env("scoring")
+        expected = "does not name"
     elif case == "no-client-certificate":
         listener, kafka = secure.mtls["bootstrap"], kafka + secure.mtls_properties(False)
         expected = "the broker refused this client's TLS certificate"
@@ -166,7 +189,8 @@ def test_security_failures_exit_3_with_one_clear_line(
     produce_stream(bootstrap, topics.input, cached_stream(50, seed=82))
     worker, expected = _failing_worker(case, bootstrap, secure, topics, tmp_path)
     try:
-        worker.wait_event("start", 120)
+        if case != "misnamed-certificate":  # that one is refused before the start line
+            worker.wait_event("start", 120)
         started = time.monotonic()
         code = poll_until(f"{case} to stop the worker", 120, worker.proc.poll)
         stopped_s = time.monotonic() - started
@@ -178,5 +202,9 @@ def test_security_failures_exit_3_with_one_clear_line(
     assert code == 3, text[-2000:]
     assert len(errors) == 1 and errors == text.splitlines()[-1:]
     assert expected in errors[0]
+    if case == "misnamed-certificate":  # the CA is right: not the setting to look at
+        assert "ssl.ca.location" not in errors[0], errors[0]
+    lines = text.splitlines()
+    assert len(lines) == len(set(lines)), "repeated lines are folded"
     assert stopped_s < BROKER_TIMEOUT_S, "stopped by the error, not by the broker timeout"
     assert all(password not in text for password in secure.passwords.values())

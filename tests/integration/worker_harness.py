@@ -174,13 +174,15 @@ class WorkerProcess:
         derive_id_in: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         bundle: Path | None = None,
+        wrap: Sequence[str] = (),
     ) -> None:
         """``derive_id_in``: pass no ``--instance-id`` and give the process this ``TMPDIR``,
         so it derives its own id there (``instance`` then only names the log file).
-        ``extra_env``: more ``SCORING_WORKER_*`` variables (settings kept out of the argv)."""
+        ``extra_env``: more ``SCORING_WORKER_*`` variables (settings kept out of the argv).
+        ``wrap``: a command prefix that execs the worker (a sandbox), keeping its pid."""
         self.instance = instance
         self.log_path = log_dir / f"worker-{instance}-{time.monotonic_ns()}.log"
-        args = [SCORING_WORKER, "run", "--bundle", str(bundle or demo_bundle())]
+        args = [*wrap, SCORING_WORKER, "run", "--bundle", str(bundle or demo_bundle())]
         args += ["--bootstrap-servers", bootstrap, "--input-topic", topics.input]
         args += ["--output-topic", topics.output, "--dlq-topic", topics.dlq]
         args += ["--group-id", topics.group, "--delivery", delivery]

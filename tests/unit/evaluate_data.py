@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from model_bundles.values import category_text
 from worker.core.recording import RecordedMessage, encode_message
 
 CLASSES = ["no", "yes"]
@@ -66,3 +67,42 @@ def as_recording(lines: list[bytes], topic: str) -> list[bytes]:
 def write(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     return path
+
+
+def labels_with_positives(n: int, positives: int, seed: int = 1) -> np.ndarray:
+    """Binary labels (0 or 1) with exactly ``positives`` ones, at random places."""
+    y = np.zeros(n, dtype=np.int64)
+    y[np.random.default_rng(seed).choice(n, positives, replace=False)] = 1
+    return y
+
+
+def integer_classifier_lines(
+    ids: list[str], p_one: np.ndarray, name: str, classes: tuple[object, object] = (0, 1)
+) -> list[bytes]:
+    """Records of a model with classes ``classes`` (integer by default), as the worker
+    writes them: the prediction in the class's own JSON type, the scores keyed by its
+    canonical text (``model_bundles.values.category_text``)."""
+    keys = [str(category_text(c)) for c in classes]
+    out = []
+    for event_id, p in zip(ids, p_one.tolist(), strict=True):
+        record = {
+            "event_id": event_id,
+            "prediction": classes[1] if p >= 0.5 else classes[0],
+            "scores": {keys[0]: 1 - p, keys[1]: p},
+            "model": model(name),
+        }
+        out.append(orjson.dumps(record))
+    return out
+
+
+def tombstone(key: bytes | None, topic: str = "labels", offset: int = 0) -> bytes:
+    """A recorded message with a null value: what a compacted topic's delete looks like."""
+    return encode_message(RecordedMessage(topic, 0, offset, None, None, key, None))
+
+
+def as_keyed_recording(lines: list[bytes], ids: list[str], topic: str) -> list[bytes]:
+    """``as_recording`` with each message keyed by its event id (a compacted labels topic)."""
+    return [
+        encode_message(RecordedMessage(topic, 0, n, None, None, i.encode(), line))
+        for n, (i, line) in enumerate(zip(ids, lines, strict=True))
+    ]

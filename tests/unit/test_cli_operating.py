@@ -122,6 +122,7 @@ def test_help_lists_every_setting_with_its_default_and_environment_name() -> Non
     ).stdout
     flat = " ".join(text.split())
     renamed = {"broker_timeout_s": "BROKER_TIMEOUT", "idle_timeout_s": "IDLE_TIMEOUT"}
+    renamed["model_timeout_s"] = "MODEL_TIMEOUT"
     for name in set(WorkerSettings.model_fields) - {"kafka", "dlq_max_message_bytes"}:
         assert ENV_PREFIX + renamed.get(name, name.upper()) in flat, name
     assert "SCORING_WORKER_KAFKA_<PROPERTY>" in flat
@@ -140,3 +141,19 @@ def test_top_level_help_imports_no_heavy_module() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "topics" in done.stdout and "run" in done.stdout
+
+
+def test_version_prints_the_version_and_every_library_a_bundle_is_checked_against() -> None:
+    from importlib.metadata import version
+
+    from model_bundles.versions import PACKAGES, runtime_versions
+
+    done = subprocess.run([SCORING_WORKER, "--version"], capture_output=True, text=True, env=_env())
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"scoring-worker {version('scoring-worker')}"
+    runtime = runtime_versions()
+    for name in ("python", *PACKAGES[:-1]):
+        assert f"  {name} {runtime[name]}" in lines, (name, lines)
+    assert f"  confluent-kafka {version('confluent-kafka')}" in lines
+    assert any(line.startswith("  librdkafka ") for line in lines)

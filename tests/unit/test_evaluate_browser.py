@@ -9,6 +9,7 @@ keeps the screenshot (how the one in docs/ was made).
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
@@ -27,9 +28,10 @@ PROBE = b"""<script>
 window.addEventListener("load", () => {
   const images = [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]);
   const rows = document.querySelectorAll("table#evaluation tbody tr").length;
+  const text = id => [...document.querySelectorAll(`#${id} li`)].map(li => li.innerText);
   const out = document.createElement("pre");
   out.id = "probe";
-  out.textContent = JSON.stringify({images, rows});
+  out.textContent = JSON.stringify({images, rows, inputs: text("inputs"), method: text("method")});
   document.body.appendChild(out);
 });
 </script></body>"""
@@ -80,10 +82,15 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     dom = _chromium("--dump-dom", probed.as_uri(), profile=tmp_path / "profile")
     assert dom.returncode == 0, dom.stderr[-2000:]
     start = dom.stdout.index('<pre id="probe">') + len('<pre id="probe">')
-    probe = orjson.loads(
-        dom.stdout[start : dom.stdout.index("</pre>", start)].replace("&quot;", '"')
-    )
+    probe = orjson.loads(html.unescape(dom.stdout[start : dom.stdout.index("</pre>", start)]))
     assert probe["rows"] == 8  # two models x four metrics
+    # what the figures mean, as the reader sees it: how labels met classes, how the
+    # intervals were resampled, and the smallest difference the test could detect
+    assert any(line.startswith("label matching (canonical form") for line in probe["inputs"])
+    method = "\n".join(probe["method"])
+    assert "paired: the events drawn with replacement (accuracy, log_loss, brier)" in method
+    assert "stratified: the events of each class drawn within that class" in method
+    assert "labels per class: no " in method and "detectable effect, challenger-hgb" in method
     assert len(probe["images"]) == 2
     assert all(done and width > 100 and height > 100 for done, width, height in probe["images"])
 

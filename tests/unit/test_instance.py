@@ -72,3 +72,21 @@ def test_without_a_usable_lock_dir_the_id_is_random(
     assert a is None and b is None
     assert first != second
     assert re.match(r"^vm-0-[0-9a-f]{16}$", first)
+
+
+def test_no_usable_temporary_directory_still_gives_an_id(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A read-only root without a /tmp mount: gettempdir() itself raises (issue 28, 3)."""
+    missing = tmp_path / "missing"
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.setenv(name, str(missing))
+    monkeypatch.setattr(instance.tempfile, "tempdir", None)  # gettempdir()'s cache
+
+    def nowhere() -> str:
+        raise FileNotFoundError("No usable temporary directory found in [...]")
+
+    monkeypatch.setattr(instance.tempfile, "gettempdir", nowhere)
+    claimed, handle = claim_instance_id("g")
+    assert handle is None
+    assert re.fullmatch(r".+-[0-9a-f]{16}", claimed)

@@ -151,6 +151,43 @@ def test_idle_timeout_stops_and_an_outage_is_not_idleness(penguins_bundle: Bundl
     assert worker.stopping and worker.summary.stop_reason == "idle"
 
 
+def test_waiting_for_an_assignment_is_not_idleness(penguins_bundle: Bundle) -> None:
+    """Issue 28: members killed with SIGKILL hold the partitions until their sessions
+    expire; an unassigned worker must not stop as idle (exit 0) with events waiting."""
+    clock = Clock()
+    source = FakeSource({0: [x for x, _ in stream(20)]})
+    assign = source.assign
+    source.assign = lambda partitions: None  # type: ignore[method-assign]
+    worker, _, _ = make_worker(penguins_bundle, source, clock, idle_timeout_s=5)
+    for _ in range(10):
+        clock.now += 4
+        worker._step()
+    assert not worker.stopping and worker.summary.consumed == 0
+    source.assign = assign  # type: ignore[method-assign]
+    while not worker.stopping:
+        clock.now += 1
+        worker._step()
+    assert worker.summary.stop_reason == "idle" and worker.summary.consumed == 20
+
+
+def test_events_waiting_on_an_owned_partition_are_not_idleness(penguins_bundle: Bundle) -> None:
+    clock = Clock()
+    source = FakeSource({0: [x for x, _ in stream(5)], 1: []})
+    worker, _, _ = make_worker(penguins_bundle, source, clock, idle_timeout_s=5)
+    worker._step()
+    source.paused.add((TOPIC, 0))  # fetched no more, yet its end offset says 5 wait
+    source.position[(TOPIC, 0)] = 0
+    for _ in range(10):
+        clock.now += 4
+        worker._step()
+    assert not worker.stopping
+    source.paused.clear()
+    while not worker.stopping:
+        clock.now += 1
+        worker._step()
+    assert worker.summary.stop_reason == "idle"
+
+
 def test_readiness_follows_assignment_broker_and_stop(penguins_bundle: Bundle) -> None:
     source = FakeSource({0: [x for x, _ in stream(5)]})
     worker, connector, observer = make_worker(penguins_bundle, source)

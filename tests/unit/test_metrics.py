@@ -47,6 +47,7 @@ EXTRA_METRICS: dict[str, tuple[str, set[str]]] = {
     "scoring_ready": ("gauge", set()),
     "scoring_partition_blocked": ("gauge", {"topic", "partition", "reason"}),
     "scoring_hanging_transaction": ("gauge", {"topic", "partition"}),
+    "scoring_batch_in_progress_seconds": ("gauge", set()),
 }
 
 

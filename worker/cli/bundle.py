@@ -1,4 +1,4 @@
-"""`bundle build|verify|inspect` and `score`: the research side of the CLI."""
+"""`bundle build|verify|inspect|check` and `score`: the research side of the CLI."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import orjson
 
 from model_bundles.build import build_from_config
 from model_bundles.bundle import load_bundle
-from model_bundles.reference import EmptyFeatureWarning
+from model_bundles.reference import EmptyFeatureWarning, ManyCategoriesWarning
 from model_bundles.store import read_manifest
 from model_bundles.verify import describe_plan
-from schemas.manifest import Manifest
+from model_bundles.versions import version_notes
+from schemas.manifest import FeatureSpec, Manifest
 from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
+from worker.replay.bundle_check import check_events
 from worker.replay.research import score_file
 
 _file = click.Path(dir_okay=False, path_type=Path)
@@ -36,15 +38,19 @@ def build(config: Path, data: Path, out: Path) -> None:
     """Fit the pipeline of CONFIG on DATA and save a verifiable bundle."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EmptyFeatureWarning)
+        warnings.simplefilter("always", ManyCategoriesWarning)
         manifest = build_from_config(config, data, out)
     for warning in caught:  # one line each; others go where Python sends them
-        if issubclass(warning.category, EmptyFeatureWarning):
+        if issubclass(warning.category, EmptyFeatureWarning | ManyCategoriesWarning):
             _warn(str(warning.message))
         else:
             warnings.showwarning(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
     click.echo(f"built {manifest.name} {manifest.version} {manifest.digest} -> {out}")
+    proved = manifest.build.get("proved_rows")
+    if proved:
+        click.echo(f"proved: {proved} training rows sent as JSON events score as the pipeline")
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(manifest.metrics.items()))
     click.echo(f"holdout: {metrics}")
 
@@ -67,7 +73,10 @@ def verify(
     m = loaded.manifest
     click.echo(f"ok {m.name} {m.version} {m.digest}")
     click.echo(f"  files: {len(m.files)} digests match")
-    click.echo(f"  versions: {'match' if not loaded.selfcheck.version_problems else 'DIFFER'}")
+    notes = "".join(f" ({note})" for note in version_notes(m.versions))
+    click.echo(
+        f"  versions: {'match' if not loaded.selfcheck.version_problems else 'DIFFER'}{notes}"
+    )
     state = "identical" if not loaded.selfcheck.golden_problems else "DIFFER"
     click.echo(f"  golden sample: {describe_plan(loaded.selfcheck.golden_rows)}: {state}")
     for line in trust_lines(m):
@@ -88,11 +97,38 @@ def inspect(bundle_dir: Path, as_json: bool) -> None:
         click.echo(line)
 
 
+@bundle.command()
+@click.argument("bundle_dir", type=_existing_dir)
+@option("--events", type=_file, required=True, help="a recording or JSONL sample of the topic")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@trust_options()
+def check(
+    bundle_dir: Path,
+    events: Path,
+    as_json: bool,
+    trust_packages: tuple[str, ...],
+    trust_code: tuple[str, ...],
+) -> int:
+    """Check BUNDLE's features against a sample of the live topic: per feature present,
+    absent, null, wrong-type and unknown-category rates, and the share of events that would
+    be dead letters; exit 1 when a feature the model needs is absent from most events."""
+    loaded = load_bundle(
+        bundle_dir, warn_only=True, trust_packages=trust_packages, trust_code=trust_code, warn=_warn
+    )
+    report = check_events(loaded, events)
+    if as_json:
+        click.echo(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2))
+    else:
+        m = loaded.manifest
+        click.echo(f"bundle {m.name} {m.version} {m.digest}")
+        for line in report.table():
+            click.echo(line)
+    return 1 if report.mostly_absent() else 0
+
+
 def describe(m: Manifest) -> list[str]:
     params = ", ".join(f"{k}={v}" for k, v in sorted(m.estimator.params.items()) if v is not None)
-    features = ", ".join(
-        f"{f.name} ({f.kind}{', nullable' if f.nullable else ''})" for f in m.features
-    )
+    features = ", ".join(f"{f.name} ({feature_type(f)})" for f in m.features)
     lines = [
         f"{m.name} {m.version}  {m.digest}",
         f"task: {m.task}, target {m.target!r}" + (f", classes {m.classes}" if m.classes else ""),
@@ -100,6 +136,8 @@ def describe(m: Manifest) -> list[str]:
         f"params: {params}",
         f"seeds: {m.seeds}",
         f"features: {features}",
+        f"ids: records' event_id is the event's {m.id_column or 'event_id'!r} field"
+        + (" (id_column; must be unique per event)" if m.id_column else ""),
         f"data: sha256 {m.data.sha256[:16]}..., {m.data.rows} rows x {m.data.columns} columns "
         f"from {m.data.source} (train {m.data.train_rows}, holdout {m.data.holdout_rows})",
         "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(m.versions.items())),
@@ -108,6 +146,15 @@ def describe(m: Manifest) -> list[str]:
     lines += trust_lines(m)
     lines += [f"file: {name} {digest}" for name, digest in sorted(m.files.items())]
     return lines
+
+
+def feature_type(f: FeatureSpec) -> str:
+    """``zone (categorical, int64)``, ``at (numeric, datetime64[us, UTC], nullable)``."""
+    dtype = f.dtype
+    if f.category_dtype is not None:
+        ordered = ", ordered" if f.category_dtype.ordered else ""
+        dtype += f"[{', '.join(map(repr, f.category_dtype.categories))}{ordered}]"
+    return f"{f.kind}, {dtype}{', nullable' if f.nullable else ''}"
 
 
 def trust_lines(m: Manifest) -> list[str]:

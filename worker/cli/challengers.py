@@ -16,6 +16,7 @@ from worker.cli.options import option
 from worker.core.scoring import BatchScorer
 from worker.live.challengers import Challengers, challenger_name
 from worker.live.settings import WorkerSettings
+from worker.logs import EventLog
 
 F = Callable[..., Any]
 
@@ -50,10 +51,12 @@ def load_challengers(
     registry: Any,
     warn: Callable[[str], None],
     trust: Mapping[str, Sequence[str]] | None = None,
+    log: EventLog | None = None,
 ) -> Challengers | None:
     """Load and check every challenger bundle; their metrics on ``registry`` when given.
 
-    ``trust`` (``trust_packages``/``trust_code``) is the operator's, as for the champion."""
+    ``trust`` (``trust_packages``/``trust_code``) is the operator's, as for the champion;
+    ``log`` gets the ``challenger_disabled`` line of a challenger whose circuit opens."""
     if not dirs or topic is None:
         return None
     scorers = [
@@ -74,4 +77,5 @@ def load_challengers(
         )
         names = [challenger_name(s) for s in scorers]
         observer = ChallengerMetrics(registry, champion.bundle, names, drift)
-    return Challengers(champion, scorers, topic, settings.instance_id or "", observer)
+    instance = settings.instance_id or ""
+    return Challengers(champion, scorers, topic, instance, observer, log=log)

@@ -16,7 +16,7 @@ from worker.cli.options import option
 from worker.errors import ExitCode
 from worker.replay.evaluate import ModelPredictions, join, read_labels, read_predictions
 from worker.replay.evaluate_metrics import metrics_for
-from worker.replay.evaluate_report import to_json, to_text
+from worker.replay.evaluate_report import gate_failure, to_json, to_text
 from worker.replay.evaluate_stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -79,25 +79,27 @@ def evaluate_command(**o: Any) -> int:
     _show(evaluation, o["as_json"], o["report"])
     if gate is None:
         return int(ExitCode.OK)
-    failing = not_better(evaluation, gate)
-    if failing:
-        click.echo(f"gate: not better on {gate}: {', '.join(failing)}", err=True)
+    if not_better(evaluation, gate):
+        click.echo(gate_failure(evaluation, gate), err=True)
         return int(ExitCode.CHECK_FAILED)
     click.echo(f"gate: every challenger is better on {gate}", err=True)
     return int(ExitCode.OK)
 
 
 def _show(evaluation: Evaluation, as_json: bool, report: Path | None) -> None:
+    page = None
+    if report is not None:
+        from worker.replay.evaluate_html import render  # matplotlib only when asked
+
+        page = render(evaluation)  # first: the plots' library warnings count in the text too
     if as_json:
         click.echo(orjson.dumps(to_json(evaluation), option=orjson.OPT_INDENT_2).decode())
     else:
         for line in to_text(evaluation):
             click.echo(line)
-    if report is not None:
-        from worker.replay.evaluate_html import render  # matplotlib only when asked
-
+    if report is not None and page is not None:
         try:
-            report.write_text(render(evaluation), encoding="utf-8")
+            report.write_text(page, encoding="utf-8")
         except OSError as exc:
             raise BadInputError(f"cannot write {report}: {exc.strerror}") from None
         click.echo(f"report: {report}", err=True)

@@ -16,11 +16,12 @@ from worker.kafka.connection import Connection
 from worker.live.settings import (
     CONTROLLED,
     KAFKA_ENV_PREFIX,
+    is_secret,
     kafka_key_from_env,
     parse_kafka_property,
 )
 from worker.live.settings import unscoped as unscoped_key
-from worker.logs import KafkaLog
+from worker.logs import KafkaLog, keep_secret, redact
 
 F = Callable[..., Any]
 ONE_SHOT_BROKER_TIMEOUT_S = 30.0
@@ -74,11 +75,13 @@ def connection(bootstrap: str, properties: tuple[str, ...], timeout_s: float) ->
         except ValueError as exc:
             raise BadInputError(str(exc)) from None
         found[key.lower()] = value
-    for key in found:
+    for key, value in found.items():
+        if is_secret(key):
+            keep_secret(value)
         if unscoped_key(key) in CONTROLLED:
             raise BadInputError(f"kafka property {key!r} is set by scoring-worker itself")
     return Connection(bootstrap, found, timeout_s, KafkaLog(_librdkafka_line if debug() else None))
 
 
 def _librdkafka_line(_key: str, level: str, message: str) -> None:
-    print(f"scoring-worker: librdkafka {level}: {message}", file=sys.stderr)
+    print(f"scoring-worker: librdkafka {level}: {redact(message)}", file=sys.stderr)

@@ -17,10 +17,12 @@ from worker.cli.challengers import challenger_options, load_challengers, pop_cha
 from worker.cli.options import bundle_option, trust_options, warn_only_option
 from worker.cli.run_options import environment_only_epilog, run_options
 from worker.core.scoring import BatchScorer
+from worker.errors import RuntimeFailure
 from worker.kafka.clients import KafkaFailure
 from worker.kafka.offsets import ExplicitStartConsumer
 from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker, admin_config
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
+from worker.kafka.tls import certificate_name_problem
 from worker.live.at_least_once import AtLeastOnce
 from worker.live.delivery import Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
@@ -175,8 +177,12 @@ def run(**options: Any) -> int:
         )
         registry = getattr(observer, "registry", None)
         challengers = load_challengers(
-            challenger_dirs, challenger_topic, settings, scorer, registry, _warn, trust
+            challenger_dirs, challenger_topic, settings, scorer, registry, _warn, trust, log
         )
+        misnamed = certificate_name_problem(settings.consumer_config())
+        if misnamed is not None:  # librdkafka would say "check ssl.ca.location", 21 s later
+            log.error("error", error=f"auth: {misnamed}")
+            raise RuntimeFailure(f"auth: {misnamed}")
         limits = read_limits(settings, log.librdkafka_logger(), log)  # after local checks
         if settings.dlq_topic and settings.dlq_topic in limits:
             settings = settings.model_copy(

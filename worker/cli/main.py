@@ -21,7 +21,9 @@ import click
 
 from model_bundles.errors import BadInputError, BundleError
 from worker.cli.options import env_name
+from worker.cli.secrets import keep_kafka_secrets
 from worker.errors import ExitCode, RuntimeFailure
+from worker.logs import redact
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "bundle": ("worker.cli.bundle:bundle", "Build, verify and inspect model bundles."),
@@ -71,8 +73,50 @@ class LazyGroup(click.Group):
             self._listing = False
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: this package's version, then every library a bundle's recorded
+    versions are compared with at load (``model_bundles.versions``), and librdkafka's."""
+    if not value or ctx.resilient_parsing:
+        return
+    from model_bundles.versions import runtime_versions
+
+    found = runtime_versions()
+    click.echo(f"scoring-worker {found.pop('scoring-worker', 'not installed')}")
+    click.echo("checked against a bundle's recorded versions:")
+    for name, installed in found.items():
+        click.echo(f"  {name} {installed}")
+    click.echo("  (and the trusted packages a bundle names: `scoring-worker bundle inspect`)")
+    click.echo("kafka client:")
+    for name, installed in _kafka_versions().items():
+        click.echo(f"  {name} {installed}")
+    ctx.exit(0)
+
+
+def _kafka_versions() -> dict[str, str]:
+    """confluent-kafka and the librdkafka it runs on (the Kafka client, not checked
+    against bundles: it cannot change a prediction)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = {"confluent-kafka": version("confluent-kafka")}
+    except PackageNotFoundError:
+        return {"confluent-kafka": "not installed"}
+    from worker.kafka.versions import librdkafka_version
+
+    found["librdkafka"] = librdkafka_version()
+    return found
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, envvar=env_name("debug"), help="tracebacks on errors")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="the version, and the library versions a bundle is checked against",
+)
 def cli(debug: bool) -> None:
     """Score Kafka streams with a reproducible scikit-learn bundle."""
 
@@ -87,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run_cli(args: list[str], debug: bool = False) -> int:
     """Run the CLI and map every failure to one stderr line and an exit code."""
+    keep_kafka_secrets(args, os.environ)  # before any parsing can quote them
     try:
         result = cli.main(args=args, prog_name="scoring-worker", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -112,7 +157,7 @@ def _fail(code: ExitCode, message: str, debug: bool) -> int:
     if debug:
         traceback.print_exc()
     first_line = message.strip().splitlines()[0] if message.strip() else type(message).__name__
-    print(f"scoring-worker: error: {first_line}", file=sys.stderr)
+    print(f"scoring-worker: error: {redact(first_line)}", file=sys.stderr)
     return int(code)
 
 

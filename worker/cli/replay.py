@@ -27,7 +27,8 @@ from worker.cli.options import (
 from worker.core.ranges import bounds, describe, in_window
 from worker.core.recording import OutgoingMessage, PublishOptions, encode_message, read_publishable
 from worker.core.scoring import BatchScorer
-from worker.kafka.ranges import Connection, RangeReader, TopicWriter, ensure_topic
+from worker.errors import RuntimeFailure
+from worker.kafka.ranges import Connection, RangeReader, Refused, TopicWriter, ensure_topic
 from worker.replay.parity import ParityChecker, ParityResult, compare
 from worker.replay.parity_report import to_json, to_text
 from worker.replay.replay import (
@@ -188,11 +189,48 @@ def publish(**o: Any) -> None:
         raise BadInputError(
             f"{path} has messages for partition {highest}: topic {o['topic']} has {partitions}"
         )
-    writer = TopicWriter(conn, o["topic"])
+    writer = TopicWriter(conn, o["topic"], transactional=True)  # all or nothing
     with _open(path) as lines:
         writer.send(read_publishable(lines, str(path), options))
-    sent = writer.finish()
-    _note(f"published {sent} messages to {o['topic']} ({partitions} partitions)")
+    try:
+        sent = writer.finish()
+    except Refused as exc:
+        raise _refused(exc, path, o["topic"]) from None
+    _note(f"published {sent} messages to {o['topic']} ({partitions} partitions, one transaction)")
+
+
+def _refused(exc: Refused, path: Path, topic: str) -> Exception:
+    """The refused message as the line of ``path`` it came from, what to change, and that
+    nothing was published (the transaction was aborted): rerunning cannot duplicate."""
+    line = _line_number(path, exc.index)
+    problem, code = exc.problem, exc.problem.code
+    if code == "MSG_SIZE_TOO_LARGE":
+        fix = (
+            f"the message is {exc.size} bytes: over the producer's message.max.bytes "
+            "(--kafka-property producer.message.max.bytes=N; librdkafka's default 1000000) "
+            f"or topic {topic}'s max.message.bytes (scoring-worker topics create --topic "
+            f"{topic} --config max.message.bytes=N --alter), or leave the event out"
+        )
+    elif "AUTHORIZATION" in code:
+        fix = f"{problem}; needs ACL ALLOW WRITE on topic {topic}"
+    else:
+        fix = str(problem)
+    done = "nothing was published (one transaction, aborted): rerun once fixed"
+    message = f"{path}:{line}: message refused ({code}): {fix}; {done}"
+    if code == "MSG_SIZE_TOO_LARGE":
+        return BadInputError(message)
+    return RuntimeFailure(message)
+
+
+def _line_number(path: Path, index: int) -> int:
+    """The line of ``path`` holding message ``index`` (blank lines publish nothing)."""
+    seen = -1
+    with _open(path) as lines:
+        for number, raw in enumerate(lines, start=1):
+            seen += bool(raw.strip())
+            if seen == index:
+                return number
+    return 0
 
 
 def _check_file(path: Path, options: PublishOptions) -> int:

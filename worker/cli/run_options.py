@@ -66,6 +66,12 @@ _OPTIONS: list[Callable[[F], F]] = [
         "give up (exit 3) after the broker was unreachable SECONDS; 0: never",
         type=click.FloatRange(0),
     ),
+    _setting(
+        "--model-timeout",
+        "model_timeout_s",
+        "a batch the model scores SECONDS: log its stack, exit 3 (not ready from half); 0: never",
+        type=click.FloatRange(0),
+    ),
     _setting("--max-batch-events", "max_batch_events", "batch size cap", type=click.IntRange(1)),
     _setting(
         "--max-batch-age-ms",

@@ -17,12 +17,13 @@ import orjson
 import pandas as pd
 
 from model_bundles.bundle import Bundle
-from model_bundles.events import Rejection, check_batch
+from model_bundles.events import CheckedBatch, Rejection, check_batch
 from model_bundles.predict import Outputs
 from model_bundles.values import category_text
 from schemas.records import RejectReason
 from worker.core.encoding import RecordEncoder
 from worker.core.ids import event_id, fallback_id
+from worker.core.model_errors import ModelCircuit, isolate, model_error
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES as DEFAULT_MAX_EVENT_BYTES
 
 
@@ -80,7 +81,9 @@ class ScoringObserver(Protocol):
 
 
 class BatchScorer:
-    """Decode, validate, score in one model call, encode. Stateless per batch."""
+    """Decode, validate, score in one model call, encode. An event's outcome never depends
+    on its batch; the only state across batches is the circuit rule's count of batches in
+    a row on which the model raised for every event (``worker.core.model_errors``)."""
 
     def __init__(
         self,
@@ -105,21 +108,71 @@ class BatchScorer:
             include_source=include_source,
             scores_key="decision" if manifest.decision else "scores",
         )
+        golden = [row.event for row in bundle.reference.golden]
+        self._circuit = ModelCircuit(golden, bundle.predict_events)
+        self.isolating_calls = 0
+        """Model calls made isolating failing events, ever: a batch being isolated makes
+        many short calls, and the watchdog (``worker.live.watchdog``) sees them as progress."""
 
     def score(self, events: Sequence[InputEvent]) -> ScoredBatch:
+        """Outcomes of one batch: a record per event scored, a rejection per event that
+        cannot be (its reason; ``model_error`` when the pipeline raised on it alone).
+        ModelFailure (a RuntimeFailure, exit 3) when the circuit rule says the model, not
+        the events, is at fault."""
         decoded, positions, rejected = self._decode_all(events)
         checked = check_batch(decoded, self.bundle.manifest.features)
         if checked.rejected:
             rejected.extend(Rejected(positions[i], r) for i, r in checked.rejected)
             rejected.sort(key=attrgetter("index"))
+        try:
+            outputs = self.bundle.predict_model_frame(checked.frame)
+        except Exception as exc:  # the pipeline's error, whatever its class: isolate it
+            return self._isolated(events, decoded, positions, rejected, checked, exc)
+        if checked.accepted:
+            self._circuit.batch_done(len(checked.accepted), ())
         indices = [positions[i] for i in checked.accepted]
         valid = [decoded[i] for i in checked.accepted]
-        outputs = self.bundle.predict_model_frame(checked.frame)
         return ScoredBatch(
             indices=indices,
             records=self._encode(events, indices, valid, outputs),
             rejected=rejected,
             frame=checked.frame,
+            outputs=outputs,
+            unknown_categories=checked.unknown_categories,
+        )
+
+    def _isolated(
+        self,
+        events: Sequence[InputEvent],
+        decoded: list[dict[str, Any]],
+        positions: list[int],
+        rejected: list[Rejected],
+        checked: CheckedBatch,
+        first: Exception,
+    ) -> ScoredBatch:
+        """The batch's model call raised ``first``: find the events that raise alone."""
+        accepted, features = checked.accepted, self.bundle.manifest.features
+
+        def score_alone(rows: Sequence[int]) -> Outputs:  # framed as if it came alone
+            self.isolating_calls += 1
+            sub = check_batch([decoded[accepted[r]] for r in rows], features)
+            return self.bundle.predict_model_frame(sub.frame)
+
+        result = isolate(score_alone, range(len(accepted)), first)
+        self._circuit.batch_done(len(result.rows), result.failed)
+        rejected.extend(Rejected(positions[accepted[r]], model_error(e)) for r, e in result.failed)
+        rejected.sort(key=attrgetter("index"))
+        indices = [positions[accepted[r]] for r in result.rows]
+        valid = [decoded[accepted[r]] for r in result.rows]
+        frame = checked.frame.iloc[result.rows].reset_index(drop=True)
+        outputs = result.outputs
+        if outputs is None:  # no event scored: the empty outputs, no model call
+            outputs = self.bundle.predict_model_frame(frame)
+        return ScoredBatch(
+            indices=indices,
+            records=self._encode(events, indices, valid, outputs),
+            rejected=rejected,
+            frame=frame,
             outputs=outputs,
             unknown_categories=checked.unknown_categories,
         )

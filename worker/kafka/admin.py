@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from worker.kafka.errors import failure, from_exception
@@ -49,6 +49,20 @@ def topic_configs(admin: AdminClient, topic: str, timeout_s: float) -> dict[str,
     futures = admin.describe_configs([resource], request_timeout=timeout_s)
     entries = _result(futures[resource], f"configs of {topic}", timeout_s)
     return {name: entry.value for name, entry in entries.items() if entry.value is not None}
+
+
+def alter_topic_configs(
+    admin: AdminClient, topic: str, configs: Mapping[str, str], timeout_s: float
+) -> None:
+    """Set ``configs`` on ``topic`` (an incremental alter: other configs stay as they are);
+    KafkaFailure for what the broker refuses (``INVALID_CONFIG``, ``POLICY_VIOLATION``...)."""
+    entries = [
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in configs.items()
+    ]
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
+    futures = admin.incremental_alter_configs([resource], request_timeout=timeout_s)
+    _result(futures[resource], f"altering {topic}", timeout_s)
 
 
 def max_message_bytes(

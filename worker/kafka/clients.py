@@ -13,7 +13,14 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from worker.core.scoring import InputEvent
 from worker.kafka.errors import BROKER_DOWN as BROKER_DOWN
@@ -186,6 +193,10 @@ class GroupConsumer:
 
         After a seek (a rolled-back batch rewound) librdkafka reports no position until
         the next fetch; the offset sought is the position then, so the lag still shows.
+        Nor does it report one for a partition started at its beginning before a message
+        is consumed (an empty partition, for ever): the low watermark is the position
+        then, so an empty partition shows a lag of 0 and does not keep the worker from
+        being idle (``worker.live.loop``).
         """
         tps = [TopicPartition(t, p) for t, p in partitions]
         lags: dict[Partition, int] = {}
@@ -194,7 +205,9 @@ class GroupConsumer:
             if tp.offset >= 0:
                 self._sought.pop(key, None)
             position = tp.offset if tp.offset >= 0 else self._sought.get(key, -1)
-            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if position == OFFSET_BEGINNING:
+                position = low
             if position >= 0 and high >= 0:
                 lags[key] = max(high - position, 0)
         return lags

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.errors import RuntimeFailure
+from worker.kafka.tls import certificate_name_problem
 from worker.logs import KafkaLog, librdkafka_logger
 
 
@@ -33,6 +34,9 @@ class Connection:
         return config
 
     def unreachable(self, what: str, cause: object) -> RuntimeFailure:
+        misnamed = certificate_name_problem(self.config("admin"))
+        if misnamed is not None:  # librdkafka would only say "check ssl.ca.location"
+            return RuntimeFailure(f"{what}: {misnamed}")
         last = self.log.last if self.log is not None else None
         return RuntimeFailure(
             f"{what}: broker {self.bootstrap_servers} did not answer within "

@@ -97,11 +97,32 @@ _REFUSED_HINT = (
 )
 
 
+_PRODUCER_FENCED = {
+    KafkaError.PRODUCER_FENCED,
+    KafkaError._FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+}
+_FENCED_HINT = (
+    "; another producer started with this worker's transactional id (<group>-<instance id>): "
+    "two live replicas given the same --instance-id (SCORING_WORKER_INSTANCE_ID), or this "
+    "process was paused past transaction.timeout.ms and replaced. Give every replica its "
+    "own instance id (a StatefulSet pod name), or leave it unset to derive one"
+)
+_INSTANCE_HINT = (
+    "; another group member uses the same group.instance.id: give every replica its own"
+)
+
+
 def failure(error: KafkaError) -> KafkaFailure:
     reason = error.str()
     if _REFUSED_BY_BROKER.search(reason):
         reason += _REFUSED_HINT
-    return KafkaFailure(classify(error), error.name(), reason, error.code() in BROKER_DOWN)
+    kind = classify(error)
+    if kind == FailureKind.FENCED and error.code() in _PRODUCER_FENCED:
+        reason += _FENCED_HINT
+    elif error.code() == KafkaError.FENCED_INSTANCE_ID:
+        reason += _INSTANCE_HINT
+    return KafkaFailure(kind, error.name(), reason, error.code() in BROKER_DOWN)
 
 
 def from_exception(exc: KafkaException) -> KafkaFailure:
@@ -111,9 +132,30 @@ def from_exception(exc: KafkaException) -> KafkaFailure:
     return KafkaFailure(FailureKind.OTHER, "UNKNOWN", str(exc))
 
 
+def kafka_cause(exc: BaseException) -> KafkaException | None:
+    """The KafkaException behind ``exc`` (itself, or its cause or context), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KafkaException):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def call(operation: Callable[[], Any]) -> Any:
-    """Run one client call, turning KafkaException into KafkaFailure."""
+    """Run one client call, turning KafkaException into KafkaFailure.
+
+    A call that raises KafkaException while it still serves callbacks (a fatal error found
+    during ``flush``: a fenced producer) leaves that exception pending when the next
+    callback runs; the first C method the callback calls (``KafkaError.str``) then fails
+    with ``SystemError: ... returned a result with an exception set``, and the call
+    raises that. The KafkaException behind it is the failure (issue 28)."""
     try:
         return operation()
     except KafkaException as exc:
         raise from_exception(exc) from None
+    except SystemError as exc:
+        cause = kafka_cause(exc)
+        if cause is None:
+            raise
+        raise from_exception(cause) from None

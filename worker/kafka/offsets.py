@@ -129,6 +129,8 @@ class ExplicitStartConsumer(GroupConsumer):
         ]
         if tps:
             _call(lambda: self._consumer.incremental_assign(tps))
+            for tp in tps:  # the position until a message is consumed (``lags``)
+                self._sought[(tp.topic, tp.partition)] = tp.offset
             # a pause (a rollback's rewind) outlives unassignment in librdkafka: a
             # partition lost while paused would otherwise come back paused for good
             _call(lambda: self._consumer.resume(tps))

@@ -5,6 +5,7 @@ failure-only delivery reports; every librdkafka error becomes a ``KafkaFailure``
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,13 @@ from worker.kafka.errors import call as _call
 from worker.kafka.errors import failure
 from worker.kafka.errors import from_exception as _from_exception
 from worker.kafka.types import Call, ErrorHandler, KafkaFailure, Outgoing, Partition
+
+# confluent-kafka warns (RuntimeWarning, raw on stderr) when closing a producer whose open
+# transaction cannot be aborted: a fenced or fatal producer, whose failure the worker has
+# already reported in its own words when it closes it.
+warnings.filterwarnings(
+    "ignore", message="Producer abort_transaction failed during close", category=RuntimeWarning
+)
 
 
 class _Sender:
@@ -59,8 +67,14 @@ class _Sender:
                     raise problem from None
 
     def flush(self, timeout_s: float) -> int:
-        """Wait for delivery reports; returns how many messages are still undelivered."""
-        return int(self._producer.flush(timeout_s))
+        """Wait for delivery reports; returns how many messages are still undelivered.
+        A failure of the client itself (fenced, fatal) is added to ``failures``, never
+        raised: flushing serves a rollback or a close that must go on to say why."""
+        try:
+            return int(_call(lambda: self._producer.flush(timeout_s)))
+        except KafkaFailure as exc:
+            self.failures.append(exc)
+            return len(self._producer)
 
     def close(self) -> None:
         """Release the client (KafkaFailure if it reports an error, e.g. fenced); a hung

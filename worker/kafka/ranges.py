@@ -3,11 +3,13 @@ group: partitions are assigned explicitly, one after the other (so messages come
 partition, then offset), nothing is committed, and the ``group.id`` librdkafka insists on
 is a throwaway. The end of the range is fixed when it is resolved: the end offsets at that
 moment (the last stable offsets, since the reader is ``read_committed``). Every broker
-wait has a deadline; running past it is a ``RuntimeFailure`` (exit 3).
+wait has a deadline; running past it is a ``RuntimeFailure`` (exit 3). `publish` writes
+in one transaction (``TopicWriter(transactional=True)``): all or nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -242,33 +244,83 @@ def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout_s
         time.sleep(0.05)
 
 
-class TopicWriter:
-    """An idempotent producer to one topic: keys, headers, timestamps and partitions kept."""
+class Refused(RuntimeFailure):
+    """The broker (or the producer's own limit) refused message ``index`` (0-based, in the
+    order sent); with ``transactional`` nothing of the run became visible."""
 
-    def __init__(self, connection: Connection, topic: str) -> None:
+    def __init__(self, index: int, problem: KafkaFailure, size: int, aborted: bool) -> None:
+        super().__init__(f"message {index + 1} ({size} bytes): {problem}")
+        self.index = index
+        self.problem = problem
+        self.size = size
+        self.aborted = aborted
+
+
+PUBLISH_TRANSACTION_TIMEOUT_MS = 900_000
+"""The broker's default ``transaction.max.timeout.ms``: a whole file is one transaction."""
+
+
+class TopicWriter:
+    """An idempotent producer to one topic: keys, headers, timestamps and partitions kept.
+
+    ``transactional``: every message in one transaction, committed by ``finish``: all or
+    nothing, so a run that failed half way can be run again without duplicating anything
+    (issue 28). A refused message is a ``Refused`` naming it."""
+
+    def __init__(self, connection: Connection, topic: str, transactional: bool = False) -> None:
         self.connection = connection
         self.topic = topic
         self.sent = 0
-        self._failures: list[KafkaError] = []
-        config = connection.config(
-            "producer",
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                # the Java clients' partitioner: a key goes to the same partition from any client
-                "partitioner": "murmur2_random",
-                "message.timeout.ms": max(int(connection.timeout_s * 1000), 1000),
-            },
-        )
+        self.transactional = transactional
+        self._failures: list[tuple[int, int, KafkaError]] = []
+        forced: dict[str, Any] = {
+            "enable.idempotence": True,
+            "acks": "all",
+            # the Java clients' partitioner: a key goes to the same partition from any client
+            "partitioner": "murmur2_random",
+            "message.timeout.ms": max(int(connection.timeout_s * 1000), 1000),
+        }
+        if transactional:
+            forced["transactional.id"] = f"scoring-worker-publish-{uuid.uuid4().hex}"
+        config = connection.config("producer", **forced)
         config.setdefault("linger.ms", 5)
+        if transactional:
+            config.setdefault("transaction.timeout.ms", PUBLISH_TRANSACTION_TIMEOUT_MS)
         self._producer = Producer(config)
+        if transactional:
+            self._call("starting the transaction", self._begin)
+
+    def _begin(self) -> None:
+        self._producer.init_transactions(self.connection.timeout_s)
+        self._producer.begin_transaction()
+
+    def _call(self, what: str, operation: Any) -> Any:
+        try:
+            return operation()
+        except KafkaException as exc:
+            problem = exc.args[0] if exc.args else None
+            if isinstance(problem, KafkaError) and problem.code() in (
+                KafkaError._TIMED_OUT,
+                KafkaError._TRANSPORT,
+                KafkaError._ALL_BROKERS_DOWN,
+            ):
+                raise self.connection.unreachable(f"{what} on {self.topic}", problem) from None
+            raise RuntimeFailure(f"{what} on {self.topic}: {exc}") from None
 
     def send(self, messages: Iterable[OutgoingMessage]) -> None:
         """Queue every message (stopping at the first failed delivery report)."""
         for m in messages:
             if self._failures:
                 return
-            kwargs: dict[str, Any] = {"headers": list(m.headers), "on_delivery": self._on_delivery}
+            index, size = self.sent, len(m.value or b"")
+
+            def report(
+                error: KafkaError | None, _msg: Message, i: int = index, n: int = size
+            ) -> None:
+                if error is not None:
+                    self._failures.append((i, n, error))
+
+            kwargs: dict[str, Any] = {"headers": list(m.headers), "on_delivery": report}
             if m.partition is not None:
                 kwargs["partition"] = m.partition
             if m.timestamp_ms is not None:
@@ -279,22 +331,32 @@ class TopicWriter:
                     break
                 except BufferError:  # local queue full: serve delivery reports, then retry
                     self._producer.poll(0.05)
-                except KafkaException as exc:
-                    raise RuntimeFailure(f"producing to {self.topic}: {exc}") from None
+                except KafkaException as exc:  # refused at once (message.max.bytes...)
+                    error = exc.args[0] if exc.args else KafkaError(KafkaError._FAIL, str(exc))
+                    self._failures.append((index, size, error))
+                    return
             self.sent += 1
 
-    def _on_delivery(self, error: KafkaError | None, _msg: Message) -> None:
-        if error is not None:
-            self._failures.append(error)
-
     def finish(self) -> int:
-        """Wait for every delivery report; RuntimeFailure unless all were delivered."""
+        """Wait for every delivery report and commit; ``Refused`` (the transaction aborted)
+        or RuntimeFailure unless every message was delivered."""
         try:
             left = self._producer.flush(self.connection.timeout_s)
+            if self._failures or left:
+                self._abort()
+            elif self.transactional:
+                self._call("committing", lambda: self._producer.commit_transaction())
         finally:
             self._producer.close()
         if self._failures:
-            raise RuntimeFailure(f"producing to {self.topic}: {failure(self._failures[0])}")
+            index, size, error = self._failures[0]
+            raise Refused(index, failure(error), size, self.transactional)
         if left:
             raise self.connection.unreachable(f"producing to {self.topic}", f"{left} undelivered")
         return self.sent
+
+    def _abort(self) -> None:
+        if self.transactional:
+            # failing that, the transaction times out on the broker: nothing becomes visible
+            with contextlib.suppress(KafkaException):
+                self._producer.abort_transaction(self.connection.timeout_s)

@@ -14,9 +14,22 @@ Events the champion rejects go to the DLQ once, by the champion, and are not sco
 challengers. A champion-valid event a challenger rejects (its feature list or types
 differ) is counted per challenger and reason (``rejected``, the log's ``challengers``
 line, ``scoring_challenger_rejected_total``) and sent nowhere: no second dead letter.
+An event a challenger's pipeline raises on alone is such a reject, reason
+``model_error`` (``worker.core.model_errors``).
+
+A challenger never stops the champion (docs/evaluate.md, "A challenger that fails never
+stops the champion"): when its circuit rule opens (``ModelFailure``: its golden sample
+fails too, or every event of several batches in a row raised the same exception), the
+champion's outcome would be exit 3; a challenger's is to be *disabled* for the rest of
+the run. The batch's champion-valid events count as its ``model_error`` rejects (each
+of them raised), one ``challenger_disabled`` log line names its digest and the
+exception, the observer sets ``scoring_challenger_disabled``, and it scores nothing
+more; the champion's records, dead letters and offsets flow on. A challenger that hangs
+is a hang of the worker: the loop scores it inside the watchdog's batch
+(``worker.live.watchdog``).
 
 Metrics are reported only once a batch is delivered (``delivered``): a rolled-back
-batch is scored again and must not count twice.
+batch is scored again and must not count twice. Disabling is not undone by a rollback.
 """
 
 from __future__ import annotations
@@ -31,9 +44,12 @@ import numpy.typing as npt
 
 from model_bundles.errors import BadInputError
 from model_bundles.predict import Outputs
+from schemas.records import RejectReason
+from worker.core.model_errors import ModelFailure
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
 from worker.kafka.types import Outgoing
 from worker.live.loop import HEADER_INSTANCE, HEADER_SCORED_AT
+from worker.logs import EventLog
 
 
 class ChallengerObserver(Protocol):
@@ -49,6 +65,9 @@ class ChallengerObserver(Protocol):
     ) -> None:
         """``champion``: the champion's predictions of the events the challenger scored,
         row-aligned with ``challenger``; ``rejected``: champion-valid events it refused."""
+
+    def challenger_disabled(self, name: str) -> None:
+        """The challenger's circuit opened: it scores nothing more in this run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +97,7 @@ class Challengers:
         instance_id: str,
         observer: ChallengerObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        log: EventLog | None = None,
     ) -> None:
         check_challengers(champion, scorers)
         self.scorers = {challenger_name(s): s for s in scorers}
@@ -85,6 +105,9 @@ class Challengers:
         self.instance_id = instance_id.encode()
         self.observer = observer
         self.clock = clock
+        self.log = log
+        self.disabled: dict[str, str] = {}
+        """Challengers whose circuit opened, with the ``ModelFailure`` line."""
         self.produced: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
         self._pending: list[_Pending] = []
@@ -93,6 +116,12 @@ class Challengers:
     def topics(self) -> tuple[str, ...]:
         """Topics the worker must find at start-up."""
         return (self.topic,)
+
+    @property
+    def isolating_calls(self) -> int:
+        """Model calls the challengers made isolating failing events, ever: progress for
+        the watchdog, as the champion's (``BatchScorer.isolating_calls``)."""
+        return sum(s.isolating_calls for s in self.scorers.values())
 
     def messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]:
         """Every challenger's records for the champion-valid events of the batch."""
@@ -106,8 +135,19 @@ class Challengers:
         ]
         out: list[Outgoing] = []
         for name, scorer in self.scorers.items():
+            if name in self.disabled:
+                continue
             started = self.clock()
-            mine = scorer.score(valid)
+            try:
+                mine = scorer.score(valid)
+            except ModelFailure as exc:  # the challenger's fault: never the champion's stop
+                self._disable(name, scorer, exc)
+                reasons = Counter({RejectReason.MODEL_ERROR.value: len(valid)})
+                champion = scored.outputs.predictions[:0]
+                nothing = Outputs(champion, None, decision=scored.outputs.decision)
+                duration_s = self.clock() - started
+                self._pending.append(_Pending(name, champion, nothing, 0, reasons, duration_s))
+                continue
             duration_s = self.clock() - started
             out += [
                 Outgoing(self.topic, record, valid[j].key, headers)
@@ -119,6 +159,20 @@ class Challengers:
                 _Pending(name, champion, mine.outputs, len(mine.records), reasons, duration_s)
             )
         return out
+
+    def _disable(self, name: str, scorer: BatchScorer, failure: ModelFailure) -> None:
+        """Circuit open: every event of the batch raised in this challenger (module docstring)."""
+        self.disabled[name] = str(failure)
+        if self.log is not None:
+            self.log.emit(
+                "challenger_disabled",
+                level="error",
+                challenger=name,
+                digest=scorer.bundle.manifest.digest,
+                error=str(failure),
+            )
+        if self.observer is not None:
+            self.observer.challenger_disabled(name)
 
     def delivered(self) -> None:
         """The batch given to ``messages`` was committed: count it and report it."""
@@ -132,14 +186,17 @@ class Challengers:
         self._pending = []
 
     def summary(self) -> dict[str, Any]:
-        """Per challenger: records produced and champion-valid events rejected, by reason."""
-        return {
-            name: {
+        """Per challenger: records produced and champion-valid events rejected, by reason;
+        ``disabled``, the ``ModelFailure`` line, for a challenger whose circuit opened."""
+        out: dict[str, Any] = {}
+        for name in self.scorers:
+            out[name] = {
                 "produced": self.produced[name],
                 "rejected": {r: n for (c, r), n in sorted(self.rejected.items()) if c == name},
             }
-            for name in self.scorers
-        }
+            if name in self.disabled:
+                out[name]["disabled"] = self.disabled[name]
+        return out
 
 
 def check_challengers(champion: BatchScorer, scorers: Sequence[BatchScorer]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from schemas.records import DeadLetter, SourceRef
+from worker.core.model_errors import ModelErrorRejection
 from worker.core.scoring import InputEvent, Rejected
 from worker.kafka.clients import Outgoing
 
@@ -39,12 +40,16 @@ def dead_letter(event: InputEvent, rejected: Rejected, bundle_digest: str) -> De
         offset=event.offset,
         timestamp=event.timestamp_ms,
     )
+    rejection = rejected.rejection
+    error = rejection if isinstance(rejection, ModelErrorRejection) else None
     return DeadLetter(
-        reason=rejected.rejection.reason,
-        detail=rejected.rejection.detail,
+        reason=rejection.reason,
+        detail=rejection.detail,
         source=source,
         bundle_digest=bundle_digest,
         value=event.value,
+        error_type=error.error_type if error else None,
+        error_message=error.error_message if error else None,
     )
 
 

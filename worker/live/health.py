@@ -12,6 +12,7 @@ the run: a fatal Kafka error, the broker gone too long, or a stop that cannot fi
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -24,6 +25,12 @@ from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
 
 FATAL_KINDS = (FailureKind.AUTH, FailureKind.FENCED, FailureKind.FATAL)
+_NUMBERS = re.compile(r"\d+")
+
+
+def _shape(problem: KafkaFailure) -> str:
+    """A failure's text without its numbers (timings, attempts): what makes it the same."""
+    return _NUMBERS.sub("#", f"{problem.code}: {problem}")
 
 
 class Stopped(Exception):
@@ -57,10 +64,14 @@ class Health:
         """A batch was polled and is not yet delivered (or rolled back)."""
         self.blocked = False
         """An assigned partition cannot start (``worker.live.positions``)."""
+        self.model_stuck = False
+        """The model has not returned for half of ``--model-timeout`` (``worker.live.watchdog``)."""
         self.stop_at: float | None = None
         self.starting = True
         """Before the group is joined a stop request aborts start-up (``check`` raises)."""
         self.fatal: KafkaFailure | None = None
+        self.fatal_repeats = 0
+        """How many times the first fatal error came again, identical (not logged again)."""
         self._down_since = 0.0
         self._next_probe = 0.0
         self._ready = False
@@ -87,6 +98,11 @@ class Health:
             self.blocked = blocked
             self._update()
 
+    def set_model_stuck(self, stuck: bool) -> None:
+        """From the watchdog's thread, while the loop's is stuck in the model."""
+        self.model_stuck = stuck
+        self._update()
+
     def unavailable(self, detail: str) -> None:
         if self.broker_ok:
             self.broker_ok = False
@@ -106,7 +122,8 @@ class Health:
         """Raise RuntimeFailure when a fatal error was seen or a give-up deadline passed;
         ``Stopped`` when a stop was asked and no batch is in hand."""
         if self.fatal is not None:
-            raise RuntimeFailure(f"{self.fatal.kind.value}: {self.fatal}")
+            seen = f" (reported {self.fatal_repeats + 1} times)" if self.fatal_repeats else ""
+            raise RuntimeFailure(f"{self.fatal.kind.value}: {self.fatal}{seen}")
         if self.starting and self.stop_at is not None:
             raise StartupAborted()
         now, s = self.clock(), self.settings
@@ -126,6 +143,12 @@ class Health:
         if problem.kind in FATAL_KINDS:
             s = self.settings
             problem = with_acl(with_acl(problem, "READ", [s.input_topic]), "READ", [s.group_id])
+            if self.fatal is not None and _shape(problem) == _shape(self.fatal):
+                # librdkafka reports a refused handshake once per connection attempt, dozens
+                # in a millisecond, differing only in their timings ("after 8ms"): one
+                # line, the count kept for the exit line (issue 28)
+                self.fatal_repeats += 1
+                return
             self.fatal = self.fatal or problem
             event = "fenced" if problem.kind == FailureKind.FENCED else "error"
             self.log.error(event, error=str(problem))
@@ -153,6 +176,7 @@ class Health:
             and self.assigned
             and self.delivering
             and not self.blocked
+            and not self.model_stuck
             and self.stop_at is None
         )
         if ready != self._ready:

@@ -61,12 +61,15 @@ def _slot_token(handle: IO[bytes]) -> str:
 def claim_instance_id(group: str, lock_dir: Path | None = None) -> tuple[str, IO[bytes] | None]:
     """``(instance id, open lock file)``; keep the file open for as long as the id is used.
 
-    ``lock_dir`` defaults to ``$TMPDIR/scoring-worker``. When it cannot be used, the id is
-    ``<hostname>-<random token>`` (unique, but new on every start) and the file is None.
+    ``lock_dir`` defaults to ``$TMPDIR/scoring-worker``. When it cannot be used (no
+    writable temporary directory at all: a read-only root filesystem without a /tmp
+    mount), the id is ``<hostname>-<random token>`` (unique, but new on every start) and
+    the file is None. Never raises.
     """
     host = _clean(socket.gethostname())
-    directory = lock_dir or Path(tempfile.gettempdir()) / "scoring-worker"
     try:
+        # gettempdir() itself raises FileNotFoundError when no candidate is writable
+        directory = lock_dir or Path(tempfile.gettempdir()) / "scoring-worker"
         directory.mkdir(parents=True, exist_ok=True)
         for slot in range(MAX_SLOTS):
             handle = (directory / f"{_clean(group)}.{host}.{slot}.lock").open("a+b")

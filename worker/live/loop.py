@@ -9,8 +9,9 @@ Messages a poll returns for partitions revoked during that same poll are dropped
 re-read by whoever owns the partition, from the committed offset).
 
 Stops: SIGTERM/SIGINT (finish the batch in hand, commit, leave the group), ``max_events``,
-``idle_timeout_s``. Broker away: readiness false, retry with backoff, give up (exit 3)
-after ``broker_timeout_s``. Fenced or unauthorised: exit 3 (see ``worker.live.health``).
+``idle_timeout_s`` (counted only while assigned and caught up, ``Worker._idle``).
+Broker away: readiness false, retry with backoff, give up (exit 3) after
+``broker_timeout_s``. Fenced or unauthorised: exit 3 (see ``worker.live.health``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from worker.live.positions import Positions
 from worker.live.progress import Progress
 from worker.live.settings import WorkerSettings
 from worker.live.stopping import close_within
+from worker.live.watchdog import ModelWatchdog
 from worker.logs import EventLog
 
 HEADER_INSTANCE = "scoring.instance"
@@ -82,11 +84,24 @@ class Worker(RebalanceListener):
             self.delivery.reinit,
             clock,
         )
+        self.watchdog = ModelWatchdog(  # real time, not the loop's clock
+            settings.model_timeout_s,
+            offsets,
+            self.observer,
+            self.health,
+            log,
+            calls=self._isolating_calls,
+        )
         self.summary = RunSummary()
         self.outputs = OutputGuard(settings.dlq_topic, log)
         self.assigned: set[Partition] = set()
         self._revoked_in_poll: set[Partition] = set()
         self._last_event = clock()
+
+    def _isolating_calls(self) -> int:
+        """The champion's and the challengers' (progress for the watchdog)."""
+        extra = self.extra.isolating_calls if self.extra is not None else 0
+        return self.scorer.isolating_calls + extra
 
     def run(self) -> RunSummary:
         """Join the group and loop until a stop condition; RuntimeFailure when fatal."""
@@ -103,6 +118,7 @@ class Worker(RebalanceListener):
             return self.summary
         self.health.starting = False
         self.source.subscribe([s.input_topic], self)
+        self.watchdog.start()
         try:
             while not self.stopping:
                 self._step()
@@ -143,13 +159,21 @@ class Worker(RebalanceListener):
                 return
         events = self._poll(limit)
         self.progress.read(self.settings.input_topic, events)
-        if events or not self.health.broker_ok:  # an outage is not idleness
-            self._last_event = self.clock()
         if events:
             self._process(events)
+        # committed or not: waiting events show
+        caught_up = self.progress.report_lags(self.assigned)
+        if events or not self._idle(caught_up):
+            self._last_event = self.clock()
         elif self.clock() - self._last_event >= (self.settings.idle_timeout_s or float("inf")):
             self.request_stop("idle")
-        self.progress.report_lags(self.assigned)  # committed or not: waiting events show
+
+    def _idle(self, caught_up: bool) -> bool:
+        """Idle (the ``--idle-timeout`` clock runs): the broker answers, partitions are
+        owned and started, and none has an event waiting. Waiting for an assignment (dead
+        members' sessions to expire), an outage or a backlog is not idleness: an idle
+        stop exits 0, which a Job reads as "drained" (issue 28)."""
+        return self.health.broker_ok and caught_up and not self.positions.waiting_for()
 
     def _poll(self, limit: int) -> list[InputEvent]:
         self._revoked_in_poll.clear()
@@ -169,11 +193,15 @@ class Worker(RebalanceListener):
     def _process(self, events: list[InputEvent]) -> None:
         self.health.in_hand = True
         started = self.clock()
-        scored = self.outputs.apply(events, self.scorer.score(events))
-        duration_s = self.clock() - started
-        messages = self._messages(events, scored)
-        if self.extra is not None:
-            messages += self.extra.messages(events, scored)
+        self.watchdog.batch_started(events, self.assigned)
+        try:
+            scored = self.outputs.apply(events, self.scorer.score(events))
+            duration_s = self.clock() - started
+            # the challengers' model calls too: a challenger that hangs is a stuck batch
+            extra = self.extra.messages(events, scored) if self.extra is not None else []
+        finally:
+            self.watchdog.batch_finished()
+        messages = self._messages(events, scored) + extra
         batch = DeliveryBatch(messages, next_offsets(events))
         delivered = self.delivery.deliver(batch)
         self.progress.delivered(delivered, self.delivery.last_rollback)
@@ -248,11 +276,13 @@ class Worker(RebalanceListener):
             "start",
             bundle={"name": manifest.name, "version": manifest.version, "digest": manifest.digest},
             selfcheck_ok=self.scorer.bundle.selfcheck.ok,
+            id_field=self.scorer.id_field,  # records' event_id: the bundle's id_column or event_id
             transactional_id=s.transactional_id if s.delivery == "exactly-once" else None,
             settings=s.masked(),
         )
 
     def _shutdown(self, started: float) -> None:
+        self.watchdog.stop()
         self.health.stop()
         for close in (self.source.close, self.delivery.close):
             try:

@@ -18,9 +18,12 @@ from worker.live.delivery import Delivery, Group, Status
 from worker.live.hanging import HangingObserver, StableOffsets
 from worker.live.positions import CommittedAsker, PositionObserver, PositionSource
 from worker.live.progress import ProgressObserver
+from worker.live.watchdog import WatchdogObserver
 
 
-class Observer(ScoringObserver, ProgressObserver, PositionObserver, HangingObserver, Protocol):
+class Observer(
+    ScoringObserver, ProgressObserver, PositionObserver, HangingObserver, WatchdogObserver, Protocol
+):
     """Where the loop reports what it did (``monitoring.metrics.WorkerMetrics`` plugs in here)."""
 
     def set_ready(self, ready: bool) -> None: ...
@@ -59,12 +62,17 @@ class NullObserver:
     def set_hanging(self, partitions: set[Partition]) -> None:
         pass
 
+    def set_batch_in_progress(self, seconds: float) -> None:
+        pass
+
 
 class Extra(Protocol):
     """More records for each batch's transaction (``worker.live.challengers.Challengers``)."""
 
     @property
     def topics(self) -> tuple[str, ...]: ...
+    @property
+    def isolating_calls(self) -> int: ...
     def messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]: ...
     def delivered(self) -> None: ...
 

@@ -85,12 +85,22 @@ class Progress:
                 self._unread[key] = self._unread.get(key, 0) + 1
         self._status.set_delivering(ok)
 
-    def report_lags(self, assigned: Iterable[Partition]) -> None:
+    def report_lags(self, assigned: Iterable[Partition]) -> bool:
         """End offset minus position of every owned partition (cached watermarks), plus the
-        events of a batch just rolled back (read, so behind the position, but waiting)."""
-        for (topic, partition), lag in self._lags(sorted(assigned)).items():
+        events of a batch just rolled back (read, so behind the position, but waiting).
+
+        Returns True when caught up: partitions are owned and every one of them has a known
+        lag of 0. A partition whose position or end offset is not known yet (just assigned,
+        waiting for its committed offset, not fetched yet) is not caught up: its events
+        may all be waiting (issue 28)."""
+        owned = sorted(assigned)
+        lags = self._lags(owned)
+        caught_up = bool(owned) and len(lags) == len(owned)
+        for (topic, partition), lag in lags.items():
             lag += self._unread.get((topic, partition), 0)
             self._observer.set_lag(topic, partition, lag)
+            caught_up = caught_up and lag == 0
+        return caught_up
 
     def forget(self, partitions: Iterable[Partition]) -> None:
         """Revoked or lost: another replica reads and reports these now."""

@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES
+from worker.logs import keep_secret
 
 ENV_PREFIX = "SCORING_WORKER_"
 KAFKA_ENV_PREFIX = ENV_PREFIX + "KAFKA_"
@@ -29,7 +30,9 @@ SCOPES = ("consumer", "producer")
 # one environment name per setting: the option's (``--broker-timeout``), not the field's
 BROKER_TIMEOUT_ENV = ENV_PREFIX + "BROKER_TIMEOUT"
 IDLE_TIMEOUT_ENV = ENV_PREFIX + "IDLE_TIMEOUT"
+MODEL_TIMEOUT_ENV = ENV_PREFIX + "MODEL_TIMEOUT"
 _SECRET = re.compile(r"password|secret|token|credential|private|\.pem$|jaas|oauthbearer\.config")
+_KEY_HEAD = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # Properties the worker sets itself: overriding them would break a delivery guarantee.
 CONTROLLED = frozenset(
@@ -47,6 +50,11 @@ CONTROLLED = frozenset(
     }
 )
 
+METADATA_REFRESH_MS = 10_000
+"""How often the consumer refreshes topic metadata, so new input partitions are found."""
+KEYED_PARTITIONER = "murmur2_random"
+"""librdkafka's name for the Java clients' default partitioner."""
+
 Delivery = Literal["exactly-once", "at-least-once"]
 KafkaValue = str | SecretStr
 
@@ -54,6 +62,25 @@ KafkaValue = str | SecretStr
 def is_secret(key: str) -> bool:
     """True for librdkafka properties whose values must never be printed."""
     return bool(_SECRET.search(key))
+
+
+def valid_key(key: str) -> bool:
+    """True when ``key`` (lower case) has the shape of a librdkafka property name."""
+    return bool(_KEY.match(key))
+
+
+def key_problem(raw_key: str) -> str:
+    """Why ``raw_key`` is not a property name, quoting only its valid beginning: a key that
+    is not one may be a mistyped ``key value`` pair holding a secret (issue 28)."""
+    key = raw_key.strip().lower()
+    good = _KEY_HEAD.match(key)
+    head = good.group(0) if good else ""
+    bad = key[len(head) : len(head) + 1]
+    where = f"{head!r} is followed by {bad!r}" if head else "it does not start with a letter"
+    return (
+        f"a kafka property key is not a librdkafka property name ({where}; the rest is "
+        "not shown, it may hold a secret): write KEY=VALUE"
+    )
 
 
 def kafka_key_from_env(name: str) -> str:
@@ -146,6 +173,10 @@ class WorkerSettings(BaseSettings):
     broker_timeout_s: float = Field(default=300.0, ge=0, validation_alias=BROKER_TIMEOUT_ENV)
     """Give up (exit 3) after the broker was unreachable this long; 0: retry forever
     (option ``--broker-timeout``, environment ``SCORING_WORKER_BROKER_TIMEOUT``)."""
+    model_timeout_s: float = Field(default=60.0, ge=0, validation_alias=MODEL_TIMEOUT_ENV)
+    """A batch the model has scored this long: log the scoring thread's stack and exit 3
+    (not ready from half of it); 0: report only, never exit (option ``--model-timeout``,
+    environment ``SCORING_WORKER_MODEL_TIMEOUT``)."""
     retry_backoff_initial_ms: int = Field(default=100, ge=1)
     """First wait before retrying a failed broker operation; doubles on each retry..."""
     retry_backoff_max_ms: int = Field(default=5000, ge=1)
@@ -176,10 +207,12 @@ class WorkerSettings(BaseSettings):
         for raw_key, raw in value.items():
             key = str(raw_key).strip().lower()
             if not _KEY.match(key):
-                raise ValueError(f"kafka property {raw_key!r} is not a librdkafka property name")
+                raise ValueError(key_problem(str(raw_key)))
             if unscoped(key) in CONTROLLED:
                 raise ValueError(f"kafka property {key!r} is set by the worker itself")
             text = raw.get_secret_value() if isinstance(raw, SecretStr) else str(raw)
+            if is_secret(key):
+                keep_secret(text)  # whatever message quotes it later: masked there too
             checked[key] = SecretStr(text) if is_secret(key) else text
         return checked
 
@@ -209,6 +242,10 @@ class WorkerSettings(BaseSettings):
             "queued.min.messages": 10_000,
             "queued.max.messages.kbytes": 16_384,
             "fetch.queue.backoff.ms": 10,
+            # Partitions added to the input topic are found (and a rebalance assigns them)
+            # at the next metadata refresh: librdkafka's 5 minutes left their events
+            # unread and without a lag series that long (issue 28).
+            "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
         }
         forced = {
             "group.id": self.group_id,
@@ -237,6 +274,11 @@ class WorkerSettings(BaseSettings):
             # events/s that put the p99 event latency at 243 ms; with 10 and 50, 64-70 ms
             # (docs/benchmarks.md).
             "retry.backoff.ms": 10,
+            # The Java clients' partitioner (murmur2 of the key; a random partition for a
+            # null key): a key's prediction goes to the partition a Java producer would
+            # choose, so the output topic can be co-partitioned with the input for joins.
+            # librdkafka's default (consistent_random, CRC32) chooses another (issue 28).
+            "partitioner": KEYED_PARTITIONER,
         }
         forced: dict[str, Any] = {"enable.idempotence": True}
         if self.delivery == "exactly-once":
@@ -273,8 +315,14 @@ def unscoped(key: str) -> str:
 
 
 def parse_kafka_property(text: str) -> tuple[str, str]:
-    """``KEY=VALUE`` from ``--kafka-property``; ValueError naming the problem."""
+    """``KEY=VALUE`` from ``--kafka-property``; ValueError naming the problem, never quoting
+    the text (a password given as ``sasl.password Hunter2`` would be in it)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"--kafka-property wants KEY=VALUE, got {text!r}")
+        raise ValueError(
+            f"--kafka-property wants KEY=VALUE; one given ({len(text)} characters) has "
+            f"{'no key' if sep else 'no ='} (not shown: it may hold a secret)"
+        )
+    if not _KEY.match(key.strip().lower()):
+        raise ValueError(key_problem(key))
     return key.strip(), value

@@ -10,7 +10,10 @@
 - ``scoring_challenger_batch_duration_seconds{challenger}``: scoring time per batch;
 - ``scoring_challenger_predictions_produced_total{challenger}`` and
   ``scoring_challenger_rejected_total{challenger,reason}``: records delivered, and
-  champion-valid events the challenger refused (no dead letter is sent for them).
+  champion-valid events the challenger refused (no dead letter is sent for them;
+  ``reason="model_error"`` when its pipeline raised on the event);
+- ``scoring_challenger_disabled{challenger}``: 1 once the challenger's circuit opened
+  and it scores nothing more in this run (``worker.live.challengers``), else 0.
 
 Each challenger has one ``SlidingWindow`` whose count vector is the champion's bins,
 the challenger's bins, then the number of agreeing events: adding a batch costs
@@ -42,6 +45,7 @@ CHALLENGER_METRIC_NAMES: frozenset[str] = frozenset(
         "scoring_challenger_batch_duration_seconds",  # SPEC.md
         "scoring_challenger_predictions_produced_total",
         "scoring_challenger_rejected_total",
+        "scoring_challenger_disabled",
     }
 )
 
@@ -67,6 +71,7 @@ class ChallengerMetrics:
         self._register(registry)
         for name in names:
             self.produced.labels(name)
+            self.disabled.labels(name).set(0)
 
     def _register(self, r: CollectorRegistry) -> None:
         self.agreement = Gauge(
@@ -100,6 +105,16 @@ class ChallengerMetrics:
             ["challenger", "reason"],
             registry=r,
         )
+        self.disabled = Gauge(
+            "scoring_challenger_disabled",
+            "1 once the challenger's circuit opened: it scores nothing more in this run",
+            ["challenger"],
+            registry=r,
+        )
+
+    def challenger_disabled(self, name: str) -> None:
+        """The challenger's circuit opened (``worker.live.challengers``)."""
+        self.disabled.labels(name).set(1)
 
     def challenger_batch(
         self,

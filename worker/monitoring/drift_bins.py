@@ -8,8 +8,9 @@ a few vectorised numpy/pandas calls per segment, no Python loop over events:
 
 - numeric: ``np.searchsorted(edges, values, side="left")`` (the reference's own
   ``bin_indices``: bin i is (edges[i-1], edges[i]]), NaN to the missing slot;
-- categorical: ``pd.factorize`` then a lookup of the (few) distinct values,
-  anything not seen in training to ``__unknown__``, NaN to the missing slot.
+- categorical: ``pd.factorize`` then a lookup of the (few) distinct values, training
+  categories beyond the reference's cap to ``__other__``, anything not seen in
+  training to ``__unknown__``, NaN to the missing slot.
 
 Segment labels are the reference's ``bin_labels()``: distinct within a segment, a
 category never taking a reserved label (``model_bundles.reference.bin_label``).
@@ -27,7 +28,7 @@ import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
 from model_bundles.reference import CategoricalReference, Distribution, Reference
-from model_bundles.values import category_text
+from model_bundles.values import category_text, float_values
 from schemas.manifest import FeatureSpec, Label
 from worker.monitoring.drift import NO_DATA, Counts, DriftStats, Floats, drift_stats
 
@@ -42,17 +43,21 @@ class NumericBinner:
 
     def count(self, values: Values) -> Counts:
         """Counts per bin, then the number of NaN values (length bins + 1)."""
-        v = np.asarray(values, dtype=np.float64)
+        v = float_values(values)  # numbers, booleans, datetimes (seconds since the epoch)
         index = np.searchsorted(self.edges, v, side="left")
         index[np.isnan(v)] = self.bins
         return np.bincount(index, minlength=self.bins + 1).astype(np.int64, copy=False)
 
 
 class CategoricalBinner:
-    def __init__(self, categories: Sequence[str]) -> None:
+    def __init__(self, categories: Sequence[str], other: Sequence[str] = ()) -> None:
+        """Bins: ``categories``, then one bin for all of ``other`` (when there is any),
+        then the unknown bin (``CategoricalReference.bin_labels``)."""
         self._index = {c: i for i, c in enumerate(categories)}
-        self.unknown = len(categories)
-        self.bins = len(categories) + 1
+        if other:
+            self._index.update(dict.fromkeys(other, len(categories)))
+        self.unknown = len(categories) + (1 if other else 0)
+        self.bins = self.unknown + 1
 
     def _bin(self, value: Any) -> int:
         found = self._index.get(value)
@@ -102,7 +107,7 @@ class Segment:
 
 def _binner(distribution: Distribution) -> Binner:
     if isinstance(distribution, CategoricalReference):
-        return CategoricalBinner(distribution.categories)
+        return CategoricalBinner(distribution.categories, distribution.other or ())
     return NumericBinner(distribution.edges)
 
 
@@ -120,11 +125,12 @@ class DriftLayout:
         self.features = [self._add("feature", f.name, reference.features[f.name]) for f in features]
         scores = reference.class_scores or {}
         labels = [str(category_text(c)) for c in classes or ()]
-        self.class_scores = (
-            [self._add("class_score", c, scores[c]) for c in labels]
-            if labels and all(c in scores for c in labels)
-            else []
-        )
+        # the classes with a reference (all of them, or the most often predicted ones
+        # when there are more than MAX_CATEGORY_BINS), by score column
+        self._score_columns = [i for i, c in enumerate(labels) if c in scores]
+        self.class_scores = [
+            self._add("class_score", labels[i], scores[labels[i]]) for i in self._score_columns
+        ]
 
     def _add(self, kind: SegmentKind, name: str, distribution: Distribution) -> Segment:
         segment = Segment(
@@ -155,7 +161,8 @@ class DriftLayout:
         # ``.array``: no conversion (pandas keeps strings as an Arrow-backed str array)
         parts.extend(s.binner.count(frame[s.name].array) for s in self.features)
         if self.class_scores and scores is not None and len(scores):
-            parts.extend(s.binner.count(scores[:, i]) for i, s in enumerate(self.class_scores))
+            columns = zip(self._score_columns, self.class_scores, strict=True)
+            parts.extend(s.binner.count(scores[:, i]) for i, s in columns)
         elif self.class_scores:
             parts.extend(np.zeros(len(s.labels) + 1, dtype=np.int64) for s in self.class_scores)
         return np.concatenate(parts)

@@ -1,5 +1,6 @@
 """Metrics of the faults that stop partitions or readers without stopping the worker:
-a partition whose start offset cannot be had, and a transaction left hanging open.
+a partition whose start offset cannot be had, a transaction left hanging open, and a
+model call that has not returned (``worker.live.watchdog``).
 
 Labels come from the assignment and the topics the worker writes (topic, partition) and
 from closed sets of reasons, never from events.
@@ -9,7 +10,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 
-FAULT_METRIC_NAMES = frozenset({"scoring_partition_blocked", "scoring_hanging_transaction"})
+FAULT_METRIC_NAMES = frozenset(
+    {
+        "scoring_partition_blocked",
+        "scoring_hanging_transaction",
+        "scoring_batch_in_progress_seconds",
+    }
+)
 
 
 class FaultMetrics:
@@ -33,6 +40,12 @@ class FaultMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self._in_progress = Gauge(
+            "scoring_batch_in_progress_seconds",
+            "Seconds the model has been scoring the batch in hand (0 between batches); set "
+            "by a watchdog thread, so it grows while the loop is stuck in the model",
+            registry=registry,
+        )
         self._blocked_reasons: dict[tuple[str, int], str] = {}
         self._hanging_now: set[tuple[str, int]] = set()
 
@@ -52,3 +65,6 @@ class FaultMetrics:
         for topic, partition in partitions - self._hanging_now:
             self._hanging.labels(topic, str(partition)).set(1)
         self._hanging_now = set(partitions)
+
+    def set_batch_in_progress(self, seconds: float) -> None:
+        self._in_progress.set(seconds)

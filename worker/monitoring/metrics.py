@@ -106,6 +106,7 @@ class WorkerMetrics:
         self.faults = FaultMetrics(registry)
         self.set_partition_blocked = self.faults.set_partition_blocked
         self.set_hanging = self.faults.set_hanging
+        self.set_batch_in_progress = self.faults.set_batch_in_progress
 
     def _operational(self, registry: CollectorRegistry) -> None:
         r = registry

@@ -24,8 +24,8 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_curve
 
 from worker.replay.evaluate import Joined
-from worker.replay.evaluate_report import input_lines, method_line, table_rows
-from worker.replay.evaluate_stats import Evaluation
+from worker.replay.evaluate_report import input_lines, method_lines, table_rows
+from worker.replay.evaluate_stats import Evaluation, counting_warnings
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -38,7 +38,9 @@ img { max-width: 100%; }
 
 
 def render(evaluation: Evaluation, title: str = "scoring-worker evaluate") -> str:
-    """The whole page as text."""
+    """The whole page as text; library warnings of the plots are counted in the evaluation."""
+    with counting_warnings(evaluation.warnings):
+        plots = _figures(evaluation.joined)
     rows = table_rows(evaluation)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
     body = "".join(
@@ -56,14 +58,15 @@ def render(evaluation: Evaluation, title: str = "scoring-worker evaluate") -> st
     figures = "".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/svg+xml;base64,{svg}">'
         f"<figcaption>{html.escape(name)}</figcaption></figure>"
-        for name, svg in _figures(evaluation.joined)
+        for name, svg in plots
     )
+    method = "".join(f"<li>{html.escape(line)}</li>" for line in method_lines(evaluation))
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><ul>{facts}</ul>"
+        f'<h1>{html.escape(title)}</h1><ul id="inputs">{facts}</ul>'
         f'<table id="evaluation"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-        f"<p>{html.escape(method_line(evaluation))}</p>{figures}</body></html>\n"
+        f'<ul id="method">{method}</ul>{figures}</body></html>\n'
     )
 
 

@@ -2,8 +2,9 @@
 
 Classification: accuracy, log loss, Brier score (``brier_score_loss``: the positive
 label's for two labels, summed over labels for more) and ROC AUC (one-vs-rest macro
-average for more than two labels). Regression: MAE, RMSE and R². Labels arrive as
-integer positions in the models' classes (``worker.replay.evaluate.Joined``).
+average for more than two labels; it needs labels of every class). Regression: MAE,
+RMSE and R². Labels arrive as integer positions in the models' classes
+(``worker.replay.evaluate.Joined``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class Metric:
     resample's value is an average of them rather than a scikit-learn call per resample.
     The tests check that their mean equals ``compute`` on every model."""
     root: bool = False
+    needs_every_class: bool = False
+    """Undefined on a sample that lacks a class (ROC AUC): resampled within each class
+    (``worker.replay.evaluate_stats``, the stratified bootstrap)."""
 
 
 def _roc_auc(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, classes: list[Any]) -> float:
@@ -94,7 +98,7 @@ METRICS: dict[Task, tuple[Metric, ...]] = {
             _log_loss_each,
         ),
         Metric("brier", False, _brier, _brier_each),
-        Metric("roc_auc", True, _roc_auc),
+        Metric("roc_auc", True, _roc_auc, needs_every_class=True),
     ),
     "regression": (
         Metric(

@@ -84,6 +84,10 @@ class Side:
     not a failure: copies are paired in order)."""
     models: Counter[str] = field(default_factory=Counter)
     predictions: Counter[str] = field(default_factory=Counter)
+    ids: list[str] = field(default_factory=list)
+    """A few of its event ids (the first ones read), to explain ids that do not join."""
+    repeated_ids: list[str] = field(default_factory=list)
+    """A few of the event ids it holds more than once."""
 
 
 @dataclass(slots=True)
@@ -140,8 +144,10 @@ class ParityChecker:
             first = self._expected.get(event_id)
             if first is None:
                 self._expected[event_id] = outputs
+                _note_id(side.ids, event_id)
                 continue
             side.duplicates += 1
+            _note_id(side.repeated_ids, event_id)
             self._more.setdefault(event_id, []).append(outputs)
             if not _same_outputs(first, outputs):
                 side.conflicting += 1
@@ -167,6 +173,9 @@ class ParityChecker:
         self._seen[event_id] = copy + 1
         if copy:
             side.duplicates += 1
+            _note_id(side.repeated_ids, event_id)
+        else:
+            _note_id(side.ids, event_id)
         copies = self._copies(event_id)
         if not copies:
             return None
@@ -209,6 +218,11 @@ class ParityChecker:
         result.missing_in_expected = sorted(set(self._seen) - set(self._expected))
         result.score_diff = dict(sorted(result.score_diff.items()))
         return result
+
+
+def _note_id(kept: list[str], event_id: str, most: int = 3) -> None:
+    if len(kept) < most and event_id not in kept:
+        kept.append(event_id)
 
 
 def compare(

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.replay.id_hint import id_mismatch_hint
 from worker.replay.parity import Diff, Outputs, ParityResult, Side
+
+
+def id_hint(result: ParityResult) -> str | None:
+    """Why records did not pair: no id in common, or ids that repeat (an id_column that
+    is not unique), with a few ids from each side; None when the ids are not the cause."""
+    e, a = result.expected, result.actual
+    disjoint = result.matched == 0 and e.records > 0 and a.records > 0
+    repeats = bool(e.repeated_ids or a.repeated_ids) and not result.ok
+    if not (disjoint or repeats):
+        return None
+    sides = [(e.name, e.ids), (a.name, a.ids)] if disjoint else []
+    repeated = [(side.name, "e.g. " + ", ".join(side.repeated_ids)) for side in (e, a)
+                if side.repeated_ids]  # fmt: skip
+    return id_mismatch_hint(sides, repeated)
 
 
 def to_json(result: ParityResult) -> dict[str, Any]:
@@ -31,6 +46,7 @@ def to_json(result: ParityResult) -> dict[str, Any]:
         ],
         "first_missing_in_actual": result.missing_in_actual[:10],
         "first_missing_in_expected": result.missing_in_expected[:10],
+        "id_hint": id_hint(result),
     }
 
 
@@ -64,6 +80,9 @@ def to_text(result: ParityResult) -> list[str]:
     for m in result.first_mismatches:
         lines.append(f"mismatch {m.event_id}: expected {_brief(m.expected)}")
         lines.append(f"{' ' * (len(m.event_id) + 11)}actual   {_brief(m.actual)}")
+    hint = id_hint(result)
+    if hint:
+        lines.append(f"ids: {hint}")
     lines.append("parity: OK" if result.ok else "parity: FAILED")
     return lines
 

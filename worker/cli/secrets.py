@@ -1,0 +1,62 @@
+"""Secrets in the command line, found before anything parses it.
+
+A password can reach the command line in shapes no parser expects: ``--kafka-property
+"sasl.password Hunter2"`` (a space for the ``=``), ``sasl.password= Hunter2`` (the value
+became the next argument), a key with a typo. Whatever message then quotes the input (ours,
+click's, librdkafka's), ``worker.logs.redact`` masks every value kept here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from worker.cli.options import env_name
+from worker.logs import keep_secret
+
+OPTION = "--kafka-property"
+_KAFKA_ENV = "SCORING_WORKER_KAFKA_"
+
+
+def keep_kafka_secrets(args: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Keep (``worker.logs.keep_secret``) every value of a secret-looking Kafka property,
+    and every ``--kafka-property`` that is not plainly ``KEY=VALUE`` with a valid key,
+    from the arguments and the ``SCORING_WORKER_KAFKA_*`` environment."""
+    given = list(_given(args))
+    env_list = environ.get(env_name(OPTION), "").split()  # click splits it on whitespace
+    given += [
+        (t, env_list[i + 1] if i + 1 < len(env_list) else None) for i, t in enumerate(env_list)
+    ]
+    secret_env = [
+        (name, value)
+        for name, value in environ.items()
+        if name.upper().startswith(_KAFKA_ENV) and name.upper() != env_name(OPTION)
+    ]
+    if not given and not secret_env:
+        return  # the usual case: the settings module (pydantic) stays unimported
+    from worker.live.settings import is_secret, kafka_key_from_env, valid_key
+
+    for name, value in secret_env:
+        if is_secret(kafka_key_from_env(name.upper())):
+            keep_secret(value)
+    for text, following in given:
+        key, sep, value = text.partition("=")
+        if not sep or not valid_key(key.strip().lower()):
+            keep_secret(text)  # key and value cannot be told apart: all of it
+            for word in text.replace("=", " ").replace(":", " ").split()[1:]:
+                keep_secret(word)
+            continue
+        if is_secret(key.strip().lower()):
+            keep_secret(value)
+            if not value.strip() and following is not None and not following.startswith("-"):
+                keep_secret(following)  # `sasl.password= Hunter2`: the shell split it off
+
+
+def _given(args: Sequence[str]) -> list[tuple[str, str | None]]:
+    """Each ``--kafka-property`` value with the argument after it (None at the end)."""
+    found: list[tuple[str, str | None]] = []
+    for i, arg in enumerate(args):
+        if arg == OPTION and i + 1 < len(args):
+            found.append((args[i + 1], args[i + 2] if i + 2 < len(args) else None))
+        elif arg.startswith(OPTION + "="):
+            found.append((arg[len(OPTION) + 1 :], args[i + 1] if i + 1 < len(args) else None))
+    return found
