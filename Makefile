@@ -12,7 +12,8 @@ export DEMO_FORMAT ?=
 export SCHEMA_REGISTRY_PORT ?= 8081
 
 .PHONY: help install test unit integration lint typecheck schemas-check demo bench chaos \
-        kafka-up kafka-down kafka-reset registry-up registry-down clean deploy-tools static-checks container-test
+        kafka-up kafka-down kafka-reset registry-up registry-down clean deploy-tools static-checks \
+        container-test k8s-check
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -57,14 +58,18 @@ demo: $(STAMP) kafka-up $(if $(filter avro,$(DEMO_FORMAT)),registry-up) ## build
 bench: $(STAMP) kafka-up ## throughput/latency benchmarks, writes docs/benchmarks.md
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python -m bench
 
-deploy-tools: $(STAMP) ## install promtool (Debian prometheus), chromium, hadolint, docker-compose for checks
+deploy-tools: $(STAMP) ## install promtool (Debian prometheus), chromium, hadolint, docker-compose, helm, kubeconform for checks
 	scripts/install-prometheus
 	scripts/install-chromium
 	scripts/install-hadolint
 	scripts/install-compose
+	scripts/install-helm-tools
 
-static-checks: deploy-tools ## Dockerfile, compose, Prometheus config/rules/tests, Grafana dashboard
+static-checks: deploy-tools ## Dockerfile, compose, Prometheus config/rules/tests, Grafana dashboard, Helm chart
 	scripts/static-checks
+
+k8s-check: $(STAMP) ## the Helm chart against a real kube-apiserver + etcd (built from Go modules, 15+ min cold)
+	scripts/k8s-check
 
 CHAOS_SEEDS ?= 1 2 3 4 5
 chaos: $(STAMP) kafka-up ## nemesis soak: ~25 faults vs 3 workers over 200,000 events, per seed (CHAOS_SEEDS, CHAOS_ARGS)
