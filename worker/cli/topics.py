@@ -82,6 +82,7 @@ def create(**o: Any) -> int:
     configs = dict(_config(text) for text in o["configs"])
     specs = [TopicSpec(n, o["partitions"], o["replication_factor"], configs) for n in o["names"]]
     admin = admin_client(conn.config("admin"))
+    conn.reach(admin, "creating topics")
     differing = 0
     try:
         existing = partition_counts(admin, conn.timeout_s)

@@ -59,6 +59,11 @@ class RangeReader:
             },
         )
         self._consumer = Consumer(config)
+        try:
+            connection.reach(self._consumer, f"reading {topic}")
+        except RuntimeFailure:
+            self._consumer.close()
+            raise
 
     def __enter__(self) -> RangeReader:
         return self
@@ -198,6 +203,7 @@ def _headers(msg: Message) -> tuple[Header, ...]:
 def ensure_topic(connection: Connection, topic: str, partitions: int | None) -> int:
     """The topic's partition count, creating it with ``partitions`` when it does not exist."""
     admin = AdminClient(connection.config("admin"))
+    connection.reach(admin, f"topic {topic}")
     timeout = connection.timeout_s
     try:
         count = _partition_count(admin, topic, timeout)
@@ -287,6 +293,7 @@ class TopicWriter:
         if transactional:
             config.setdefault("transaction.timeout.ms", PUBLISH_TRANSACTION_TIMEOUT_MS)
         self._producer = Producer(config)
+        connection.reach(self._producer, f"producing to {topic}")
         if transactional:
             self._call("starting the transaction", self._begin)
 
