@@ -76,3 +76,38 @@ def test_a_refusal_is_one_auth_line_at_once(
     assert expected in lines[0] and "did not answer" not in lines[0]
     assert took_s < BROKER_TIMEOUT_S / 2, "stopped by the refusal, not by the broker timeout"
     assert WRONG not in done.stdout + done.stderr
+
+
+def _as(user: str, secure: SecureBroker, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SCORING_WORKER, *args, "--bootstrap-servers", secure.bootstrap, "--broker-timeout", "20"],
+        env={**os.environ, **secure.env(user)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_publish_names_the_acl_it_misses(
+    bootstrap: str, secure: SecureBroker, tmp_path: Path
+) -> None:
+    """`reader` may DESCRIBE secure-out-* but has no transactional-id ACL (publish is one
+    transaction) and cannot see secure-in-* at all (no DESCRIBE: not "does not exist")."""
+    topics = secure.topics(bootstrap)
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"id": "1"}\n')
+
+    done = _as("reader", secure, "publish", "--topic", topics.output, "--input", str(events))
+    lines = done.stderr.splitlines()
+    assert done.returncode == 3 and len(lines) == 1, done.stderr
+    assert "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in lines[0]
+    assert (
+        "needs ACL ALLOW WRITE and DESCRIBE on transactional-id scoring-worker-publish-"
+        in (lines[0])
+    )
+    assert "KafkaError{" not in lines[0]
+
+    done = _as("reader", secure, "publish", "--topic", topics.input, "--input", str(events))
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "may not see it (needs ACL ALLOW DESCRIBE on topic" in lines[0]
