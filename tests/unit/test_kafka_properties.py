@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import pytest
 
+from worker import logs
 from worker.cli.main import run_cli
 from worker.kafka.properties import property_problem
 
 SECRET = "Hunter2SuperSecret"
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_kept_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets other tests kept (a word like ``key``) would mask parts of these lines."""
+    monkeypatch.setattr(logs, "_secrets", set())
 
 
 def _topics(*properties: str) -> list[str]:
@@ -49,3 +56,23 @@ def test_the_environment_form_is_checked_the_same_way(
 
 def test_other_errors_are_not_property_problems() -> None:
     assert property_problem("_TRANSPORT: Failed to get metadata") is None
+
+
+def test_the_property_variable_takes_one_property_per_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 28: SCORING_WORKER_KAFKA_PROPERTY was split on whitespace, so a password with
+    a space became two "properties", silently."""
+    import click
+    from click.testing import CliRunner
+
+    from worker.cli.kafka_options import KAFKA_PROPERTY
+
+    @click.command()
+    @KAFKA_PROPERTY
+    def show(kafka_property: tuple[str, ...]) -> None:
+        click.echo(repr(kafka_property))
+
+    lines = f"sasl.password={SECRET} with space\n\nsasl.username=bob\n"
+    out = CliRunner().invoke(show, [], env={"SCORING_WORKER_KAFKA_PROPERTY": lines}).output
+    assert out.strip() == repr((f"sasl.password={SECRET} with space", "sasl.username=bob"))
