@@ -36,3 +36,18 @@ def test_every_reject_reason_is_listed_with_the_rejected_counter() -> None:
     listed = set(re.findall(r"`([a-z_]+)`", row))
     missing = {str(reason) for reason in RejectReason} - listed
     assert not missing, f"docs/metrics.md lacks reject reasons {sorted(missing)}"
+
+
+def test_the_bundle_examples_show_the_digest_the_penguins_build_gives(
+    penguins_bundle_dir: Path,
+) -> None:
+    """docs/bundle.md's `bundle build` / `bundle verify` examples (issue 28: a stale digest).
+    The digest covers the library versions: after `make lock` changes one, rerun
+    `scoring-worker bundle build --config examples/penguins/config.toml --data
+    examples/penguins/penguins.csv --out bundles/penguins` and update the examples."""
+    import orjson
+
+    digest = orjson.loads((penguins_bundle_dir / "manifest.json").read_bytes())["digest"]
+    text = (DOCS / "bundle.md").read_text()
+    shown = set(re.findall(r"penguins-species 1\.0\.0 sha256:([0-9a-f]{8})\.\.\.", text))
+    assert shown == {digest.removeprefix("sha256:")[:8]}, (shown, digest)
