@@ -57,7 +57,14 @@ def topics() -> None:
 @topics.command("create")
 @kafka_options
 @option("--topic", "names", multiple=True, required=True, help="topic to create (repeatable)")
-@option("--partitions", type=click.IntRange(1), default=1, show_default=True)
+@option(
+    "--partitions",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="partitions of each topic (the most consumers of a group that share the work); "
+    "an existing topic with another count is exit 2",
+)
 @option(
     "--replication-factor",
     type=click.IntRange(1),
