@@ -201,7 +201,7 @@ def pipeline_errors(what: str = "the training rows") -> Iterator[None]:
         yield
     except (BadInputError, BundleError):
         raise
-    except Exception as exc:  # noqa: BLE001 - the team's code may raise anything
+    except Exception as exc:
         raise BadInputError(
             f"the pipeline fails scoring {what}{_raised_in(exc)}: {type(exc).__name__}: "
             f"{_first_line(exc)}; pass as train the frame it was fitted on, with its dtypes, "

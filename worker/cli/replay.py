@@ -24,6 +24,7 @@ from worker.cli.options import (
     warn_only_option,
     writable,
 )
+from worker.core.counts import counted
 from worker.core.ranges import bounds, describe, in_window
 from worker.core.recording import OutgoingMessage, PublishOptions, encode_message, read_publishable
 from worker.core.scoring import BatchScorer
@@ -167,7 +168,8 @@ def record(**o: Any) -> None:
             for batch in in_window(reader.read(ranges, 1000), span):
                 sink.write_lines(encode_message(m) for m in batch)
                 count += len(batch)
-    _note(f"recorded {count} messages of {o['topic']} ({describe(ranges)}) -> {o['output']}")
+    recorded = counted(count, "message")
+    _note(f"recorded {recorded} of {o['topic']} ({describe(ranges)}) -> {o['output']}")
 
 
 @click.command("publish")
@@ -196,7 +198,8 @@ def publish(**o: Any) -> None:
         sent = writer.finish()
     except Refused as exc:
         raise _refused(exc, path, o["topic"]) from None
-    _note(f"published {sent} messages to {o['topic']} ({partitions} partitions, one transaction)")
+    published = counted(sent, "message")
+    _note(f"published {published} to {o['topic']} ({partitions} partitions, one transaction)")
 
 
 def _refused(exc: Refused, path: Path, topic: str) -> Exception:
