@@ -8,9 +8,12 @@ export KAFKA_PORT ?= 9092
 # the local broker's SASL_SSL listener (scripts/lib/kafka-security.sh); empty: none
 export KAFKA_SASL_SSL_PORT ?= $(shell echo $$(($(KAFKA_PORT) + 2)))
 export DEMO_DRIFT ?=
+export DEMO_FORMAT ?=
+export SCHEMA_REGISTRY_PORT ?= 8081
 
 .PHONY: help install test unit integration lint typecheck schemas-check demo bench chaos \
-        kafka-up kafka-down kafka-reset clean deploy-tools static-checks container-test
+        kafka-up kafka-down kafka-reset registry-up registry-down clean deploy-tools static-checks \
+        container-test k8s-check
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -40,27 +43,33 @@ schemas-check: $(STAMP) ## exported JSON Schemas equal the committed ones
 unit: $(STAMP) ## tests that need no broker
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP) kafka-up deploy-tools ## lint, schema and static checks, unit + integration tests on a real broker
+test: $(STAMP) kafka-up registry-up deploy-tools ## lint, schema and static checks, unit + integration tests on a real broker and registry
 	$(MAKE) lint schemas-check static-checks
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/pytest -q tests/unit tests/integration
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) SCHEMA_REGISTRY_URL=http://127.0.0.1:$(SCHEMA_REGISTRY_PORT) \
+		$(BIN)/pytest -q tests/unit tests/integration
 
 container-test: $(STAMP) kafka-up ## build the image with podman, run it against the local broker
 	scripts/container-test
 
-demo: $(STAMP) kafka-up ## build the demo bundle and run the whole job end to end
-	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)} $(BIN)/python -m examples.demo
+demo: $(STAMP) kafka-up $(if $(filter avro,$(DEMO_FORMAT)),registry-up) ## build the demo bundle and run the whole job end to end (DEMO_FORMAT=avro: on Avro)
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)} \
+	SCHEMA_REGISTRY_URL=$${SCHEMA_REGISTRY_URL:-http://127.0.0.1:$(SCHEMA_REGISTRY_PORT)} $(BIN)/python -m examples.demo
 
 bench: $(STAMP) kafka-up ## throughput/latency benchmarks, writes docs/benchmarks.md
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python -m bench
 
-deploy-tools: $(STAMP) ## install promtool (Debian prometheus), chromium, hadolint, docker-compose for checks
+deploy-tools: $(STAMP) ## install promtool (Debian prometheus), chromium, hadolint, docker-compose, helm, kubeconform for checks
 	scripts/install-prometheus
 	scripts/install-chromium
 	scripts/install-hadolint
 	scripts/install-compose
+	scripts/install-helm-tools
 
-static-checks: deploy-tools ## Dockerfile, compose, Prometheus config/rules/tests, Grafana dashboard
+static-checks: deploy-tools ## Dockerfile, compose, Prometheus config/rules/tests, Grafana dashboard, Helm chart
 	scripts/static-checks
+
+k8s-check: $(STAMP) ## the Helm chart against a real kube-apiserver + etcd (built from Go modules, 15+ min cold)
+	scripts/k8s-check
 
 CHAOS_SEEDS ?= 1 2 3 4 5
 chaos: $(STAMP) kafka-up ## nemesis soak: ~25 faults vs 3 workers over 200,000 events, per seed (CHAOS_SEEDS, CHAOS_ARGS)
@@ -75,6 +84,12 @@ kafka-down: ## stop it
 
 kafka-reset: ## stop it and wipe its data
 	scripts/kafka-local reset
+
+registry-up: ## start the local Schema Registry (rivven-schema; built with cargo once)
+	scripts/schema-registry up
+
+registry-down: ## stop it (it keeps schemas in memory: they are gone)
+	scripts/schema-registry down
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

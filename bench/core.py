@@ -109,3 +109,24 @@ def _sweep_rate(scorer: BatchScorer, events: list[InputEvent], size: int) -> flo
             scorer.score(b)
 
     return max(_rate(score_all, count) for _ in range(3))
+
+
+def decode_costs_us(values: Sequence[bytes], tries: int) -> dict[str, float]:
+    """Best µs per event of the decode step: the events as JSON, and the same events as Avro
+    in the wire format (``examples.wire``'s schema, the writer schema already fetched)."""
+    import json
+
+    from examples.wire import SCHEMA_V1, avro_value
+    from worker.core.formats import ValueFormat, WireDecoder, WriterSchema
+
+    events = [orjson.loads(v) for v in values]
+    events = [e for e in events if isinstance(e, dict) and "ts" in e]
+    decoder = WireDecoder(ValueFormat.AVRO)
+    decoder.learn(WriterSchema(1, "AVRO", json.dumps(SCHEMA_V1)))
+    plain = [orjson.dumps(e) for e in events]
+    wire = [avro_value(1, SCHEMA_V1, e) for e in events]
+    per_event = 1000 / len(events)
+    return {
+        "json": _best_ms(lambda: [orjson.loads(v) for v in plain], tries) * per_event,
+        "avro": _best_ms(lambda: [decoder.decode(v) for v in wire], tries) * per_event,
+    }

@@ -14,6 +14,11 @@
    species, from the penguins data) and `evaluate` champion against challenger.
 
 Nothing is left running unless `--keep-running`.
+
+`--format avro` (or DEMO_FORMAT=avro; `make demo` then starts the local Schema Registry) runs
+the same job on Avro: the stream becomes a recording of Avro values with its writer schema
+(`examples.wire`), research scores that recording, `publish --value-format avro` registers
+the schema under the topic's subject, and the workers read `--value-format avro`.
 """
 
 from __future__ import annotations
@@ -77,6 +82,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-running", action="store_true")
     parser.add_argument("--label-every", type=int, default=25,
                         help="label every K-th event (late labels for a sample)")  # fmt: skip
+    parser.add_argument("--format", choices=["json", "avro"],
+                        default=os.environ.get("DEMO_FORMAT") or "json",
+                        help="JSON, or Avro through a Schema Registry (DEMO_FORMAT)")  # fmt: skip
+    registry = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081")
+    parser.add_argument("--schema-registry-url", default=registry)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     parser.add_argument("--bootstrap-servers", default=bootstrap)
     return parser.parse_args(argv)
@@ -109,8 +119,17 @@ def prepare(args: argparse.Namespace) -> tuple[Path, Path, Path]:
                 "--output", str(events), *drift]  # fmt: skip
     step(f"generate {args.events} demo events" + (f" drifted {args.drift}" if drift else ""),
          generate)  # fmt: skip
+    formats: list[str] = []
+    if args.format == "avro":
+        from examples.wire import write_avro_recording
+
+        plain, events = events, OUT / "events-avro.jsonl"
+        encoded, kept = write_avro_recording(plain, events)
+        print(f"==> as Avro: {encoded} events, {kept} bad ones kept as JSON -> {events}")
+        formats = ["--value-format", "avro"]
     scored = step("score them through the research path", [CLI, "score", "--bundle", str(bundle),
-                  "--input", str(events), "--output", str(research)], quiet=True)  # fmt: skip
+                  "--input", str(events), "--output", str(research), *formats],
+                  quiet=True)  # fmt: skip
     print("   " + scored.stderr.strip().splitlines()[-1])
     return bundle, events, research
 
@@ -132,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--dlq-topic", topics["dead-letters"],
                    "--challenger", str(OUT / "bundle-hgb"),
                    "--challenger-topic", topics["challengers"],
-                   "--group-id", f"demo-{run_id}"]  # fmt: skip
+                   "--group-id", f"demo-{run_id}", *registry_args(args)]  # fmt: skip
     print(f"==> start {args.workers} workers in group demo-{run_id}", flush=True)
     workers = [start_worker(CLI, f"worker-{i}", worker_args, OUT) for i in range(args.workers)]
     wait_ready(workers)
@@ -157,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     report += evaluation(args, topics["challengers"], live)
     print("\nsummary\n" + "\n".join(report))
     return 0 if parity.returncode == 0 else 1
+
+
+def registry_args(args: argparse.Namespace) -> list[str]:
+    if args.format == "json":
+        return []
+    return ["--value-format", args.format, "--schema-registry-url", args.schema_registry_url]
 
 
 def evaluation(args: argparse.Namespace, challenger_topic: str, live: Path) -> list[str]:
@@ -189,7 +214,7 @@ def stream(
     print(f"==> publish the stream to {topics['events']}", flush=True)
     publish = subprocess.Popen([CLI, "publish", "--bootstrap-servers",
                                 connection.bootstrap_servers, "--topic", topics["events"],
-                                "--input", str(events)])  # fmt: skip
+                                "--input", str(events), *registry_args(args)])  # fmt: skip
 
     def consumed() -> float:
         return total([w.samples() for w in workers], "scoring_events_consumed_total")

@@ -22,6 +22,11 @@ class RejectReason(StrEnum):
     WRONG_TYPE = "wrong_type"
     NON_FINITE = "non_finite"
     TOO_LARGE = "too_large"
+    # --value-format avro|json-schema (worker.core.formats): no magic byte, or a schema of
+    # another type; the registry has no such schema id; the payload does not decode with it
+    WRONG_FORMAT = "wrong_format"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    INVALID_PAYLOAD = "invalid_payload"
     # scored, but the broker refused its prediction record for good (too large, ...)
     OUTPUT_REJECTED = "output_rejected"
     # valid, but the pipeline raised on this event (alone); headers name the exception

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -16,7 +17,10 @@ from model_bundles.store import read_manifest
 from model_bundles.verify import describe_plan
 from model_bundles.versions import version_notes
 from schemas.manifest import FeatureSpec, Manifest
+from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
+from worker.cli.kafka_options import ONE_SHOT_BROKER_TIMEOUT_S
 from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
+from worker.core.wire import ValueFormat
 from worker.replay.bundle_check import check_events
 from worker.replay.research import score_file
 
@@ -101,11 +105,19 @@ def inspect(bundle_dir: Path, as_json: bool) -> None:
 @click.argument("bundle_dir", type=_existing_dir)
 @option("--events", type=_file, required=True, help="a recording or JSONL sample of the topic")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@option(
+    "--value-format",
+    type=click.Choice(["json", "avro", "json-schema"]),
+    default="json",
+    show_default=True,
+    help="avro, json-schema: --events is a recording of wire-format values (`record`)",
+)
 @trust_options()
 def check(
     bundle_dir: Path,
     events: Path,
     as_json: bool,
+    value_format: str,
     trust_packages: tuple[str, ...],
     trust_code: tuple[str, ...],
 ) -> int:
@@ -115,7 +127,7 @@ def check(
     loaded = load_bundle(
         bundle_dir, warn_only=True, trust_packages=trust_packages, trust_code=trust_code, warn=_warn
     )
-    report = check_events(loaded, events)
+    report = check_events(loaded, events, decoder_of(ValueFormat(value_format)))
     if as_json:
         click.echo(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2))
     else:
@@ -174,11 +186,18 @@ def trust_lines(m: Manifest) -> list[str]:
 
 @click.command()
 @bundle_option()
-@option("--input", "input_path", type=_file, required=True, help="events, one JSON per line")
+@option(
+    "--input",
+    "input_path",
+    type=_file,
+    required=True,
+    help="events, one JSON per line; a recording with --value-format avro|json-schema",
+)
 @option("--output", type=_file, required=True, help="prediction records (JSONL)")
 @option("--rejects", type=_file, default=None, help="write rejected lines here (JSONL)")
 @option("--batch-size", type=click.IntRange(1), default=1000, show_default=True)
 @option("--id-field", default=None, help="event id field (default: the bundle's id column)")
+@format_options()
 @warn_only_option()
 @trust_options()
 def score(
@@ -191,9 +210,13 @@ def score(
     warn_only: bool,
     trust_packages: tuple[str, ...],
     trust_code: tuple[str, ...],
+    **formats: Any,
 ) -> int:
     """Research path: score a JSONL file of events with a bundle, no Kafka; exit 1 when no
-    event could be scored."""
+    event could be scored. Avro and JSON Schema events come as a recording (`record`),
+    whose writer schemas it holds; records then carry their source, like the live worker's."""
+    value_format, registry = pop_format(formats)
+    schemas = PatientSchemas(registry, ONE_SHOT_BROKER_TIMEOUT_S) if registry else None
     for path in filter(None, (output, rejects)):
         writable(path)
     loaded = load_bundle(
@@ -203,7 +226,17 @@ def score(
         trust_code=trust_code,
         warn=_warn,
     )
-    summary = score_file(loaded, input_path, output, rejects, batch_size, id_field, _rejected)
+    summary = score_file(
+        loaded,
+        input_path,
+        output,
+        rejects,
+        batch_size,
+        id_field,
+        _rejected,
+        decoder=decoder_of(value_format),
+        schemas=schemas,
+    )
     click.echo(summary.line(output), err=True)
     if summary.scored == 0:
         rejected = sum(summary.rejected.values())

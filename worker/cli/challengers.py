@@ -64,6 +64,7 @@ def load_challengers(
             load_bundle(d, warn_only=settings.warn_only, warn=warn, **(trust or {})),
             id_field=settings.id_field,
             max_event_bytes=settings.max_event_bytes,
+            decoder=champion.decoder,  # its schemas are learnt before the champion scores
         )
         for d in dirs
     ]

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
 from worker.cli.challengers import challenger_options, load_challengers, pop_challenger_options
+from worker.cli.format_options import decoder_of
 from worker.cli.options import bundle_option, trust_options, warn_only_option
 from worker.cli.run_options import environment_only_epilog, run_options
 from worker.core.scoring import BatchScorer
@@ -22,6 +23,7 @@ from worker.kafka.clients import KafkaFailure
 from worker.kafka.offsets import ExplicitStartConsumer
 from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker, admin_config
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
+from worker.kafka.registry import RegistrySchemas
 from worker.kafka.tls import certificate_name_problem
 from worker.live.at_least_once import AtLeastOnce
 from worker.live.delivery import Backoff, Delivery, ExactlyOnce, Group, Status
@@ -161,6 +163,7 @@ def run(**options: Any) -> int:
         )
     try:
         settings = build_settings(options)
+        registry = settings.registry()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     bundle = load_bundle(Path(settings.bundle), warn_only=settings.warn_only, warn=_warn, **trust)
@@ -173,11 +176,20 @@ def run(**options: Any) -> int:
         log = EventLog(static={"instance": settings.instance_id})
         observer = _observer(settings, bundle, stack)
         scorer = BatchScorer(
-            bundle, id_field=settings.id_field, max_event_bytes=settings.max_event_bytes
+            bundle,
+            id_field=settings.id_field,
+            max_event_bytes=settings.max_event_bytes,
+            decoder=decoder_of(settings.value_format),
         )
-        registry = getattr(observer, "registry", None)
         challengers = load_challengers(
-            challenger_dirs, challenger_topic, settings, scorer, registry, _warn, trust, log
+            challenger_dirs,
+            challenger_topic,
+            settings,
+            scorer,
+            getattr(observer, "registry", None),
+            _warn,
+            trust,
+            log,
         )
         misnamed = certificate_name_problem(settings.consumer_config())
         if misnamed is not None:  # librdkafka would say "check ssl.ca.location", 21 s later
@@ -189,7 +201,15 @@ def run(**options: Any) -> int:
                 update={"dlq_max_message_bytes": limits[settings.dlq_topic]}
             )
         connector = KafkaConnector(settings, log, limits)
-        worker = Worker(settings, scorer, connector, log, observer, extra=challengers)
+        worker = Worker(
+            settings,
+            scorer,
+            connector,
+            log,
+            observer,
+            extra=challengers,
+            schemas=RegistrySchemas(registry) if registry is not None else None,
+        )
         signals.attach(worker.request_stop)
         # What start-up loaded (sklearn, pandas, the model) lives as long as the process:
         # frozen, the cyclic collector stops rescanning it every few thousand allocations,

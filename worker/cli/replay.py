@@ -6,8 +6,10 @@ See docs/replay.md for the recording format and the model comparison workflow.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,6 +18,7 @@ import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.errors import BadInputError
+from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
 from worker.cli.kafka_options import all_of, connection, kafka_options
 from worker.cli.options import (
     bundle_option,
@@ -25,11 +28,30 @@ from worker.cli.options import (
     writable,
 )
 from worker.core.counts import counted
+from worker.core.formats import (
+    KnownSchemas,
+    RegistryUnavailable,
+    SchemaSource,
+    ValueFormat,
+    WireDecoder,
+    WriterSchema,
+    learn_all,
+    schema_id_of,
+)
 from worker.core.ranges import bounds, describe, in_window
-from worker.core.recording import OutgoingMessage, PublishOptions, encode_message, read_publishable
+from worker.core.recording import (
+    OutgoingMessage,
+    PublishOptions,
+    RecordedMessage,
+    encode_message,
+    encode_schema,
+    read_publishable,
+    read_recording_items,
+)
 from worker.core.scoring import BatchScorer
 from worker.errors import RuntimeFailure
 from worker.kafka.ranges import Connection, RangeReader, Refused, TopicWriter, ensure_topic
+from worker.kafka.registry import RegistrySchemas, RegistrySettings
 from worker.replay.parity import ParityChecker, ParityResult, compare
 from worker.replay.parity_report import to_json, to_text
 from worker.replay.replay import (
@@ -65,10 +87,21 @@ _range_options = all_of(
 @option("--id-field", default=None, help="event id field (default: the bundle's id column)")
 @option("--metrics-host", default="127.0.0.1", show_default=True, help="metrics bind address")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
+@format_options()
+@option(
+    "--schemas",
+    "schemas_from",
+    type=_existing,
+    default=None,
+    help="writer schemas from this recording first (the registry only for the others)",
+)
 @warn_only_option()
 @trust_options()
 def replay_command(**o: Any) -> int:
     """Score a bounded range of a topic, without joining any consumer group."""
+    value_format, registry = pop_format(o)
+    decoder = decoder_of(value_format)
+    schemas = _schemas(decoder, registry, o.pop("schemas_from"), o["broker_timeout_s"])
     if (o["output"] is None) == (o["output_topic"] is None):
         raise click.UsageError("give --output FILE or --output-topic TOPIC (one of them)")
     if o["output"] is not None:
@@ -84,7 +117,7 @@ def replay_command(**o: Any) -> int:
     )
     target = str(o["output"] or o["output_topic"])
     checker = _checker(o["expected"], target)
-    scorer = BatchScorer(bundle, id_field=o["id_field"])
+    scorer = BatchScorer(bundle, id_field=o["id_field"], decoder=decoder)
     with ExitStack() as stack:
         observer = _observer(bundle, o["metrics_host"], o["metrics_port"], stack)
         reader = stack.enter_context(RangeReader(conn, o["topic"]))
@@ -92,6 +125,8 @@ def replay_command(**o: Any) -> int:
         _note(f"range of {o['topic']}: {describe(ranges)}")
         with _output(conn, o["output"], o["output_topic"]) as sink:
             batches = in_window(reader.read(ranges, o["batch_size"]), span)
+            if decoder is not None and schemas is not None:
+                batches = _learning(batches, decoder, schemas)
             summary = replay(
                 batches, scorer, sink, observer=observer, checker=checker, report=_rejected
             )
@@ -99,6 +134,42 @@ def replay_command(**o: Any) -> int:
     if checker is None:
         return 0
     return _show(checker.finish(), as_json=False)
+
+
+def _schemas(
+    decoder: WireDecoder | None, registry: Any, recording: Path | None, timeout_s: float
+) -> SchemaSource | None:
+    """Where replay's writer schemas come from: a recording's, then the registry."""
+    if decoder is None:
+        if recording is not None:
+            raise click.UsageError("--schemas is for --value-format avro or json-schema")
+        return None
+    if registry is None and recording is None:
+        raise click.UsageError(
+            f"--value-format {decoder.format.value} needs --schema-registry-url or --schemas"
+        )
+    patient = PatientSchemas(registry, timeout_s) if registry is not None else None
+    if recording is None:
+        return patient
+    return KnownSchemas(_recorded_schemas(recording), patient)
+
+
+def _recorded_schemas(recording: Path) -> dict[int, WriterSchema]:
+    found: dict[int, WriterSchema] = {}
+    with _open(recording) as lines:
+        for item in read_recording_items(lines, str(recording)):
+            if isinstance(item, WriterSchema):
+                found[item.schema_id] = item
+    return found
+
+
+def _learning(
+    batches: Iterator[list[RecordedMessage]], decoder: WireDecoder, schemas: SchemaSource
+) -> Iterator[list[RecordedMessage]]:
+    """The batches, each after the decoder has learnt the writer schemas it names."""
+    for batch in batches:
+        learn_all(decoder, schemas, decoder.wanted(m.value for m in batch))
+        yield batch
 
 
 def _checker(expected: Path | None, actual_name: str) -> ParityChecker | None:
@@ -156,8 +227,15 @@ def _written(path: Path) -> Iterator[FileSink]:
 @kafka_options
 @_range_options
 @option("--output", type=_file, required=True, help="recording to write (JSONL)")
+@format_options()
 def record(**o: Any) -> None:
-    """Copy a topic (or a range of it) to a file: keys, values, headers, timestamps."""
+    """Copy a topic (or a range of it) to a file: keys, values, headers, timestamps; with
+    --value-format avro|json-schema, the writer schemas its values name as well."""
+    value_format, registry = pop_format(o)
+    decoder = decoder_of(value_format)
+    if decoder is not None and registry is None:
+        raise click.UsageError(f"--value-format {value_format.value} needs --schema-registry-url")
+    schemas = PatientSchemas(registry, o["broker_timeout_s"]) if registry is not None else None
     writable(o["output"])
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
     conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
@@ -166,10 +244,21 @@ def record(**o: Any) -> None:
         ranges = reader.resolve(span)
         with _written(o["output"]) as sink:
             for batch in in_window(reader.read(ranges, 1000), span):
+                if decoder is not None and schemas is not None:
+                    sink.write_lines(_new_schemas(batch, decoder, schemas))
                 sink.write_lines(encode_message(m) for m in batch)
                 count += len(batch)
     recorded = counted(count, "message")
     _note(f"recorded {recorded} of {o['topic']} ({describe(ranges)}) -> {o['output']}")
+
+
+def _new_schemas(
+    batch: list[RecordedMessage], decoder: WireDecoder, schemas: SchemaSource
+) -> list[bytes]:
+    """Schema lines for the writer schemas the batch names that were not recorded yet."""
+    before = set(decoder.schemas)
+    learn_all(decoder, schemas, decoder.wanted(m.value for m in batch))
+    return [encode_schema(decoder.schemas[i]) for i in sorted(set(decoder.schemas) - before)]
 
 
 @click.command("publish")
@@ -180,8 +269,26 @@ def record(**o: Any) -> None:
 @option("--keep-partitions", is_flag=True, help="recordings: each message to its partition")
 @option("--key-field", default=None, help="plain events: the field to use as the key")
 @option("--timestamp-field", default=None, help="plain events: epoch-ms field as timestamp")
+@format_options()
 def publish(**o: Any) -> None:
-    """Produce a recording (or a plain events file) into a topic, keeping what it holds."""
+    """Produce a recording (or a plain events file) into a topic, keeping what it holds.
+    With --value-format avro|json-schema, the recording's writer schemas are registered
+    under <topic>-value first, and each value's schema id is the one they got there."""
+    value_format, registry = pop_format(o)
+    renumber = None
+    if value_format is not ValueFormat.JSON:
+        if registry is None:
+            raise click.UsageError(
+                f"--value-format {value_format.value} needs --schema-registry-url: "
+                "the recording's writer schemas are registered there"
+            )
+        recorded = _recorded_schemas(o["input_path"])
+        if not recorded:
+            raise BadInputError(
+                f"{o['input_path']} holds no writer schemas: record it with "
+                f"--value-format {value_format.value}"
+            )
+        renumber = (registry, recorded)
     options = PublishOptions(o["keep_partitions"], o["key_field"], o["timestamp_field"])
     conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
     path: Path = o["input_path"]
@@ -191,9 +298,13 @@ def publish(**o: Any) -> None:
         raise BadInputError(
             f"{path} has messages for partition {highest}: topic {o['topic']} has {partitions}"
         )
+    ids: dict[int, int] = {}
+    if renumber is not None:
+        ids = _register(*renumber, f"{o['topic']}-value", o["broker_timeout_s"])
+        _note("schemas: " + ", ".join(f"id {a} -> {b}" for a, b in sorted(ids.items())))
     writer = TopicWriter(conn, o["topic"], transactional=True)  # all or nothing
     with _open(path) as lines:
-        writer.send(read_publishable(lines, str(path), options))
+        writer.send(_renumbered(read_publishable(lines, str(path), options), ids))
     try:
         sent = writer.finish()
     except Refused as exc:
@@ -234,6 +345,38 @@ def _line_number(path: Path, index: int) -> int:
             if seen == index:
                 return number
     return 0
+
+
+def _register(
+    registry: RegistrySettings, schemas: dict[int, WriterSchema], subject: str, timeout_s: float
+) -> dict[int, int]:
+    """Recorded id -> the id the registry gives the same schema under ``subject``."""
+    client = RegistrySchemas(registry)
+    ids: dict[int, int] = {}
+    deadline = time.monotonic() + timeout_s
+    for old in sorted(schemas):
+        while True:
+            try:
+                ids[old] = client.register(subject, schemas[old])
+                break
+            except RegistryUnavailable as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeFailure(f"{exc} (for {timeout_s:g}s)") from None
+                time.sleep(0.5)
+    return ids
+
+
+def _renumbered(
+    messages: Iterator[OutgoingMessage], ids: dict[int, int]
+) -> Iterator[OutgoingMessage]:
+    """Each value with its writer schema's id in the target registry (payload unchanged)."""
+    for message in messages:
+        value = message.value
+        old = schema_id_of(value) if value is not None else None
+        if value is not None and old is not None and ids.get(old, old) != old:
+            value = b"\x00" + ids[old].to_bytes(4, "big") + value[5:]
+            message = replace(message, value=value)
+        yield message
 
 
 def _check_file(path: Path, options: PublishOptions) -> int:

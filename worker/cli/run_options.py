@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from worker.cli.format_options import format_options
 from worker.cli.kafka_options import KAFKA_PROPERTY
 from worker.cli.options import env_name, option
 from worker.live.settings import ENV_PREFIX, WorkerSettings
@@ -109,6 +110,7 @@ _OPTIONS: list[Callable[[F], F]] = [
         type=click.IntRange(1),
     ),
     KAFKA_PROPERTY,
+    format_options(for_settings=True),
 ]
 
 

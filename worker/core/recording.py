@@ -19,6 +19,14 @@ range is the same bytes every time. Only ``value`` is required when reading:
 a hand-written line may leave out the rest (topic ``""``, partition and offset
 0, no timestamp, no key, no headers).
 
+A recording of Avro or JSON Schema values (``record --value-format avro``) also holds the
+writer schemas its values name, each on its own line before the first message that uses it::
+
+    {"schema_id": 3, "schema_type": "AVRO", "schema": "{\"type\": \"record\", ...}"}
+
+so ``score`` and ``replay`` of the recording decode them with the registry gone. Readers of
+messages only (``read_recording``, ``publish``) skip these lines.
+
 ``publish`` also takes plain event files (one event per line, no envelope),
 like the research path's input: each non-blank line is a message value, as is.
 """
@@ -34,6 +42,7 @@ from typing import Any, Literal
 import orjson
 
 from model_bundles.errors import BadInputError
+from worker.core.wire import WriterSchema
 
 TimestampType = Literal["create_time", "log_append_time"]
 TIMESTAMP_TYPES: tuple[TimestampType, ...] = ("create_time", "log_append_time")
@@ -42,6 +51,7 @@ ENVELOPE_KEYS = frozenset(
     {"topic", "partition", "offset", "timestamp", "timestamp_type", "key", "value", "headers"}
 )
 B64 = "b64"
+SCHEMA_KEYS = frozenset({"schema_id", "schema_type", "schema"})
 
 
 class RecordingError(BadInputError):
@@ -117,6 +127,27 @@ def encode_message(message: RecordedMessage) -> bytes:
     )
 
 
+def encode_schema(schema: WriterSchema) -> bytes:
+    """A recording's schema line (without the newline)."""
+    return orjson.dumps(
+        {"schema_id": schema.schema_id, "schema_type": schema.schema_type, "schema": schema.text}
+    )
+
+
+def is_schema_line(item: Any) -> bool:
+    """A decoded line is a writer schema: exactly ``schema_id``, ``schema_type``, ``schema``."""
+    return isinstance(item, dict) and set(item) == SCHEMA_KEYS
+
+
+def schema_from_line(item: dict[str, Any], where: str) -> WriterSchema:
+    schema_id, kind, text = item["schema_id"], item["schema_type"], item["schema"]
+    if isinstance(schema_id, bool) or not isinstance(schema_id, int) or schema_id < 0:
+        raise RecordingError(f"{where}: schema_id must be a non-negative integer")
+    if not isinstance(kind, str) or not isinstance(text, str):
+        raise RecordingError(f"{where}: schema_type and schema must be strings")
+    return WriterSchema(schema_id, kind, text)
+
+
 def is_envelope(item: Any) -> bool:
     """A decoded line is a recording envelope: an object with ``value`` and only envelope keys."""
     return isinstance(item, dict) and "value" in item and set(item) <= ENVELOPE_KEYS
@@ -180,9 +211,27 @@ def _optional_int(item: Any, what: str) -> int | None:
 
 
 def read_recording(lines: Iterable[bytes], source: str) -> Iterator[RecordedMessage]:
-    """Every message of a recording; blank lines are skipped."""
+    """Every message of a recording; blank lines and schema lines are skipped."""
+    for item in read_recording_items(lines, source):
+        if isinstance(item, RecordedMessage):
+            yield item
+
+
+def read_recording_items(
+    lines: Iterable[bytes], source: str
+) -> Iterator[RecordedMessage | WriterSchema]:
+    """Every message and writer schema of a recording, in file order."""
     for number, line in _numbered(lines):
-        yield decode_message(line, f"{source}:{number}")
+        where = f"{source}:{number}"
+        if line.startswith(b'{"schema_id"'):  # the only lines that start so: see encode_schema
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise RecordingError(f"{where}: not valid JSON: {exc}") from None
+            if is_schema_line(item):
+                yield schema_from_line(item, where)
+                continue
+        yield decode_message(line, where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +255,8 @@ def read_publishable(
         if recording is None:
             recording = _first_is_envelope(line)
         if recording:
+            if _is_schema_text(line):
+                continue  # a writer schema: what the registry of the topic holds
             message = decode_message(line, f"{source}:{number}")
             yield OutgoingMessage(
                 value=message.value,
@@ -239,9 +290,19 @@ def plain_event(line: bytes, options: PublishOptions) -> OutgoingMessage:
     )
 
 
+def _is_schema_text(line: bytes) -> bool:
+    if not line.startswith(b'{"schema_id"'):
+        return False
+    try:
+        return is_schema_line(orjson.loads(line))
+    except orjson.JSONDecodeError:
+        return False
+
+
 def _first_is_envelope(line: bytes) -> bool:
     try:
-        return is_envelope(orjson.loads(line))
+        item = orjson.loads(line)
+        return is_envelope(item) or is_schema_line(item)
     except orjson.JSONDecodeError:
         return False
 

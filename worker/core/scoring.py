@@ -22,6 +22,7 @@ from model_bundles.predict import Outputs
 from model_bundles.values import category_text
 from schemas.records import RejectReason
 from worker.core.encoding import RecordEncoder
+from worker.core.formats import WireDecoder
 from worker.core.ids import event_id, fallback_id
 from worker.core.model_errors import ModelCircuit, isolate, model_error
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES as DEFAULT_MAX_EVENT_BYTES
@@ -92,8 +93,12 @@ class BatchScorer:
         id_field: str | None = None,
         include_source: bool = True,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        decoder: WireDecoder | None = None,
     ) -> None:
         self.bundle = bundle
+        self.decoder = decoder
+        """Avro / JSON Schema values (``worker.core.formats``); None: plain JSON. The caller
+        gives it the batch's writer schemas (``decoder.wanted``) before ``score``."""
         self.id_field = id_field or bundle.manifest.id_column or "event_id"
         self.include_source = include_source
         self.max_event_bytes = max_event_bytes
@@ -185,6 +190,8 @@ class BatchScorer:
         self, events: Sequence[InputEvent]
     ) -> tuple[list[dict[str, Any]], list[int], list[Rejected]]:
         """Decoded objects with their positions in the batch, and the events rejected."""
+        if self.decoder is not None:
+            return self._decode_wire(events, self.decoder)
         decoded: list[dict[str, Any]] = []
         positions: list[int] = []
         rejected: list[Rejected] = []
@@ -201,6 +208,30 @@ class BatchScorer:
                     positions.append(index)
                     continue
             outcome = self._decode(value)
+            if isinstance(outcome, Rejection):
+                rejected.append(Rejected(index, outcome))
+            else:
+                decoded.append(outcome)
+                positions.append(index)
+        return decoded, positions, rejected
+
+    def _decode_wire(
+        self, events: Sequence[InputEvent], decoder: WireDecoder
+    ) -> tuple[list[dict[str, Any]], list[int], list[Rejected]]:
+        decoded: list[dict[str, Any]] = []
+        positions: list[int] = []
+        rejected: list[Rejected] = []
+        limit = self.max_event_bytes
+        for index, event in enumerate(events):
+            value = event.value
+            if value is None:
+                outcome: dict[str, Any] | Rejection = Rejection(
+                    RejectReason.WRONG_FORMAT, "message has no value"
+                )
+            elif len(value) > limit:
+                outcome = Rejection(RejectReason.TOO_LARGE, f"{len(value)} bytes > limit {limit}")
+            else:
+                outcome = decoder.decode(value)
             if isinstance(outcome, Rejection):
                 rejected.append(Rejected(index, outcome))
             else:

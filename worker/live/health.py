@@ -73,6 +73,9 @@ class Health:
         self.fatal_repeats = 0
         """How many times the first fatal error came again, identical (not logged again)."""
         self._down_since = 0.0
+        self.registry_ok = True
+        """The Schema Registry answered the last question (``--value-format avro``...)."""
+        self._registry_down_since = 0.0
         self._next_probe = 0.0
         self._ready = False
         self.backoff = Backoff(
@@ -118,6 +121,22 @@ class Health:
             self.log.emit("broker_available", down_s=round(self.clock() - self._down_since, 3))
             self._update()
 
+    def registry_unavailable(self, detail: str) -> None:
+        """The Schema Registry did not answer: not ready, the give-up clock runs."""
+        if self.registry_ok:
+            self.registry_ok = False
+            self._registry_down_since = self.clock()
+            self.log.error("registry_unavailable", detail=detail)
+            self._update()
+
+    def registry_available(self) -> None:
+        if not self.registry_ok:
+            self.registry_ok = True
+            self.backoff.reset()
+            down_s = round(self.clock() - self._registry_down_since, 3)
+            self.log.emit("registry_available", down_s=down_s)
+            self._update()
+
     def check(self) -> None:
         """Raise RuntimeFailure when a fatal error was seen or a give-up deadline passed;
         ``Stopped`` when a stop was asked and no batch is in hand."""
@@ -137,6 +156,8 @@ class Health:
         limit = s.broker_timeout_s
         if not self.broker_ok and limit and now - self._down_since > limit:
             raise RuntimeFailure(f"broker {s.bootstrap_servers} unreachable for {limit:g}s")
+        if not self.registry_ok and limit and now - self._registry_down_since > limit:
+            raise RuntimeFailure(f"schema registry unreachable for {limit:g}s")
 
     def on_kafka_error(self, problem: KafkaFailure) -> None:
         """librdkafka's error callback and the poll's error messages land here."""
@@ -173,6 +194,7 @@ class Health:
     def _update(self) -> None:
         ready = (
             self.broker_ok
+            and self.registry_ok
             and self.assigned
             and self.delivering
             and not self.blocked

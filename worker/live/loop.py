@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+from worker.core.formats import RegistryUnavailable, SchemaSource, learn_all
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
 from worker.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, RebalanceListener
@@ -61,9 +62,12 @@ class Worker(RebalanceListener):
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
         extra: Extra | None = None,
+        schemas: SchemaSource | None = None,
     ) -> None:
         self.settings = settings
         self.extra = extra
+        self.schemas = schemas
+        """Writer schemas for the scorer's wire decoder (``--value-format avro``...)."""
         self.scorer = scorer
         self.log = log
         self.observer = observer or NullObserver()
@@ -192,6 +196,7 @@ class Worker(RebalanceListener):
 
     def _process(self, events: list[InputEvent]) -> None:
         self.health.in_hand = True
+        self._learn_schemas(events)
         started = self.clock()
         self.watchdog.batch_started(events, self.assigned)
         try:
@@ -218,6 +223,25 @@ class Worker(RebalanceListener):
         mine = [p for p in first_offsets(events) if p in self.assigned]
         if mine:
             self.positions.rewind(mine)
+
+    def _learn_schemas(self, events: list[InputEvent]) -> None:
+        """Fetch the writer schemas the batch names that the decoder has not seen, waiting
+        (not ready, with backoff, up to ``broker_timeout_s``) while the registry is away: an
+        event is never dead-lettered because the registry did not answer."""
+        decoder = self.scorer.decoder
+        if decoder is None or self.schemas is None:
+            return
+        while wanted := decoder.wanted(e.value for e in events):
+            self.health.check()
+            if self.stopping:  # the batch is not committed: it is read again after a restart
+                raise Stopped()
+            try:
+                learn_all(decoder, self.schemas, wanted)
+            except RegistryUnavailable as exc:
+                self.health.registry_unavailable(str(exc))
+                self.health.backoff.wait()
+                continue
+            self.health.registry_available()
 
     def _messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]:
         s = self.settings

@@ -20,6 +20,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES
+from worker.core.wire import ValueFormat
+from worker.kafka.registry import RegistrySettings, masked_url
 from worker.logs import keep_secret
 
 ENV_PREFIX = "SCORING_WORKER_"
@@ -185,6 +187,20 @@ class WorkerSettings(BaseSettings):
     """After SIGTERM/SIGINT, how long the batch in hand may take to commit."""
     kafka: dict[str, KafkaValue] = Field(default_factory=dict)
     """librdkafka passthrough properties; secret-looking values are SecretStr."""
+    value_format: ValueFormat = ValueFormat.JSON
+    """What event values are: ``json``, or the Confluent wire format with ``avro`` or
+    ``json-schema`` (writer schemas from the Schema Registry)."""
+    schema_registry_url: str | None = Field(default=None, repr=False)
+    """Schema Registry URL(s), comma-separated; needed by ``avro`` and ``json-schema``
+    (credentials in it are masked in ``masked()``, and it is left out of ``repr``)."""
+    schema_registry_basic_auth: SecretStr | None = None
+    """``USER:PASSWORD`` for the registry's HTTP basic auth (masked when printed)."""
+    schema_registry_ca: Path | None = None
+    """CA certificate (PEM) of the registry's TLS certificate."""
+    schema_registry_certificate: Path | None = None
+    """Client certificate (PEM) for mutual TLS with the registry."""
+    schema_registry_key: Path | None = None
+    """Its private key (PEM)."""
 
     @classmethod
     def settings_customise_sources(
@@ -216,7 +232,35 @@ class WorkerSettings(BaseSettings):
             checked[key] = SecretStr(text) if is_secret(key) else text
         return checked
 
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _check_registry_url(cls, value: str | None) -> str | None:
+        if value is not None and not all(
+            part.strip().startswith(("http://", "https://")) for part in value.split(",")
+        ):
+            raise ValueError("--schema-registry-url wants http:// or https:// URLs")
+        return value
+
     # --- derived values -------------------------------------------------------------------
+
+    def registry(self) -> RegistrySettings | None:
+        """The Schema Registry settings; None for plain JSON. ValueError when a wire
+        format has no registry URL."""
+        if self.value_format is ValueFormat.JSON:
+            if self.schema_registry_url is not None:  # as the other commands: say it
+                raise ValueError("--schema-registry-url is for --value-format avro or json-schema")
+            return None
+        if self.schema_registry_url is None:
+            raise ValueError(
+                f"--value-format {self.value_format.value} needs --schema-registry-url"
+            )
+        return RegistrySettings(
+            url=self.schema_registry_url,
+            basic_auth=self.schema_registry_basic_auth,
+            ca_location=self.schema_registry_ca,
+            certificate_location=self.schema_registry_certificate,
+            key_location=self.schema_registry_key,
+        )
 
     @property
     def transactional_id(self) -> str:
@@ -305,6 +349,8 @@ class WorkerSettings(BaseSettings):
         """The settings as JSON-ready values, every secret shown as ``**********``."""
         dumped = self.model_dump(mode="json")
         dumped["kafka"] = {k: "**********" if is_secret(k) else v for k, v in self.kafka.items()}
+        if self.schema_registry_url is not None:
+            dumped["schema_registry_url"] = masked_url(self.schema_registry_url)
         return dumped
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -24,7 +24,8 @@ from model_bundles.events import check_event
 from model_bundles.values import category_text
 from schemas.manifest import FeatureSpec
 from worker.core.counts import counted
-from worker.core.recording import PublishOptions, read_publishable
+from worker.core.formats import WireDecoder, WriterSchema
+from worker.core.recording import PublishOptions, read_publishable, read_recording_items
 from worker.core.scoring import BatchScorer, InputEvent
 
 MOSTLY_ABSENT = 0.5
@@ -154,23 +155,46 @@ def _pct(rate: float) -> str:
     return f"{100 * rate:.1f}%"
 
 
-def check_events(bundle: Bundle, path: Path) -> CheckReport:
+def check_events(bundle: Bundle, path: Path, decoder: WireDecoder | None = None) -> CheckReport:
     """Read ``path`` (a recording or JSONL events) and check every event against ``bundle``.
 
+    ``decoder`` (``--value-format avro|json-schema``): the recording's values are in the
+    wire format, decoded with the writer schemas it holds (``record`` keeps them), so a
+    schema version without a feature the model needs shows before deploying.
     BadInputError for a file that cannot be read.
     """
-    try:
-        source = path.open("rb")
-    except OSError as exc:
-        raise BadInputError(f"cannot read {path}: {exc.strerror}") from None
     report = CheckReport(source=path.name)
     report.features = [FeatureCounts(f) for f in bundle.features]
-    scorer = BatchScorer(bundle, include_source=False)
-    with source:
+    scorer = BatchScorer(bundle, include_source=False, decoder=decoder)
+    if decoder is not None:
+        with _opened(path) as source:
+            for item in read_recording_items(source, path.name):
+                if isinstance(item, WriterSchema):
+                    decoder.learn(item)
+    with _opened(path) as source:
         messages = (m.value for m in read_publishable(source, path.name, PublishOptions()))
         for batch in _batches(messages):
+            if decoder is not None:
+                for schema_id in decoder.wanted(batch):
+                    decoder.missing(schema_id, f"schema id {schema_id} is not in {path.name}")
             _check_batch(report, scorer, batch)
     return report
+
+
+def _opened(path: Path) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise BadInputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _decoded(value: bytes | None, decoder: WireDecoder | None) -> Any:
+    if decoder is not None:
+        return decoder.decode(value) if value is not None else None
+    try:
+        return orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _batches(values: Iterable[bytes | None]) -> Iterable[list[bytes | None]]:
@@ -187,10 +211,7 @@ def _batches(values: Iterable[bytes | None]) -> Iterable[list[bytes | None]]:
 def _check_batch(report: CheckReport, scorer: BatchScorer, values: list[bytes | None]) -> None:
     report.events += len(values)
     for value in values:
-        try:
-            event = orjson.loads(value or b"")
-        except orjson.JSONDecodeError:
-            continue
+        event = _decoded(value, scorer.decoder)
         if isinstance(event, dict):
             report.objects += 1
             for counts in report.features:

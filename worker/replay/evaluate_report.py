@@ -47,7 +47,8 @@ def input_lines(joined: Joined) -> list[str]:
     for model in joined.models:
         dups = f", {model.duplicates} duplicate ids ignored" if model.duplicates else ""
         lines.append(
-            f"predictions: {model.label} ({model.source}): {len(model.predictions)} events{dups}"
+            f"predictions: {model.label} ({model.source}): "
+            f"{counted(len(model.predictions), 'event')}{dups}"
         )
     if joined.matching is not None:
         lines.append(matching_line(joined, joined.matching))

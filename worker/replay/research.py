@@ -1,4 +1,11 @@
-"""The research path over files: JSONL events in, JSONL prediction records out."""
+"""The research path over files: JSONL events in, JSONL prediction records out.
+
+With a wire decoder (``--value-format avro|json-schema``) the input is a recording
+(``worker.core.recording``): its values are the exact bytes the topic held, its schema lines
+the writer schemas, and each record carries its ``source`` like the live worker's, so the
+records are the live records byte for byte, with no registry (``schemas`` answers only for
+ids the recording lacks).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ import orjson
 from model_bundles.bundle import Bundle
 from model_bundles.errors import BadInputError
 from worker.core.counts import counted
+from worker.core.formats import KnownSchemas, SchemaSource, WireDecoder, WriterSchema, learn_all
+from worker.core.recording import RecordedMessage, read_recording_items
 from worker.core.scoring import BatchScorer, InputEvent
 
 MAX_REPORTED_REJECTS = 20
@@ -44,16 +53,26 @@ def score_file(
     batch_size: int,
     id_field: str | None,
     report: Callable[[str], None],
+    decoder: WireDecoder | None = None,
+    schemas: SchemaSource | None = None,
 ) -> ScoreSummary:
-    """Score every line; each bad line is reported with its number and counted."""
-    scorer = BatchScorer(bundle, id_field=id_field, include_source=False)
+    """Score every line; each bad line is reported with its number and counted.
+
+    ``decoder``: the input is a recording of wire-format values (see the module)."""
+    scorer = BatchScorer(
+        bundle, id_field=id_field, include_source=decoder is not None, decoder=decoder
+    )
     summary = ScoreSummary()
     try:
         source = input_path.open("rb")
     except OSError as exc:
         raise BadInputError(f"cannot read {input_path}: {exc.strerror}") from None
     with source, output.open("wb") as out, _maybe_open(rejects) as rejects_out:
-        for batch in _batches(source, input_path.name, batch_size):
+        if decoder is None:
+            batches = _batches(source, input_path.name, batch_size)
+        else:
+            batches = _recorded_batches(source, str(input_path), batch_size, decoder, schemas)
+        for batch in batches:
             result = scorer.score(batch)
             out.writelines(record + b"\n" for record in result.records)
             summary.scored += len(result.records)
@@ -63,7 +82,10 @@ def score_file(
                 reason = rejected.rejection.reason.value
                 summary.rejected[reason] += 1
                 if sum(summary.rejected.values()) <= MAX_REPORTED_REJECTS:
-                    report(f"{input_path}:{event.offset}: {reason}: {rejected.rejection.detail}")
+                    where = f"{input_path}:{event.offset}"  # the line number
+                    if decoder is not None:  # a recording: where the message was
+                        where = f"{input_path}: {event.topic}:{event.partition}:{event.offset}"
+                    report(f"{where}: {reason}: {rejected.rejection.detail}")
                 if rejects_out is not None:
                     rejects_out.write(_reject_line(event, reason, rejected.rejection.detail))
     hidden = sum(summary.rejected.values()) - MAX_REPORTED_REJECTS
@@ -84,6 +106,47 @@ def _batches(source: IO[bytes], name: str, size: int) -> Iterator[list[InputEven
             batch = []
     if batch:
         yield batch
+
+
+def _recorded_batches(
+    source: IO[bytes],
+    name: str,
+    size: int,
+    decoder: WireDecoder,
+    schemas: SchemaSource | None,
+) -> Iterator[list[InputEvent]]:
+    """Batches of a recording's messages; its schema lines teach the decoder, ids it lacks
+    are asked of ``schemas`` (RegistryUnavailable propagates)."""
+    recorded: dict[int, WriterSchema] = {}
+    fallback = KnownSchemas(recorded, schemas)
+    batch: list[InputEvent] = []
+
+    def ready(events: list[InputEvent]) -> list[InputEvent]:
+        learn_all(decoder, fallback, decoder.wanted(e.value for e in events))
+        return events
+
+    for item in read_recording_items(source, name):
+        if isinstance(item, WriterSchema):
+            recorded[item.schema_id] = item
+            decoder.learn(item)
+            continue
+        batch.append(_event(item))
+        if len(batch) >= size:
+            yield ready(batch)
+            batch = []
+    if batch:
+        yield ready(batch)
+
+
+def _event(message: RecordedMessage) -> InputEvent:
+    return InputEvent(
+        value=message.value,
+        key=message.key,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=message.timestamp_ms,
+    )
 
 
 def _reject_line(event: InputEvent, reason: str, detail: str) -> bytes:

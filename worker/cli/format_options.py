@@ -1,0 +1,111 @@
+"""``--value-format`` and the Schema Registry options, shared by `run`, `replay`, `record`
+and `score` (docs/kafka.md, "Avro and JSON Schema")."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import SecretStr
+
+from worker.cli.kafka_options import all_of
+from worker.cli.options import option
+from worker.core.formats import RegistryUnavailable, ValueFormat, WireDecoder, WriterSchema
+from worker.errors import RuntimeFailure
+from worker.kafka.registry import RegistrySettings
+
+F = Callable[..., Any]
+_pem = click.Path(exists=True, dir_okay=False, path_type=Path)
+FORMATS = [f.value for f in ValueFormat]
+
+
+def format_options(for_settings: bool = False) -> Callable[[F], F]:
+    """The options; ``for_settings`` (`run`): default None, so ``WorkerSettings`` decides."""
+    default = None if for_settings else ValueFormat.JSON.value
+    shown = " [default: json]" if for_settings else ""
+    return all_of(
+        option(
+            "--value-format",
+            type=click.Choice(FORMATS),
+            default=default,
+            show_default=not for_settings,
+            help="event values: JSON, or the Confluent wire format with Avro or JSON Schema"
+            + shown,
+        ),
+        option("--schema-registry-url", default=None, help="Schema Registry URL(s)"),
+        option(
+            "--schema-registry-basic-auth",
+            default=None,
+            metavar="USER:PASSWORD",
+            help="registry basic auth (prefer the environment variable)",
+        ),
+        option("--schema-registry-ca", type=_pem, default=None, help="registry CA (PEM)"),
+        option(
+            "--schema-registry-certificate",
+            type=_pem,
+            default=None,
+            help="client certificate (PEM) for mutual TLS with the registry",
+        ),
+        option("--schema-registry-key", type=_pem, default=None, help="its key (PEM)"),
+    )
+
+
+REGISTRY_KEYS = (
+    "schema_registry_url",
+    "schema_registry_basic_auth",
+    "schema_registry_ca",
+    "schema_registry_certificate",
+    "schema_registry_key",
+)
+
+
+def pop_format(o: dict[str, Any]) -> tuple[ValueFormat, RegistrySettings | None]:
+    """Take the format options out of a command's options: the format, the registry (None
+    when no URL was given)."""
+    value_format = ValueFormat(o.pop("value_format"))
+    given = {key: o.pop(key) for key in REGISTRY_KEYS}
+    url = given["schema_registry_url"]
+    if url is None:
+        if any(given.values()):
+            raise click.UsageError("the --schema-registry-* options need --schema-registry-url")
+        return value_format, None
+    if value_format is ValueFormat.JSON:
+        raise click.UsageError("--schema-registry-url is for --value-format avro or json-schema")
+    auth = given["schema_registry_basic_auth"]
+    return value_format, RegistrySettings(
+        url=url,
+        basic_auth=SecretStr(auth) if auth is not None else None,
+        ca_location=given["schema_registry_ca"],
+        certificate_location=given["schema_registry_certificate"],
+        key_location=given["schema_registry_key"],
+    )
+
+
+def decoder_of(value_format: ValueFormat) -> WireDecoder | None:
+    return None if value_format is ValueFormat.JSON else WireDecoder(value_format)
+
+
+class PatientSchemas:
+    """A ``SchemaSource`` for the one-shot commands: a registry that does not answer is asked
+    again with backoff, and after ``timeout_s`` the command fails (RuntimeFailure, exit 3)."""
+
+    def __init__(self, settings: RegistrySettings, timeout_s: float) -> None:
+        from worker.kafka.registry import RegistrySchemas
+
+        self.source = RegistrySchemas(settings)
+        self.timeout_s = timeout_s
+
+    def get(self, schema_id: int) -> WriterSchema:
+        deadline = time.monotonic() + self.timeout_s
+        wait_s = 0.1
+        while True:
+            try:
+                return self.source.get(schema_id)
+            except RegistryUnavailable as exc:
+                if time.monotonic() + wait_s > deadline:
+                    raise RuntimeFailure(f"{exc} (for {self.timeout_s:g}s)") from None
+            time.sleep(wait_s)
+            wait_s = min(wait_s * 2, 5.0)
