@@ -90,11 +90,12 @@ def test_a_record_the_output_topic_refuses_goes_to_the_dlq(
     [noted] = worker.events("output_rejected")
     assert noted["source"] == f"topic {topics.input} partition 0 offset 1"
     stop = worker.events("stop")[-1]
-    assert (stop["produced"], stop["rejected"], stop["rolled_back"]) == (
-        2,
-        {"output_rejected": 1},
-        1,
-    )
+    assert (stop["produced"], stop["rejected"]) == (2, {"output_rejected": 1})
+    # The refused record rolls its batch back once. Under load librdkafka may roll the retry
+    # back once more: the failed message left a gap in the idempotent producer's sequence
+    # numbers (OUT_OF_ORDER_SEQUENCE_NUMBER, "requires epoch bump"), which only an abort
+    # mends. Either way nothing is lost or duplicated (the reads above are exact).
+    assert stop["rolled_back"] in (1, 2), stop
 
 
 def test_a_dead_letter_the_dlq_refuses_stops_the_worker_with_one_line(

@@ -34,6 +34,7 @@ from worker.cli.options import (
     warn_only_option,
     writable,
 )
+from worker.core.counts import counted
 from worker.core.formats import (
     KnownSchemas,
     RegistryUnavailable,
@@ -268,7 +269,8 @@ def record(**o: Any) -> None:
                     sink.write_lines(_new_schemas(batch, decoder, schemas))
                 sink.write_lines(encode_message(m) for m in batch)
                 count += len(batch)
-    _note(f"recorded {count} messages of {o['topic']} ({describe(ranges)}) -> {o['output']}")
+    recorded = counted(count, "message")
+    _note(f"recorded {recorded} of {o['topic']} ({describe(ranges)}) -> {o['output']}")
 
 
 def _new_schemas(
@@ -328,7 +330,8 @@ def publish(**o: Any) -> None:
         sent = writer.finish()
     except Refused as exc:
         raise _refused(exc, path, o["topic"]) from None
-    _note(f"published {sent} messages to {o['topic']} ({partitions} partitions, one transaction)")
+    published = counted(sent, "message")
+    _note(f"published {published} to {o['topic']} ({partitions} partitions, one transaction)")
 
 
 def _refused(exc: Refused, path: Path, topic: str) -> Exception:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from model_bundles.errors import BadInputError
+from worker.core.counts import counted
 from worker.core.record_avro import AvroRecords
 from worker.core.recording import OutgoingMessage, RecordedMessage
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
@@ -62,7 +63,8 @@ class ReplaySummary:
     def line(self, source: str, target: str) -> str:
         detail = ", ".join(f"{r} {n}" for r, n in sorted(self.rejected.items()))
         rejects = sum(self.rejected.values())
-        text = f"replayed {self.read} events of {source}: scored {self.scored}, rejected {rejects}"
+        read = counted(self.read, "event")
+        text = f"replayed {read} of {source}: scored {self.scored}, rejected {rejects}"
         return text + (f" ({detail})" if detail else "") + f" -> {target}"
 
 
