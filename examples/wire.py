@@ -109,11 +109,15 @@ def events_of(lines: list[bytes]) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in lines]
 
 
-def write_avro_recording(events: Path, out: Path, schema_id: int = 1) -> tuple[int, int]:
+def write_avro_recording(
+    events: Path, out: Path, schema_id: int = 1, key_field: str | None = None
+) -> tuple[int, int]:
     """The events file as a recording of Avro values (``SCHEMA_V1``, its schema line first),
     for ``publish --value-format avro`` (which registers the schema and renumbers the ids).
     A line that is not a penguin event Avro can hold (the stream's poison) stays its JSON
-    bytes: the worker dead-letters it as ``wrong_format``. Returns (Avro, kept as JSON)."""
+    bytes: the worker dead-letters it as ``wrong_format``. ``key_field``: each message's
+    key is that field's text (unkeyed messages stick to one partition per producer batch).
+    Returns (Avro, kept as JSON)."""
     from worker.core.formats import WriterSchema
     from worker.core.recording import RecordedMessage, encode_message, encode_schema
 
@@ -123,12 +127,36 @@ def write_avro_recording(events: Path, out: Path, schema_id: int = 1) -> tuple[i
         sink.write(encode_schema(schema) + b"\n")
         for offset, raw in enumerate(source):
             line = raw.rstrip(b"\r\n")
+            key = None
             try:
-                value = avro_value(schema_id, SCHEMA_V1, orjson.loads(line))
+                event = orjson.loads(line)
+                if key_field is not None and isinstance(event, dict) and key_field in event:
+                    key = str(event[key_field]).encode()
+                value = avro_value(schema_id, SCHEMA_V1, event)
                 encoded += 1
             except Exception:  # not JSON, not an object, or a value Avro's types refuse
                 value = line
                 kept += 1
-            message = RecordedMessage("", 0, offset, None, None, None, value)
+            message = RecordedMessage("", 0, offset, None, None, key, value)
             sink.write(encode_message(message) + b"\n")
     return encoded, kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m examples.wire --input events.jsonl --output rec.jsonl [--key-field F]``:
+    the Avro recording the compose stack's Avro producer publishes."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m examples.wire", description=main.__doc__)
+    parser.add_argument("--input", type=Path, required=True, help="JSON lines events")
+    parser.add_argument("--output", type=Path, required=True, help="recording to write")
+    parser.add_argument("--key-field", default=None, help="the key of each message")
+    args = parser.parse_args(argv)
+    encoded, kept = write_avro_recording(args.input, args.output, key_field=args.key_field)
+    print(f"{encoded} events as Avro, {kept} kept as JSON -> {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

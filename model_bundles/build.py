@@ -24,6 +24,7 @@ from model_bundles.predict import predict_outputs
 from model_bundles.proof import (
     declared_trust,
     fitted_order,
+    pipeline_errors,
     proof_sample,
     prove_and_place,
     prove_served,
@@ -153,14 +154,17 @@ def build_bundle(
     code_files = pack(code)
     team_frame = proof_sample(train)[[s.name for s in specs]]
     with reproducible_scoring(pipeline) as scoring_params:
-        team_outputs = predict_outputs(pipeline, team_frame, task)
+        with pipeline_errors():
+            team_outputs = predict_outputs(pipeline, team_frame, task)
         model = canonical_skops(dump_model(pipeline))
         trust = declared_trust(model, code_files)
         evaluation = holdout if holdout is not None else train
         golden_events = _golden_events(evaluation.head(GOLDEN_ROWS), specs, id_column)
-        golden_outputs = predict_outputs(pipeline, events_to_frame(golden_events, specs), task)
-        eval_outputs = predict_outputs(pipeline, normalize_frame(evaluation, specs), task)
-        ref_outputs = reference_outputs(pipeline, train, holdout, specs, task, eval_outputs)
+        with pipeline_errors("the holdout rows" if holdout is not None else "the training rows"):
+            golden_frame = events_to_frame(golden_events, specs)
+            golden_outputs = predict_outputs(pipeline, golden_frame, task)
+            eval_outputs = predict_outputs(pipeline, normalize_frame(evaluation, specs), task)
+            ref_outputs = reference_outputs(pipeline, train, holdout, specs, task, eval_outputs)
         classes = [plain(c) for c in pipeline.classes_] if task == "classification" else None
         estimator = estimator_spec(pipeline, estimator_name)
     reference = Reference(
@@ -201,7 +205,7 @@ def build_bundle(
         "build": {
             "created_at": datetime.now(UTC).isoformat(),
             "host": platform.node(),
-            "proved_rows": str(len(team_frame)),
+            "proved_rows": len(team_frame),
         },
     }
     files = {
@@ -303,7 +307,9 @@ def _probe_specs(
             probe[spec.name] = np.array([np.nan], dtype=object)
         try:
             outputs = predict_outputs(pipeline, probe, task)
-        except ValueError:
+        except Exception:
+            # (a ValueError from an imputer, a TypeError from pd.NA in a comparison...): the
+            # feature is then required, and the proof names any training row it rejects.
             continue
         finite = outputs.scores if outputs.scores is not None else outputs.predictions
         if np.all(np.isfinite(np.asarray(finite, dtype=np.float64))):

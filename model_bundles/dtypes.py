@@ -276,6 +276,13 @@ def fitted_type(column: pd.Series, name: str) -> tuple[str, CategoryDtypeSpec | 
         return "category", CategoryDtypeSpec(categories=categories, ordered=bool(dtype.ordered))
     if text == "object":
         others = {type(v).__name__ for v in column.dropna().tolist() if not isinstance(v, str)}
+        if others <= {"bool", "bool_"} and others and column.isna().any():
+            raise BadInputError(
+                f"column {name!r}: True/False with gaps (pd.read_csv gives an object column "
+                "of True, False and NaN) has no single JSON form; convert it before fitting: "
+                f"frame[{name!r}] = frame[{name!r}].astype('boolean') (a gap is then pd.NA), "
+                f"or read it with dtype={{{name!r}: 'boolean'}}"
+            )
         if others:
             raise BadInputError(
                 f"column {name!r}: an object column holding {', '.join(sorted(others))} values "

@@ -193,6 +193,41 @@ def prove_and_place(
     staging.rename(out_dir)
 
 
+@contextmanager
+def pipeline_errors(what: str = "the training rows") -> Iterator[None]:
+    """Any exception the team's pipeline raises within the block becomes one line
+    (BadInputError, exit 2) naming the step that raised it and what to do."""
+    try:
+        yield
+    except (BadInputError, BundleError):
+        raise
+    except Exception as exc:
+        raise BadInputError(
+            f"the pipeline fails scoring {what}{_raised_in(exc)}: {type(exc).__name__}: "
+            f"{_first_line(exc)}; pass as train the frame it was fitted on, with its dtypes, "
+            "and check that pipeline.predict scores it"
+        ) from None
+
+
+def _raised_in(exc: BaseException) -> str:
+    """`` in step 'scaler' (module.Class)``: the innermost frame whose ``self`` is an
+    estimator (has ``fit``), else nothing."""
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if owner is not None and hasattr(owner, "fit"):
+            kind = type(owner)
+            found = f" in {kind.__module__}.{kind.__qualname__}"
+        tb = tb.tb_next
+    return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
 PROOF_ROWS = 5000
 """Training rows the proof sends through the serving path (a seeded sample when more)."""
 PROOF_SEED = 0
@@ -230,8 +265,9 @@ def prove_served(bundle: Bundle, team_frame: pd.DataFrame, expected: Outputs) ->
             f"the bundle would reject training row index {labels[row]!r} sent as "
             f"JSON: {rejection.reason.value}: {rejection.detail}"
         )
-    served = bundle.predict_model_frame(checked.frame)
-    single = [bundle.predict_events(events[i : i + 1]) for i in range(PROOF_SINGLE_ROWS)]
+    with pipeline_errors("the training rows sent as JSON events through the bundle"):
+        served = bundle.predict_model_frame(checked.frame)
+        single = [bundle.predict_events(events[i : i + 1]) for i in range(PROOF_SINGLE_ROWS)]
     differing = _differing_rows(expected, served)
     if not differing:
         for i, one in enumerate(single[: len(events)]):

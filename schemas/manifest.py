@@ -10,7 +10,14 @@ import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictInt,
+    model_serializer,
+)
 
 FORMAT_VERSION = 1
 """Bumped on any incompatible change of the bundle layout; loaders refuse newer ones."""
@@ -49,6 +56,11 @@ class _Frozen(BaseModel):
 
 CANONICAL_DTYPES = frozenset({"float64", "object"})
 """Config builds: numbers as float64, categories as canonical text (``model_bundles.values``)."""
+
+CANONICAL_FORMS = frozenset({("numeric", "float64"), ("categorical", "object")})
+"""The (kind, dtype) pairs served in canonical form. A categorical feature fitted as
+float64 (an integer code ``pd.read_csv`` gave NaN gaps) keeps its fitted dtype: its
+encoder was fitted on 3.0, never on the text "3"."""
 
 DTYPE_PATTERN = (
     r"^(float64|object|u?int(8|16|32|64)|U?Int(8|16|32|64)|float32|Float(32|64)|bool|boolean"
@@ -95,7 +107,7 @@ class FeatureSpec(_Frozen):
     @property
     def canonical(self) -> bool:
         """Served in the canonical form of ``model_bundles.values`` (config builds)."""
-        return self.dtype in CANONICAL_DTYPES
+        return (self.kind, self.dtype) in CANONICAL_FORMS
 
 
 class EstimatorSpec(_Frozen):
@@ -167,9 +179,10 @@ class Manifest(_Frozen):
     )
     files: dict[str, str] = Field(description="file name -> sha256:<hex> of its bytes")
     digest: str = Field(description="sha256:<hex> over everything above")
-    build: dict[str, str] = Field(
+    build: dict[str, StrictInt | str] = Field(
         default_factory=dict,
-        description="provenance outside the digest (creation time, host)",
+        description="provenance outside the digest: created_at and host (text), proved_rows "
+        "(an integer: training rows the build proved through the serving path)",
     )
 
     def feature_names(self) -> list[str]:

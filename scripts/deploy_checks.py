@@ -223,6 +223,43 @@ def check_compose(cfg: dict[str, Any]) -> list[str]:
     return errors
 
 
+AVRO_SERVICES = ("schema-registry", "kafka-init-avro", "worker-avro", "producer-avro")
+
+
+def check_compose_avro(cfg: dict[str, Any]) -> list[str]:
+    """Checks on ``docker-compose --profile avro config --format json`` output: the registry
+    is built from the repo and healthy-gated, the Avro worker reads and writes Avro through
+    it, and its topics are created."""
+    services = cfg.get("services") or {}
+    missing = [f"compose (avro): service {n!r} missing" for n in AVRO_SERVICES if n not in services]
+    if missing:
+        return missing
+    errors = []
+    registry = services["schema-registry"]
+    if "build" not in registry or "healthcheck" not in registry:
+        errors.append("compose (avro): schema-registry must be built here and have a healthcheck")
+    worker = services["worker-avro"]
+    env = worker.get("environment", {})
+    want = {"SCORING_WORKER_VALUE_FORMAT": "avro", "SCORING_WORKER_OUTPUT_FORMAT": "avro"}
+    if any(env.get(k) != v for k, v in want.items()) or not str(
+        env.get("SCORING_WORKER_SCHEMA_REGISTRY_URL", "")
+    ).startswith("http://schema-registry:"):
+        errors.append("compose (avro): worker-avro must read and write Avro via schema-registry")
+    if worker.get("depends_on", {}).get("schema-registry", {}).get("condition") != (
+        "service_healthy"
+    ):
+        errors.append("compose (avro): worker-avro must wait for schema-registry healthy")
+    topics = {env.get(k) for k in ("SCORING_WORKER_INPUT_TOPIC", "SCORING_WORKER_OUTPUT_TOPIC")}
+    topics.add(env.get("SCORING_WORKER_DLQ_TOPIC"))
+    created = set(str(services["kafka-init-avro"].get("environment", {}).get("TOPICS")).split())
+    if not topics <= created:
+        errors.append("compose (avro): kafka-init-avro must create worker-avro's 3 topics")
+    for name in AVRO_SERVICES:
+        if services[name].get("profiles") != ["avro"]:
+            errors.append(f"compose (avro): {name} must be in the avro profile only")
+    return errors
+
+
 def _compose_order_errors(services: dict[str, dict[str, Any]]) -> list[str]:
     errors = []
     conditions = {"service_healthy", "service_completed_successfully", "service_started"}
@@ -304,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compose-json", type=Path, help="output of docker-compose config --format json"
     )
+    parser.add_argument(
+        "--compose-avro-json",
+        type=Path,
+        help="output of docker-compose --profile avro config --format json",
+    )
     args = parser.parse_args(argv)
     print(
         f"deploy-checks: {len(known_metrics())} metric families in "
@@ -313,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     errors += alert_test_coverage(PROM / "tests" / "alerts_test.yml", PROM / "rules" / "alerts.yml")
     if args.compose_json:
         errors += check_compose(json.loads(args.compose_json.read_text()))
+    if args.compose_avro_json:
+        errors += check_compose_avro(json.loads(args.compose_avro_json.read_text()))
     for error in errors:
         print(f"  FAIL {error}", file=sys.stderr)
     print(f"deploy-checks: {'FAILED' if errors else 'ok'} ({len(errors)} problem(s))")

@@ -79,7 +79,7 @@ def test_read_csv_types_served_live_match_the_notebook(
     bundle = tmp_path / "bundle"
     manifest = build_bundle(pipeline, frame, bundle, name="zones", version="1", target="label",
                             id_column="event_id")  # fmt: skip
-    assert manifest.build["proved_rows"] == str(ROWS)
+    assert manifest.build["proved_rows"] == ROWS
     lines = [_event(row, i) for i, row in enumerate(frame.to_dict("records"))]
     topics = Topics(input=topic_factory(2), output=topic_factory(2), dlq=topic_factory(1))
     produce_stream(bootstrap, topics.input, Stream(lines, [None] * ROWS, tmp_path / "events"))

@@ -126,6 +126,23 @@ def test_compose_check_catches_a_broken_file(compose_config: dict[str, object]) 
         assert fragment in errors
 
 
+def test_compose_avro_profile_registry_producer_and_worker() -> None:
+    args = ("-f", "docker-compose.yml", "--profile", "avro", "config", "--format", "json")
+    proc = run(tool("docker-compose"), *args)
+    assert_ok(proc)
+    config = json.loads(proc.stdout)
+    assert checks.check_compose(config) == [] and checks.check_compose_avro(config) == []
+    broken = json.loads(proc.stdout)
+    broken["services"]["worker-avro"]["environment"]["SCORING_WORKER_OUTPUT_FORMAT"] = "json"
+    del broken["services"]["schema-registry"]["healthcheck"]
+    errors = " ".join(checks.check_compose_avro(broken))
+    assert "read and write Avro" in errors and "healthcheck" in errors
+
+
+def test_registry_dockerfile_passes_hadolint() -> None:
+    assert_ok(run(tool("hadolint"), "deploy/schema-registry/Dockerfile"))
+
+
 # --- Prometheus ---------------------------------------------------------------------------
 
 

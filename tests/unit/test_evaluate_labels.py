@@ -186,3 +186,25 @@ def test_tombstone_retracts_a_label(tmp_path: Path, capsys: pytest.CaptureFixtur
     keyless = write(tmp_path / "keyless.jsonl", [*lines, tombstone(None)])
     code, _, err = _run(capsys, keyless, _models(tmp_path))
     assert code == 2 and err.count("\n") == 1 and "keyless.jsonl:301: a tombstone" in err
+
+
+def test_counts_in_the_labels_line_read_as_english(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``1 tombstones or null labels for no label`` read wrongly; the docs' example and
+    JSON key (``labels.null_without_label``) are the ones printed."""
+    lines = as_keyed_recording(label_lines(IDS, Y.tolist()), IDS, "labels")
+    labels = write(tmp_path / "ghost.jsonl", [*lines, tombstone(b"ghost", offset=N)])
+    code, out, err = _run(capsys, labels, _models(tmp_path))
+    assert code == 0, err
+    example = (
+        "labels: 301 lines, 300 event ids (1 tombstone or null label for an id without a label)"
+    )
+    assert example in out
+    two = write(tmp_path / "ghosts.jsonl", [*lines, tombstone(b"g1", offset=N),
+                                              tombstone(b"g2", offset=N + 1)])  # fmt: skip
+    code, out, err = _run(capsys, two, _models(tmp_path))
+    assert "(2 tombstones or null labels for ids without a label)" in out
+    docs = (Path(__file__).parents[2] / "docs" / "evaluate.md").read_text()
+    assert "1 tombstone or null\n  label for an id without a label)" in docs
+    assert "`labels.null_without_label`" in docs

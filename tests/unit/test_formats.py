@@ -443,3 +443,30 @@ def test_bundle_check_of_an_avro_recording_sees_a_version_without_a_feature(
     out = capsys.readouterr().out
     assert "feature 'sex' is absent from most events" in out
     assert "missing_feature" in out
+
+
+def test_the_compose_avro_producer_recording_is_keyed_by_event_id(tmp_path: Path) -> None:
+    """`python -m examples.wire` (compose's producer-avro): keyed, so events spread over
+    every partition; the poison stays its JSON bytes."""
+    from examples.wire import main as wire_main
+
+    lines = [line for line, _ in generate_labelled_events(40, 5, poison_rate=0.1)]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(line + b"\n" for line in lines))
+    out = tmp_path / "rec.jsonl"
+    assert wire_main(["--input", str(events), "--output", str(out), "--key-field", "event_id"]) == 0
+    items = list(read_recording_items(iter(out.read_bytes().splitlines()), str(out)))
+    assert isinstance(items[0], WriterSchema)
+    messages = [m for m in items if isinstance(m, RecordedMessage)]
+    assert len(messages) == len(lines)
+    avro = [m for m in messages if schema_id_of(m.value or b"") is not None]
+    assert avro and all(m.key == str(_event_of(m, items[0])["event_id"]).encode() for m in avro)
+    assert any(schema_id_of(m.value or b"") is None for m in messages)  # poison kept as JSON
+
+
+def _event_of(message: RecordedMessage, schema: WriterSchema) -> dict[str, Any]:
+    decoder = WireDecoder(ValueFormat.AVRO)
+    decoder.learn(schema)
+    decoded = decoder.decode(message.value or b"")
+    assert isinstance(decoded, dict)
+    return decoded

@@ -209,3 +209,21 @@ def test_events_that_fail_only_together_are_each_scored_as_alone(bundle: Bundle)
     assert scored.rejected == [] and scored.indices == [0, 1, 2]
     alone = BatchScorer(bundle)
     assert scored.records == [alone.score([i]).records[0] for i in inputs]
+
+
+def test_unknown_categories_count_only_the_events_scored(bundle: Bundle, tmp_path: Path) -> None:
+    """An unknown colour that became a model_error dead letter was not scored: ``score``
+    must not print it as ``unknown categories scored`` (nor the worker count it)."""
+    from worker.replay.research import score_file
+
+    scored = BatchScorer(bundle).score(_inputs([event(), event(colour=UNKNOWN), event()]))
+    assert scored.indices == [0, 2] and scored.unknown_categories == {}
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"\n".join(i.value or b"" for i in _inputs([event(colour=UNKNOWN)])))
+    summary = score_file(
+        bundle, source, tmp_path / "out.jsonl", tmp_path / "rejects.jsonl", 100, None, print
+    )
+    assert summary.unknown_categories == {}
+    line = summary.line(tmp_path / "out.jsonl")
+    assert line.startswith("scored 0 events, rejected 1 (model_error 1)")
+    assert "unknown categories" not in line

@@ -14,6 +14,8 @@ from pydantic import SecretStr
 from worker.cli.kafka_options import all_of
 from worker.cli.options import option
 from worker.core.formats import RegistryUnavailable, ValueFormat, WireDecoder, WriterSchema
+from worker.core.record_avro import SCHEMA_TEXT, AvroRecords, subject_of
+from worker.core.wire import REGISTRY_UNUSED, OutputFormat
 from worker.errors import RuntimeFailure
 from worker.kafka.registry import RegistrySettings
 
@@ -53,6 +55,18 @@ def format_options(for_settings: bool = False) -> Callable[[F], F]:
     )
 
 
+def output_format_option(for_settings: bool = False) -> Callable[[F], F]:
+    """``--output-format json|avro`` (`run`, `replay`); ``for_settings`` as above."""
+    return option(
+        "--output-format",
+        type=click.Choice([f.value for f in OutputFormat]),
+        default=None if for_settings else OutputFormat.JSON.value,
+        show_default=not for_settings,
+        help="prediction records: JSON, or Avro in the Confluent wire format (schema "
+        "registered under <topic>-value)" + (" [default: json]" if for_settings else ""),
+    )
+
+
 REGISTRY_KEYS = (
     "schema_registry_url",
     "schema_registry_basic_auth",
@@ -62,18 +76,22 @@ REGISTRY_KEYS = (
 )
 
 
-def pop_format(o: dict[str, Any]) -> tuple[ValueFormat, RegistrySettings | None]:
+def pop_format(
+    o: dict[str, Any], output_format: OutputFormat = OutputFormat.JSON
+) -> tuple[ValueFormat, RegistrySettings | None]:
     """Take the format options out of a command's options: the format, the registry (None
-    when no URL was given)."""
+    when no URL was given). ``output_format`` avro needs the registry as well."""
     value_format = ValueFormat(o.pop("value_format"))
     given = {key: o.pop(key) for key in REGISTRY_KEYS}
     url = given["schema_registry_url"]
     if url is None:
         if any(given.values()):
             raise click.UsageError("the --schema-registry-* options need --schema-registry-url")
+        if output_format is OutputFormat.AVRO:
+            raise click.UsageError("--output-format avro needs --schema-registry-url")
         return value_format, None
-    if value_format is ValueFormat.JSON:
-        raise click.UsageError("--schema-registry-url is for --value-format avro or json-schema")
+    if value_format is ValueFormat.JSON and output_format is OutputFormat.JSON:
+        raise click.UsageError(REGISTRY_UNUSED)
     auth = given["schema_registry_basic_auth"]
     return value_format, RegistrySettings(
         url=url,
@@ -109,3 +127,31 @@ class PatientSchemas:
                     raise RuntimeFailure(f"{exc} (for {self.timeout_s:g}s)") from None
             time.sleep(wait_s)
             wait_s = min(wait_s * 2, 5.0)
+
+
+def register_records(
+    settings: RegistrySettings, topics: list[str], timeout_s: float
+) -> AvroRecords:
+    """Register the prediction record's Avro schema under each topic's subject, once at
+    start; the encoder of the records written to them. A registry that does not answer
+    is asked again with backoff; after ``timeout_s``, RuntimeFailure (exit 3). One that
+    refuses the schema (incompatible with the subject's): BadInputError (exit 2)."""
+    from worker.kafka.registry import RegistrySchemas
+
+    source = RegistrySchemas(settings)
+    schema = WriterSchema(0, "AVRO", SCHEMA_TEXT)
+    deadline = time.monotonic() + timeout_s
+    ids: dict[str, int] = {}
+    for topic in topics:
+        wait_s = 0.1
+        while topic not in ids:
+            try:
+                ids[topic] = source.register(subject_of(topic), schema)
+            except RegistryUnavailable as exc:
+                if time.monotonic() + wait_s > deadline:
+                    raise RuntimeFailure(
+                        f"{exc} (registering the prediction record schema; for {timeout_s:g}s)"
+                    ) from None
+                time.sleep(wait_s)
+                wait_s = min(wait_s * 2, 5.0)
+    return AvroRecords(ids)

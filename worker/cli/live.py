@@ -14,16 +14,18 @@ from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
 from worker.cli.challengers import challenger_options, load_challengers, pop_challenger_options
-from worker.cli.format_options import decoder_of
+from worker.cli.format_options import decoder_of, register_records
 from worker.cli.options import bundle_option, trust_options, warn_only_option
 from worker.cli.run_options import environment_only_epilog, run_options
+from worker.core.record_avro import AvroRecords, subject_of
 from worker.core.scoring import BatchScorer
+from worker.core.wire import OutputFormat
 from worker.errors import RuntimeFailure
 from worker.kafka.clients import KafkaFailure
 from worker.kafka.offsets import ExplicitStartConsumer
 from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker, admin_config
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
-from worker.kafka.registry import RegistrySchemas
+from worker.kafka.registry import RegistrySchemas, RegistrySettings
 from worker.kafka.tls import certificate_name_problem
 from worker.live.at_least_once import AtLeastOnce
 from worker.live.delivery import Backoff, Delivery, ExactlyOnce, Group, Status
@@ -135,6 +137,22 @@ def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Obs
     return metrics
 
 
+def _avro_records(
+    settings: WorkerSettings,
+    registry: RegistrySettings | None,
+    challenger_topic: str | None,
+    log: EventLog,
+) -> AvroRecords | None:
+    """``--output-format avro``: the record schema registered under the subject of the
+    output (and challenger) topic, once at start; None for JSON records."""
+    if registry is None or settings.output_format is not OutputFormat.AVRO:
+        return None
+    topics = [settings.output_topic, *filter(None, [challenger_topic])]
+    avro = register_records(registry, topics, settings.broker_timeout_s)
+    log.emit("registered", subjects={subject_of(t): i for t, i in avro.schema_ids.items()})
+    return avro
+
+
 def _warn(message: str) -> None:
     print(f"scoring-worker: warning: {message}", file=sys.stderr)
 
@@ -179,7 +197,7 @@ def run(**options: Any) -> int:
             bundle,
             id_field=settings.id_field,
             max_event_bytes=settings.max_event_bytes,
-            decoder=decoder_of(settings.value_format),
+            decoder=(decoder := decoder_of(settings.value_format)),
         )
         challengers = load_challengers(
             challenger_dirs,
@@ -200,6 +218,7 @@ def run(**options: Any) -> int:
             settings = settings.model_copy(
                 update={"dlq_max_message_bytes": limits[settings.dlq_topic]}
             )
+        avro = _avro_records(settings, registry, challenger_topic, log)
         connector = KafkaConnector(settings, log, limits)
         worker = Worker(
             settings,
@@ -208,7 +227,8 @@ def run(**options: Any) -> int:
             log,
             observer,
             extra=challengers,
-            schemas=RegistrySchemas(registry) if registry is not None else None,
+            schemas=RegistrySchemas(registry) if decoder is not None and registry else None,
+            avro=avro,
         )
         signals.attach(worker.request_stop)
         # What start-up loaded (sklearn, pandas, the model) lives as long as the process:

@@ -18,7 +18,14 @@ import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.errors import BadInputError
-from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
+from worker.cli.format_options import (
+    PatientSchemas,
+    decoder_of,
+    format_options,
+    output_format_option,
+    pop_format,
+    register_records,
+)
 from worker.cli.kafka_options import all_of, connection, kafka_options
 from worker.cli.options import (
     bundle_option,
@@ -27,6 +34,7 @@ from worker.cli.options import (
     warn_only_option,
     writable,
 )
+from worker.core.counts import counted
 from worker.core.formats import (
     KnownSchemas,
     RegistryUnavailable,
@@ -38,6 +46,7 @@ from worker.core.formats import (
     schema_id_of,
 )
 from worker.core.ranges import bounds, describe, in_window
+from worker.core.record_avro import AvroRecords
 from worker.core.recording import (
     OutgoingMessage,
     PublishOptions,
@@ -48,6 +57,7 @@ from worker.core.recording import (
     read_recording_items,
 )
 from worker.core.scoring import BatchScorer
+from worker.core.wire import OutputFormat
 from worker.errors import RuntimeFailure
 from worker.kafka.ranges import Connection, RangeReader, Refused, TopicWriter, ensure_topic
 from worker.kafka.registry import RegistrySchemas, RegistrySettings
@@ -93,6 +103,7 @@ _range_options = all_of(
 @option("--metrics-host", default="127.0.0.1", show_default=True, help="metrics bind address")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
 @format_options()
+@output_format_option()
 @option(
     "--schemas",
     "schemas_from",
@@ -104,11 +115,16 @@ _range_options = all_of(
 @trust_options()
 def replay_command(**o: Any) -> int:
     """Score a bounded range of a topic, without joining any consumer group."""
-    value_format, registry = pop_format(o)
+    output_format = OutputFormat(o.pop("output_format"))
+    value_format, registry = pop_format(o, output_format)
     decoder = decoder_of(value_format)
     schemas = _schemas(decoder, registry, o.pop("schemas_from"), o["broker_timeout_s"])
     if (o["output"] is None) == (o["output_topic"] is None):
         raise click.UsageError("give --output FILE or --output-topic TOPIC (one of them)")
+    if output_format is OutputFormat.AVRO and o["output_topic"] is None:
+        raise click.UsageError(
+            "--output-format avro is for --output-topic (a predictions file is JSON lines)"
+        )
     if o["output"] is not None:
         writable(o["output"])
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
@@ -128,7 +144,10 @@ def replay_command(**o: Any) -> int:
         reader = stack.enter_context(RangeReader(conn, o["topic"]))
         ranges = reader.resolve(span)
         _note(f"range of {o['topic']}: {describe(ranges)}")
-        with _output(conn, o["output"], o["output_topic"]) as sink:
+        avro = None
+        if output_format is OutputFormat.AVRO and registry is not None:
+            avro = register_records(registry, [o["output_topic"]], o["broker_timeout_s"])
+        with _output(conn, o["output"], o["output_topic"], avro) as sink:
             batches = in_window(reader.read(ranges, o["batch_size"]), span)
             if decoder is not None and schemas is not None:
                 batches = _learning(batches, decoder, schemas)
@@ -204,8 +223,11 @@ def _observer(
 
 
 @contextmanager
-def _output(conn: Connection, path: Path | None, topic: str | None) -> Iterator[Sink]:
-    """Replay's output: a file (complete or absent) or a topic (flushed at the end)."""
+def _output(
+    conn: Connection, path: Path | None, topic: str | None, avro: AvroRecords | None
+) -> Iterator[Sink]:
+    """Replay's output: a file (complete or absent) or a topic (flushed at the end), its
+    records in Avro with ``avro``."""
     if path is not None:
         with _written(path) as sink:
             yield sink
@@ -213,7 +235,7 @@ def _output(conn: Connection, path: Path | None, topic: str | None) -> Iterator[
     assert topic is not None
     ensure_topic(conn, topic, None)
     writer = TopicWriter(conn, topic)
-    yield TopicSink(writer.send)
+    yield TopicSink(writer.send, avro, topic)
     writer.finish()
 
 
@@ -253,7 +275,8 @@ def record(**o: Any) -> None:
                     sink.write_lines(_new_schemas(batch, decoder, schemas))
                 sink.write_lines(encode_message(m) for m in batch)
                 count += len(batch)
-    _note(f"recorded {count} messages of {o['topic']} ({describe(ranges)}) -> {o['output']}")
+    recorded = counted(count, "message")
+    _note(f"recorded {recorded} of {o['topic']} ({describe(ranges)}) -> {o['output']}")
 
 
 def _new_schemas(
@@ -313,7 +336,8 @@ def publish(**o: Any) -> None:
         sent = writer.finish()
     except Refused as exc:
         raise _refused(exc, path, o["topic"]) from None
-    _note(f"published {sent} messages to {o['topic']} ({partitions} partitions, one transaction)")
+    published = counted(sent, "message")
+    _note(f"published {published} to {o['topic']} ({partitions} partitions, one transaction)")
 
 
 def _refused(exc: Refused, path: Path, topic: str) -> Exception:

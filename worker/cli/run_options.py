@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from worker.cli.format_options import format_options
+from worker.cli.format_options import format_options, output_format_option
 from worker.cli.kafka_options import KAFKA_PROPERTY
 from worker.cli.options import env_name, option
 from worker.live.settings import ENV_PREFIX, WorkerSettings
@@ -111,6 +111,7 @@ _OPTIONS: list[Callable[[F], F]] = [
     ),
     KAFKA_PROPERTY,
     format_options(for_settings=True),
+    output_format_option(for_settings=True),
 ]
 
 

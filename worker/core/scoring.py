@@ -126,6 +126,8 @@ class BatchScorer:
         the events, is at fault."""
         decoded, positions, rejected = self._decode_all(events)
         checked = check_batch(decoded, self.bundle.manifest.features)
+        if checked.rejected and _exact_integers(events, decoded, positions, checked):
+            checked = check_batch(decoded, self.bundle.manifest.features)
         if checked.rejected:
             rejected.extend(Rejected(positions[i], r) for i, r in checked.rejected)
             rejected.sort(key=attrgetter("index"))
@@ -173,13 +175,15 @@ class BatchScorer:
         outputs = result.outputs
         if outputs is None:  # no event scored: the empty outputs, no model call
             outputs = self.bundle.predict_model_frame(frame)
+        # unknown categories of the events scored: a model_error dead letter was not
+        unknown = check_batch(valid, features).unknown_categories if result.failed else None
         return ScoredBatch(
             indices=indices,
             records=self._encode(events, indices, valid, outputs),
             rejected=rejected,
             frame=frame,
             outputs=outputs,
-            unknown_categories=checked.unknown_categories,
+            unknown_categories=checked.unknown_categories if unknown is None else unknown,
         )
 
     def _decode_all(
@@ -270,6 +274,34 @@ class BatchScorer:
                 for e, source in zip(valid, sources, strict=True)
             ]
         return self._records.encode(ids, sources, outputs)
+
+
+_UINT64_BEYOND = float(2**64)
+
+
+def _exact_integers(
+    events: Sequence[InputEvent],
+    decoded: list[dict[str, Any]],
+    positions: list[int],
+    checked: CheckedBatch,
+) -> bool:
+    """Re-read, with the stdlib, each rejected event holding an integral number beyond
+    64 bits: orjson reads ``9999999999999999999999`` as the float ``1e+22``, and the
+    dead letter must show the integer as written (and its range). Only rejected events
+    are looked at, so the common path pays nothing. True when one was re-read."""
+    again = False
+    for row, _ in checked.rejected:
+        if any(_beyond_64_bits(v) for v in decoded[row].values()):
+            value = events[positions[row]].value
+            exact = json.loads(value) if value is not None else None
+            if type(exact) is dict:
+                decoded[row] = exact
+                again = True
+    return again
+
+
+def _beyond_64_bits(value: Any) -> bool:
+    return type(value) is float and abs(value) >= _UINT64_BEYOND and value.is_integer()
 
 
 def _decode_lenient(value: bytes, error: orjson.JSONDecodeError) -> Any:

@@ -22,6 +22,20 @@ class ValueFormat(StrEnum):
         return "AVRO" if self is ValueFormat.AVRO else "JSON"
 
 
+REGISTRY_UNUSED = (
+    "--schema-registry-url is for --value-format avro or json-schema, or --output-format avro"
+)
+
+
+class OutputFormat(StrEnum):
+    """What the prediction records written to a topic are (``--output-format``)."""
+
+    JSON = "json"
+    AVRO = "avro"
+    """The Confluent wire format, schema registered under ``<topic>-value``
+    (``worker.core.record_avro``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class WriterSchema:
     """A schema as the registry holds it under its id."""

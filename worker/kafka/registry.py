@@ -121,6 +121,7 @@ class RegistrySchemas:
         RegistryUnavailable when it does not answer; BadInputError (exit 2) when it refuses
         the schema (incompatible with the subject, not valid)."""
         where = masked_url(self.settings.url)
+        what = f"schema id {schema.schema_id}" if schema.schema_id else "the schema"
         try:
             return int(
                 self._client.register_schema(subject, self._schema(schema.text, schema.schema_type))
@@ -130,8 +131,7 @@ class RegistrySchemas:
                 from model_bundles.errors import BadInputError
 
                 raise BadInputError(
-                    f"schema registry {where} refused schema id {schema.schema_id} under "
-                    f"{subject}: {exc.error_message}"
+                    f"schema registry {where} refused {what} under {subject}: {exc.error_message}"
                 ) from None
             raise RegistryUnavailable(
                 f"schema registry {where}: HTTP {exc.http_status_code}: {exc.error_message}"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from worker.core.formats import RegistryUnavailable, SchemaSource, learn_all
+from worker.core.record_avro import AvroRecords
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
 from worker.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, RebalanceListener
@@ -63,11 +64,14 @@ class Worker(RebalanceListener):
         clock: Callable[[], float] = time.monotonic,
         extra: Extra | None = None,
         schemas: SchemaSource | None = None,
+        avro: AvroRecords | None = None,
     ) -> None:
         self.settings = settings
         self.extra = extra
         self.schemas = schemas
         """Writer schemas for the scorer's wire decoder (``--value-format avro``...)."""
+        self.avro = avro
+        """``--output-format avro``: records leave in the wire format (schemas registered)."""
         self.scorer = scorer
         self.log = log
         self.observer = observer or NullObserver()
@@ -97,7 +101,7 @@ class Worker(RebalanceListener):
             calls=self._isolating_calls,
         )
         self.summary = RunSummary()
-        self.outputs = OutputGuard(settings.dlq_topic, log)
+        self.outputs = OutputGuard(settings.dlq_topic, log, avro)
         self.assigned: set[Partition] = set()
         self._revoked_in_poll: set[Partition] = set()
         self._last_event = clock()
@@ -207,6 +211,8 @@ class Worker(RebalanceListener):
         finally:
             self.watchdog.batch_finished()
         messages = self._messages(events, scored) + extra
+        if self.avro is not None:
+            messages = _in_avro(messages, self.avro)
         batch = DeliveryBatch(messages, next_offsets(events))
         delivered = self.delivery.deliver(batch)
         self.progress.delivered(delivered, self.delivery.last_rollback)
@@ -347,6 +353,16 @@ class Worker(RebalanceListener):
         self.progress.forget(partitions)
         self.positions.forget(partitions)
         self.health.set_assigned(bool(self.assigned))
+
+
+def _in_avro(messages: list[Outgoing], avro: AvroRecords) -> list[Outgoing]:
+    """The prediction records among ``messages`` in the wire format; dead letters as they are."""
+    return [
+        m._replace(value=avro.encode(m.topic, m.value))
+        if m.value is not None and avro.encodes(m.topic)
+        else m
+        for m in messages
+    ]
 
 
 def _names(partitions: Iterable[Partition]) -> list[str]:

@@ -25,6 +25,7 @@ from schemas.records import (
     HEADER_SOURCE_TOPIC,
     RejectReason,
 )
+from worker.core.record_avro import AvroRecords
 from worker.core.scoring import InputEvent, Rejected, ScoredBatch
 from worker.errors import RuntimeFailure
 from worker.kafka.types import KafkaFailure, Outgoing
@@ -39,9 +40,13 @@ Position = tuple[str, int, int]
 class OutputGuard:
     """Remembers refused outputs until their events are delivered another way."""
 
-    def __init__(self, dlq_topic: str | None, log: EventLog) -> None:
+    def __init__(
+        self, dlq_topic: str | None, log: EventLog, avro: AvroRecords | None = None
+    ) -> None:
         self.dlq_topic = dlq_topic
         self.log = log
+        self.avro = avro
+        """``--output-format avro``: records are read back from the wire format."""
         self.refused: dict[Position, str] = {}
         """Input position -> why its prediction record was refused."""
         self.rollbacks_in_a_row = 0
@@ -98,7 +103,7 @@ class OutputGuard:
                 f"dead-letter topic {message.topic} refused the dead letter of "
                 f"{_describe(where)}: {problem}"
             )
-        position = _record_source(message)
+        position = _record_source(message, self.avro)
         if position is None:  # not a prediction record: nothing to route elsewhere
             return
         detail = f"{message.topic} refused the prediction record: {problem}"
@@ -106,12 +111,14 @@ class OutputGuard:
         self.log.error("output_rejected", source=_describe(position), error=str(problem))
 
 
-def _record_source(message: Outgoing) -> Position | None:
+def _record_source(message: Outgoing, avro: AvroRecords | None) -> Position | None:
     """Where a prediction record came from, read from its body (SPEC ``source``)."""
     try:
-        source = orjson.loads(message.value or b"")["source"]
+        value = message.value or b""
+        record = avro.decode(value) if avro is not None and avro.encodes(message.topic) else None
+        source = (record if record is not None else orjson.loads(value))["source"]
         return str(source["topic"]), int(source["partition"]), int(source["offset"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, EOFError):
         return None
 
 

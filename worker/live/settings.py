@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES
-from worker.core.wire import ValueFormat
+from worker.core.wire import REGISTRY_UNUSED, OutputFormat, ValueFormat
 from worker.kafka.registry import RegistrySettings, masked_url
 from worker.logs import keep_secret
 
@@ -190,6 +190,9 @@ class WorkerSettings(BaseSettings):
     value_format: ValueFormat = ValueFormat.JSON
     """What event values are: ``json``, or the Confluent wire format with ``avro`` or
     ``json-schema`` (writer schemas from the Schema Registry)."""
+    output_format: OutputFormat = OutputFormat.JSON
+    """What prediction records are on the output (and challenger) topic: ``json``, or
+    ``avro`` in the Confluent wire format, the schema registered under ``<topic>-value``."""
     schema_registry_url: str | None = Field(default=None, repr=False)
     """Schema Registry URL(s), comma-separated; needed by ``avro`` and ``json-schema``
     (credentials in it are masked in ``masked()``, and it is left out of ``repr``)."""
@@ -246,14 +249,17 @@ class WorkerSettings(BaseSettings):
     def registry(self) -> RegistrySettings | None:
         """The Schema Registry settings; None for plain JSON. ValueError when a wire
         format has no registry URL."""
-        if self.value_format is ValueFormat.JSON:
+        if self.value_format is ValueFormat.JSON and self.output_format is OutputFormat.JSON:
             if self.schema_registry_url is not None:  # as the other commands: say it
-                raise ValueError("--schema-registry-url is for --value-format avro or json-schema")
+                raise ValueError(REGISTRY_UNUSED)
             return None
         if self.schema_registry_url is None:
-            raise ValueError(
-                f"--value-format {self.value_format.value} needs --schema-registry-url"
+            needs = (
+                f"--value-format {self.value_format.value}"
+                if self.value_format is not ValueFormat.JSON
+                else "--output-format avro"
             )
+            raise ValueError(f"{needs} needs --schema-registry-url")
         return RegistrySettings(
             url=self.schema_registry_url,
             basic_auth=self.schema_registry_basic_auth,

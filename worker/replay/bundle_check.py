@@ -23,6 +23,7 @@ from model_bundles.errors import BadInputError
 from model_bundles.events import check_event
 from model_bundles.values import category_text
 from schemas.manifest import FeatureSpec
+from worker.core.counts import counted
 from worker.core.formats import WireDecoder, WriterSchema
 from worker.core.recording import PublishOptions, read_publishable, read_recording_items
 from worker.core.scoring import BatchScorer, InputEvent
@@ -113,7 +114,10 @@ class CheckReport:
 
     def table(self) -> list[str]:
         data = self.as_json()
-        lines = [f"{self.events} events from {self.source} ({self.objects} JSON objects)"]
+        lines = [
+            f"{counted(self.events, 'event')} from {self.source} "
+            f"({counted(self.objects, 'JSON object')})"
+        ]
         header = ("feature", "dtype", "present", "absent", "null", "wrong type", "unknown cat.")
         rows = [header]
         for f in data["features"]:

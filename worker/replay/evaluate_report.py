@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from worker.core.counts import counted
 from worker.replay.evaluate import Joined, Matching
 from worker.replay.evaluate_stats import (
     PAIRED,
@@ -33,15 +34,21 @@ def input_lines(joined: Joined) -> list[str]:
     if labels.retracted:
         notes.append(f"{len(labels.retracted)} retracted by a tombstone or null label")
     if labels.null_without_label:
-        notes.append(f"{labels.null_without_label} tombstones or null labels for no label")
+        n = labels.null_without_label
+        notes.append(
+            "1 tombstone or null label for an id without a label"
+            if n == 1
+            else f"{n} tombstones or null labels for ids without a label"
+        )
     lines = [
-        f"labels: {labels.lines} lines, {len(labels.values)} event ids"
+        f"labels: {counted(labels.lines, 'line')}, {counted(len(labels.values), 'event id')}"
         + (f" ({'; '.join(notes)})" if notes else "")
     ]
     for model in joined.models:
         dups = f", {model.duplicates} duplicate ids ignored" if model.duplicates else ""
         lines.append(
-            f"predictions: {model.label} ({model.source}): {len(model.predictions)} events{dups}"
+            f"predictions: {model.label} ({model.source}): "
+            f"{counted(len(model.predictions), 'event')}{dups}"
         )
     if joined.matching is not None:
         lines.append(matching_line(joined, joined.matching))

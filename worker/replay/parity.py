@@ -7,7 +7,8 @@ of model comparison), but the models on each side are reported.
 
 Either side may be a prediction file (``score``, ``replay --output``) or a
 recording of a prediction topic (``record``): a recording line is unwrapped to
-the prediction record in its value.
+the prediction record in its value, decoded from Avro (``--output-format avro``) with
+the writer schemas the recording kept.
 
 Repeated ids (one event id twice on a side) are counted and reported, and
 paired in order: the n-th copy on one side is compared with the n-th on the
@@ -29,7 +30,15 @@ from typing import Any
 import orjson
 
 from model_bundles.errors import BadInputError
-from worker.core.recording import is_envelope, message_from_envelope
+from model_bundles.events import Rejection
+from worker.core.formats import ValueFormat, WireDecoder, schema_id_of
+from worker.core.record_avro import json_form
+from worker.core.recording import (
+    is_envelope,
+    is_schema_line,
+    message_from_envelope,
+    schema_from_line,
+)
 
 Label = str | int | float | bool
 
@@ -238,18 +247,28 @@ def compare(
 
 
 def parse_predictions(lines: Iterable[bytes], source: str) -> Iterator[tuple[str, Outputs]]:
-    """(event id, outputs) of every prediction line; BadInputError naming file:line."""
+    """(event id, outputs) of every prediction line; BadInputError naming file:line.
+
+    A recording of an Avro prediction topic (``record --value-format avro``) holds the
+    writer schemas it saw: its records are decoded with them and compared in their JSON
+    form (``worker.core.record_avro.json_form``), the same float64 values."""
+    avro = WireDecoder(ValueFormat.AVRO)
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip(b"\r\n")
         if line.strip():
-            yield parse_prediction(line, f"{source}:{number}")
+            where = f"{source}:{number}"
+            item = _loads(line, where)
+            if is_schema_line(item):
+                avro.learn(schema_from_line(item, where))
+                continue
+            yield parse_prediction(item, where, avro)
 
 
-def parse_prediction(line: bytes, where: str) -> tuple[str, Outputs]:
-    item = _loads(line, where)
+def parse_prediction(item: Any, where: str, avro: WireDecoder) -> tuple[str, Outputs]:
+    """One decoded line: a prediction record, or a recording envelope holding one."""
     if is_envelope(item):  # a recording of a prediction topic
-        value = message_from_envelope(item, where).value
-        item = _loads(value or b"null", f"{where}: value")
+        value = message_from_envelope(item, where).value or b"null"
+        item = _record_in(value, where, avro)
     if not isinstance(item, dict) or not isinstance(item.get("event_id"), str):
         raise BadInputError(f"{where}: not a prediction record (no string event_id)")
     prediction = item.get("prediction")
@@ -260,6 +279,20 @@ def parse_prediction(line: bytes, where: str) -> tuple[str, Outputs]:
     if scores is not None and not _is_scores(scores):
         raise BadInputError(f"{where}: scores must map labels to numbers")
     return item["event_id"], Outputs(prediction, scores, _model_name(item.get("model")))
+
+
+def _record_in(value: bytes, where: str, avro: WireDecoder) -> Any:
+    """A recorded value: JSON text, or an Avro record in the wire format (JSON never
+    starts with byte 0)."""
+    if schema_id_of(value) is None:
+        return _loads(value, f"{where}: value")
+    decoded = avro.decode(value)
+    if isinstance(decoded, Rejection):
+        raise BadInputError(
+            f"{where}: value: {decoded.detail} (an Avro prediction topic: record it with "
+            "--value-format avro --schema-registry-url URL, which keeps its writer schemas)"
+        )
+    return json_form(decoded)
 
 
 def _loads(line: bytes, where: str) -> Any:

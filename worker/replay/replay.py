@@ -17,11 +17,13 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Protocol
 
 from model_bundles.errors import BadInputError
+from worker.core.counts import counted
+from worker.core.record_avro import AvroRecords
 from worker.core.recording import OutgoingMessage, RecordedMessage
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
 from worker.replay.parity import ParityChecker
@@ -61,7 +63,8 @@ class ReplaySummary:
     def line(self, source: str, target: str) -> str:
         detail = ", ".join(f"{r} {n}" for r, n in sorted(self.rejected.items()))
         rejects = sum(self.rejected.values())
-        text = f"replayed {self.read} events of {source}: scored {self.scored}, rejected {rejects}"
+        read = counted(self.read, "event")
+        text = f"replayed {read} of {source}: scored {self.scored}, rejected {rejects}"
         return text + (f" ({detail})" if detail else "") + f" -> {target}"
 
 
@@ -139,10 +142,22 @@ def outgoing(events: list[InputEvent], batch: ScoredBatch) -> list[OutgoingMessa
 
 
 class TopicSink:
-    """Records to a topic through ``send`` (``kafka_ranges.TopicWriter.send``)."""
+    """Records to a topic through ``send`` (``kafka_ranges.TopicWriter.send``); with
+    ``avro`` (``--output-format avro``) in the wire format of ``topic``'s schema id."""
 
-    def __init__(self, send: Callable[[list[OutgoingMessage]], None]) -> None:
+    def __init__(
+        self,
+        send: Callable[[list[OutgoingMessage]], None],
+        avro: AvroRecords | None = None,
+        topic: str = "",
+    ) -> None:
         self.send = send
+        self.avro = avro
+        self.topic = topic
 
     def write(self, events: list[InputEvent], batch: ScoredBatch) -> None:
-        self.send(outgoing(events, batch))
+        messages = outgoing(events, batch)
+        if self.avro is not None:
+            encode, topic = self.avro.encode, self.topic
+            messages = [replace(m, value=encode(topic, m.value or b"")) for m in messages]
+        self.send(messages)

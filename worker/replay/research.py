@@ -20,6 +20,7 @@ import orjson
 
 from model_bundles.bundle import Bundle
 from model_bundles.errors import BadInputError
+from worker.core.counts import counted
 from worker.core.formats import KnownSchemas, SchemaSource, WireDecoder, WriterSchema, learn_all
 from worker.core.recording import RecordedMessage, encode_bytes, read_recording_items
 from worker.core.scoring import BatchScorer, InputEvent
@@ -36,7 +37,7 @@ class ScoreSummary:
     def line(self, output: Path) -> str:
         rejects = sum(self.rejected.values())
         detail = ", ".join(f"{r} {n}" for r, n in sorted(self.rejected.items()))
-        text = f"scored {self.scored} events, rejected {rejects}"
+        text = f"scored {counted(self.scored, 'event')}, rejected {rejects}"
         text += f" ({detail})" if detail else ""
         if self.unknown_categories:
             unknown = ", ".join(f"{k} {n}" for k, n in sorted(self.unknown_categories.items()))
