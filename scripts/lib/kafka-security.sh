@@ -17,7 +17,9 @@
 #   scoring         the worker: READ secure-in-*, WRITE secure-out-* and secure-dlq-*,
 #                   READ group secure-*, WRITE transactional id secure-*
 #   scoring-noout   the same without WRITE on secure-out-* (a misconfigured deployment)
-#   publisher       WRITE secure-in-*          reader   READ secure-out-*, group secure-read-*
+#   publisher       WRITE secure-in-*, WRITE transactional id scoring-worker-publish-*
+#                   (publish writes in one transaction)
+#   reader          READ secure-out-*, group secure-read-*
 
 KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
 KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-${KAFKA_SASL_SSL_PORT:+$((KAFKA_SASL_SSL_PORT + 1))}}"
@@ -113,6 +115,15 @@ make_acls() {
   acl --allow-principal User:scoring --operation Write --topic secure-out-
   acl --allow-principal User:publisher --operation Write --operation Describe --topic secure-in-
   acl --allow-principal User:reader --operation Read --topic secure-out- --group secure-read-
+  publisher_transaction_acl
+}
+
+# `publish` writes in one transaction (issue 28): its transactional ids are
+# scoring-worker-publish-<uuid>. A separate stamp gives it to data dirs provisioned before.
+publisher_transaction_acl() {
+  acl --allow-principal User:publisher --operation Write --operation Describe \
+    --transactional-id scoring-worker-publish-
+  touch "$KAFKA_DATA_DIR/.security-publish-transactions"
 }
 
 # The SCRAM users as StorageTool format arguments (--add-scram, KRaft): written into the
@@ -135,7 +146,11 @@ scram_formatted() { security_enabled && touch "$KAFKA_DATA_DIR/.scram-users"; }
 provision_security() {
   security_enabled || return 0
   local stamp="$KAFKA_DATA_DIR/.security-provisioned" started user
-  [[ -f "$stamp" ]] && { write_client_json; return 0; }
+  if [[ -f "$stamp" ]]; then
+    [[ -f "$KAFKA_DATA_DIR/.security-publish-transactions" ]] || publisher_transaction_acl
+    write_client_json
+    return 0
+  fi
   started="$(now_ms)"
   # a data dir formatted without them (before this mode was on): Kafka's ConfigCommand
   [[ -f "$KAFKA_DATA_DIR/.scram-users" ]] || for user in "${SECURITY_USERS[@]}"; do

@@ -43,3 +43,37 @@ def test_configs_of_an_existing_topic_are_checked_or_altered(
 
     assert _create(bootstrap, topic, "--config", "no.such.config=1", "--alter") == 2
     assert "no.such.config" in capsys.readouterr().err
+
+
+def test_an_unknown_config_is_bad_usage_and_its_secret_value_never_shows(
+    bootstrap: str, topic_factory: TopicFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 28: ``--config ssl.key.password=...`` printed the password back (``asked
+    Hunter2...``) and exit 1 suggesting ``--alter``; an unknown name is exit 2, one line."""
+    topic = topic_factory(1)
+    secret = "Hunter2SuperSecret"
+    for extra in ((), ("--alter",)):
+        assert _create(bootstrap, topic, "--config", f"ssl.key.password={secret}", *extra) == 2
+        err = capsys.readouterr().err
+        assert secret not in err and "ssl.key.password" in err and "--alter" not in err
+        assert err.count("\n") == 1
+
+    assert _create(bootstrap, topic, "--config", "max.mesage.bytes=2097152", "--alter") == 2
+    assert "did you mean max.message.bytes?" in capsys.readouterr().err
+
+    new = f"{topic}-new"  # not created: the broker refuses the name at creation
+    assert _create(bootstrap, new, "--config", f"sasl.password={secret}") == 2
+    err = capsys.readouterr().err
+    assert secret not in err and "sasl.password" in err and "creating" not in err
+
+    assert _create(bootstrap, topic, "--config", f"ssl.key.password {secret}") == 2
+    assert secret not in capsys.readouterr().err
+
+
+def test_a_refused_alter_says_altering(
+    bootstrap: str, topic_factory: TopicFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic = topic_factory(1)
+    assert _create(bootstrap, topic, "--config", "max.message.bytes=abc", "--alter") == 2
+    err = capsys.readouterr().err
+    assert f"altering {topic}: INVALID_CONFIG" in err and "creating topics" not in err

@@ -157,3 +157,28 @@ def test_version_prints_the_version_and_every_library_a_bundle_is_checked_agains
         assert f"  {name} {runtime[name]}" in lines, (name, lines)
     assert f"  confluent-kafka {version('confluent-kafka')}" in lines
     assert any(line.startswith("  librdkafka ") for line in lines)
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """Issue 28: `topics create --partitions` (and `--batch-size`) had no help text."""
+    import click
+
+    from worker.cli.main import cli
+
+    ctx = click.Context(cli)
+    missing = []
+    groups: list[tuple[str, click.Command]] = [("", cli)]
+    while groups:
+        name, command = groups.pop()
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(ctx):
+                found = command.get_command(ctx, sub)
+                assert found is not None
+                groups.append((f"{name} {sub}".strip(), found))
+            continue
+        missing += [
+            f"{name} {p.opts[0]}"
+            for p in command.params
+            if isinstance(p, click.Option) and not p.hidden and not p.help
+        ]
+    assert not missing, missing

@@ -195,7 +195,13 @@ def trust_lines(m: Manifest) -> list[str]:
 )
 @option("--output", type=_file, required=True, help="prediction records (JSONL)")
 @option("--rejects", type=_file, default=None, help="write rejected lines here (JSONL)")
-@option("--batch-size", type=click.IntRange(1), default=1000, show_default=True)
+@option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="events scored per batch (the same predictions at any size)",
+)
 @option("--id-field", default=None, help="event id field (default: the bundle's id column)")
 @format_options()
 @warn_only_option()

@@ -26,12 +26,25 @@ from worker.logs import KafkaLog, keep_secret, redact
 F = Callable[..., Any]
 ONE_SHOT_BROKER_TIMEOUT_S = 30.0
 
+
+class PropertyLines(click.types.StringParamType):
+    """``KEY=VALUE`` strings; from the environment (``SCORING_WORKER_KAFKA_PROPERTY``), one
+    per line. Click splits a multiple option's variable on whitespace by default, which cut
+    a password holding a space in two, silently (issue 28); no property value holds a
+    newline, so lines split them safely. Blank lines are skipped."""
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [line for line in rv.splitlines() if line.strip()]
+
+
 KAFKA_PROPERTY = option(
     "--kafka-property",
     multiple=True,
+    type=PropertyLines(),
     metavar="KEY=VALUE",
-    help="librdkafka property (repeatable; consumer./producer. prefix scopes it); "
-    f"or one environment variable per property, {KAFKA_ENV_PREFIX}<PROPERTY>",
+    help="librdkafka property (repeatable; consumer./producer. prefix scopes it; in "
+    f"{KAFKA_ENV_PREFIX}PROPERTY one per line); or one environment variable per property, "
+    f"{KAFKA_ENV_PREFIX}<PROPERTY>",
 )
 """``--kafka-property``, the same on every command that talks to Kafka."""
 

@@ -144,11 +144,16 @@ def run_cli(args: list[str], debug: bool = False) -> int:
         return _fail(ExitCode.BAD_INPUT, str(exc), debug)
     except BundleError as exc:
         return _fail(ExitCode.CHECK_FAILED, str(exc), debug)
-    except RuntimeFailure as exc:
-        return _fail(ExitCode.RUNTIME_FAILURE, str(exc), debug)
     except KeyboardInterrupt:  # Ctrl-C, even while modules are still being imported
         return _fail(ExitCode.RUNTIME_FAILURE, "interrupted", debug)
-    except Exception as exc:  # the last resort keeps the one-line promise
+    except Exception as exc:  # RuntimeFailure, and the last resort of the one-line promise
+        from worker.kafka.properties import property_problem
+
+        problem = property_problem(str(exc))  # a client refused a --kafka-property
+        if problem is not None:
+            return _fail(ExitCode.BAD_INPUT, problem, debug)
+        if isinstance(exc, RuntimeFailure):
+            return _fail(ExitCode.RUNTIME_FAILURE, str(exc), debug)
         return _fail(ExitCode.RUNTIME_FAILURE, f"{type(exc).__name__}: {exc}", debug)
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
 

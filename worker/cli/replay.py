@@ -92,7 +92,13 @@ _range_options = all_of(
 @option("--output", type=_file, default=None, help="write prediction records here (JSONL)")
 @option("--output-topic", default=None, help="or produce them to this topic")
 @option("--expected", type=_existing, default=None, help="compare with these predictions")
-@option("--batch-size", type=click.IntRange(1), default=1000, show_default=True)
+@option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="events scored per batch (the same predictions at any size)",
+)
 @option("--id-field", default=None, help="event id field (default: the bundle's id column)")
 @option("--metrics-host", default="127.0.0.1", show_default=True, help="metrics bind address")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")

@@ -22,10 +22,9 @@ def keep_kafka_secrets(args: Sequence[str], environ: Mapping[str, str]) -> None:
     and every ``--kafka-property`` that is not plainly ``KEY=VALUE`` with a valid key,
     from the arguments and the ``SCORING_WORKER_KAFKA_*`` environment."""
     given = list(_given(args))
-    env_list = environ.get(env_name(OPTION), "").split()  # click splits it on whitespace
-    given += [
-        (t, env_list[i + 1] if i + 1 < len(env_list) else None) for i, t in enumerate(env_list)
-    ]
+    # one property per line, as ``worker.cli.kafka_options.PropertyLines`` splits it
+    env_lines = environ.get(env_name(OPTION), "").splitlines()
+    given += [(line, None) for line in env_lines if line.strip()]
     secret_env = [
         (name, value)
         for name, value in environ.items()

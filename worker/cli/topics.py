@@ -6,11 +6,15 @@ needs are made here: partitions, replication factor and topic configs
 (exit 0) when it has the partitions and the configs asked for. Other partitions: exit 2.
 Other configs: exit 1 naming each one and its current value, or, with ``--alter``, they
 are set (an incremental alter: configs not named stay) and each change is listed; a
-config the broker refuses is exit 2 (issue 28: they used to be ignored with exit 0).
+config the broker refuses is exit 2 (issue 28: they used to be ignored with exit 0), and
+so is a config name the broker does not know (with the closest one it does, if any).
+The value of a secret-looking config (``...password...``) is never printed.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -29,6 +33,8 @@ from worker.kafka.admin import (
 )
 from worker.kafka.connection import Connection
 from worker.kafka.types import KafkaFailure
+from worker.live.settings import is_secret
+from worker.logs import MASK, keep_secret
 
 REFUSED_AS_ASKED = frozenset(
     {
@@ -51,7 +57,14 @@ def topics() -> None:
 @topics.command("create")
 @kafka_options
 @option("--topic", "names", multiple=True, required=True, help="topic to create (repeatable)")
-@option("--partitions", type=click.IntRange(1), default=1, show_default=True)
+@option(
+    "--partitions",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="partitions of each topic (the most consumers of a group that share the work); "
+    "an existing topic with another count is exit 2",
+)
 @option(
     "--replication-factor",
     type=click.IntRange(1),
@@ -76,18 +89,53 @@ def create(**o: Any) -> int:
     configs = dict(_config(text) for text in o["configs"])
     specs = [TopicSpec(n, o["partitions"], o["replication_factor"], configs) for n in o["names"]]
     admin = admin_client(conn.config("admin"))
+    conn.reach(admin, "creating topics")
     differing = 0
     try:
         existing = partition_counts(admin, conn.timeout_s)
         for spec in specs:
             differing += not _create(admin, conn, spec, existing.get(spec.name), o["alter"])
     except KafkaFailure as exc:
-        if exc.broker_down or exc.code in ("_TIMED_OUT", "_TRANSPORT"):
-            raise conn.unreachable("creating topics", exc) from None
-        if exc.code in REFUSED_AS_ASKED:
-            raise BadInputError(f"creating topics: {exc}") from None
-        raise RuntimeFailure(f"creating topics: {exc}") from None
+        raise _failure(conn, "creating topics", exc, admin) from None
     return int(ExitCode.CHECK_FAILED) if differing else 0
+
+
+def _failure(conn: Connection, what: str, exc: KafkaFailure, admin: Any) -> Exception:
+    """The one-line error for ``exc`` met while ``what``: exit 2 for what the options
+    asked and the broker cannot do, 3 for a broker that does not answer."""
+    if exc.broker_down or exc.code in ("_TIMED_OUT", "_TRANSPORT"):
+        return conn.unreachable(what, exc)
+    unknown = _UNKNOWN_CONFIG in exc.reason
+    if exc.code == "INVALID_CONFIG" and unknown:
+        name = exc.reason.split(_UNKNOWN_CONFIG, 1)[1].strip()
+        return BadInputError(_unknown_config(name, _known_configs(admin, conn.timeout_s)))
+    if exc.code in REFUSED_AS_ASKED:
+        return BadInputError(f"{what}: {exc}")
+    return RuntimeFailure(f"{what}: {exc}")
+
+
+_UNKNOWN_CONFIG = "Unknown topic config name:"
+"""How the broker names a topic config it does not know (INVALID_CONFIG)."""
+
+
+def _unknown_config(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"did you mean {close[0]}?" if close else "see the broker's topic configs"
+    return f"--config {name}: not a topic config this broker knows ({hint})"
+
+
+def _known_configs(admin: Any, timeout_s: float) -> list[str]:
+    """Topic config names, from an existing topic's DescribeConfigs answer (none: [])."""
+    try:
+        names = sorted(partition_counts(admin, timeout_s))
+        return list(topic_configs(admin, names[0], timeout_s)) if names else []
+    except KafkaFailure:
+        return []
+
+
+def _shown(key: str, value: str) -> str:
+    """``value`` as a message may print it: masked when ``key`` looks secret."""
+    return MASK if is_secret(key.lower()) and value else value
 
 
 def _create(
@@ -104,8 +152,14 @@ def _create(
             f"topic {spec.name} exists with {count} partitions, not {spec.partitions}"
         )
     current = topic_configs(admin, spec.name, conn.timeout_s) if spec.configs else {}
+    for name in spec.configs:
+        if current and name not in current:  # DescribeConfigs lists every topic config
+            raise BadInputError(_unknown_config(name, current))
     changes = {k: v for k, v in spec.configs.items() if current.get(k) != v}
-    what = ", ".join(f"{k}={current.get(k, '(unset)')} (asked {v})" for k, v in changes.items())
+    what = ", ".join(
+        f"{k}={_shown(k, current.get(k, '(unset)'))} (asked {_shown(k, v)})"
+        for k, v in changes.items()
+    )
     if not changes:
         same = f" and {', '.join(sorted(spec.configs))} as asked" if spec.configs else ""
         click.echo(
@@ -119,8 +173,13 @@ def _create(
             err=True,
         )
         return False
-    alter_topic_configs(admin, spec.name, changes, conn.timeout_s)
-    done = ", ".join(f"{k} {current.get(k, '(unset)')} -> {v}" for k, v in changes.items())
+    try:
+        alter_topic_configs(admin, spec.name, changes, conn.timeout_s)
+    except KafkaFailure as exc:
+        raise _failure(conn, f"altering {spec.name}", exc, admin) from None
+    done = ", ".join(
+        f"{k} {_shown(k, current.get(k, '(unset)'))} -> {_shown(k, v)}" for k, v in changes.items()
+    )
     click.echo(f"altered {spec.name}: {done}", err=True)
     return True
 
@@ -129,12 +188,20 @@ def _describe(spec: TopicSpec) -> str:
     parts = [f"{spec.partitions} partitions"]
     if spec.replication_factor is not None:
         parts.append(f"replication factor {spec.replication_factor}")
-    parts += [f"{k}={v}" for k, v in sorted(spec.configs.items())]
+    parts += [f"{k}={_shown(k, v)}" for k, v in sorted(spec.configs.items())]
     return ", ".join(parts)
 
 
 def _config(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` from ``--config``; the text is never quoted back (``ssl.key.password
+    Hunter2``, a space for the ``=``, would show the password)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise BadInputError(f"--config wants KEY=VALUE, got {text!r}")
+        keep_secret(text)
+        raise BadInputError(
+            f"--config wants KEY=VALUE; one given ({len(text)} characters) has "
+            f"{'no key' if sep else 'no ='} (not shown: it may hold a secret)"
+        )
+    if is_secret(key.strip().lower()):
+        keep_secret(value)  # whatever message quotes it (the broker's included) masks it
     return key.strip(), value.strip()

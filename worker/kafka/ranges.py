@@ -34,6 +34,10 @@ from worker.core.recording import Header, OutgoingMessage, RecordedMessage, Time
 from worker.errors import RuntimeFailure
 from worker.kafka.clients import FailureKind, KafkaFailure, failure, partition_count
 from worker.kafka.connection import Connection as Connection
+from worker.kafka.errors import from_exception
+
+PUBLISH_TRANSACTIONAL_PREFIX = "scoring-worker-publish-"
+"""`publish`'s transactional ids: this, then a fresh uuid (a prefixed ACL covers them)."""
 
 POLL_S = 0.1
 TIMESTAMP_TYPES: dict[int, TimestampType] = {
@@ -59,6 +63,11 @@ class RangeReader:
             },
         )
         self._consumer = Consumer(config)
+        try:
+            connection.reach(self._consumer, f"reading {topic}")
+        except RuntimeFailure:
+            self._consumer.close()
+            raise
 
     def __enter__(self) -> RangeReader:
         return self
@@ -78,7 +87,8 @@ class RangeReader:
             ends = {p: high for p, (_low, high) in marks.items()}
             starts = self._offsets_at(bounds.from_time_ms, ends)
         except (KafkaFailure, KafkaException) as exc:
-            raise self.connection.unreachable(f"offsets of {self.topic}", exc) from None
+            what, acl = f"offsets of {self.topic}", f"READ and DESCRIBE on topic {self.topic}"
+            raise _not_answered(self.connection, what, exc, acl) from None
         ranges = []
         for p, (low, end) in sorted(marks.items()):
             first = bounds.from_offset if bounds.from_offset is not None else starts.get(p, low)
@@ -90,7 +100,7 @@ class RangeReader:
         timeout = self.connection.timeout_s
         count = partition_count(self._consumer, self.topic, timeout)
         if count is None:
-            raise BadInputError(f"topic {self.topic} does not exist")
+            raise BadInputError(_missing(self.topic))
         marks = {}
         for p in range(count):
             found = self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout)
@@ -198,18 +208,18 @@ def _headers(msg: Message) -> tuple[Header, ...]:
 def ensure_topic(connection: Connection, topic: str, partitions: int | None) -> int:
     """The topic's partition count, creating it with ``partitions`` when it does not exist."""
     admin = AdminClient(connection.config("admin"))
+    connection.reach(admin, f"topic {topic}")
     timeout = connection.timeout_s
     try:
         count = _partition_count(admin, topic, timeout)
         if count is None:
             if partitions is None:
-                raise BadInputError(
-                    f"topic {topic} does not exist: give --partitions N to create it"
-                )
+                raise BadInputError(f"{_missing(topic)}; give --partitions N to create it")
             _create(admin, topic, partitions, timeout)
             count = _wait_for_leaders(admin, topic, partitions, timeout)
     except KafkaException as exc:
-        raise connection.unreachable(f"topic {topic}", exc) from None
+        acl = f"DESCRIBE on topic {topic} (CREATE, to create it)"
+        raise _not_answered(connection, f"topic {topic}", exc, acl) from None
     if partitions is not None and count != partitions:
         raise BadInputError(f"topic {topic} exists with {count} partitions, not {partitions}")
     return count
@@ -242,6 +252,26 @@ def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout_s
         if time.monotonic() > deadline:
             raise KafkaException(f"topic {topic} has no leader for every partition yet")
         time.sleep(0.05)
+
+
+def _missing(topic: str) -> str:
+    """A topic the metadata does not list: absent, or hidden from this principal (a
+    broker lists only the topics it may DESCRIBE)."""
+    return (
+        f"topic {topic} does not exist, or this principal may not see it "
+        f"(needs ACL ALLOW DESCRIBE on topic {topic})"
+    )
+
+
+def _not_answered(
+    connection: Connection, what: str, exc: KafkaFailure | KafkaException, acl: str
+) -> RuntimeFailure:
+    """An authorization error as ``auth: ...; needs ACL ALLOW <acl>``; anything else as a
+    broker that did not answer."""
+    problem = from_exception(exc) if isinstance(exc, KafkaException) else exc
+    if problem.kind == FailureKind.AUTH:
+        return RuntimeFailure(f"{what}: auth: {problem}; needs ACL ALLOW {acl}")
+    return connection.unreachable(what, exc)
 
 
 class Refused(RuntimeFailure):
@@ -281,12 +311,13 @@ class TopicWriter:
             "message.timeout.ms": max(int(connection.timeout_s * 1000), 1000),
         }
         if transactional:
-            forced["transactional.id"] = f"scoring-worker-publish-{uuid.uuid4().hex}"
+            forced["transactional.id"] = PUBLISH_TRANSACTIONAL_PREFIX + uuid.uuid4().hex
         config = connection.config("producer", **forced)
         config.setdefault("linger.ms", 5)
         if transactional:
             config.setdefault("transaction.timeout.ms", PUBLISH_TRANSACTION_TIMEOUT_MS)
         self._producer = Producer(config)
+        connection.reach(self._producer, f"producing to {topic}")
         if transactional:
             self._call("starting the transaction", self._begin)
 
@@ -305,7 +336,17 @@ class TopicWriter:
                 KafkaError._ALL_BROKERS_DOWN,
             ):
                 raise self.connection.unreachable(f"{what} on {self.topic}", problem) from None
-            raise RuntimeFailure(f"{what} on {self.topic}: {exc}") from None
+            refused = from_exception(exc)
+            if refused.code == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED":
+                raise RuntimeFailure(
+                    f"{what} on {self.topic}: auth: {refused}; publish writes in one "
+                    "transaction: needs ACL ALLOW WRITE and DESCRIBE on transactional-id "
+                    f"{PUBLISH_TRANSACTIONAL_PREFIX} (--resource-pattern-type prefixed)"
+                ) from None
+            if refused.kind == FailureKind.AUTH:
+                acl = f"; needs ACL ALLOW WRITE and DESCRIBE on topic {self.topic}"
+                raise RuntimeFailure(f"{what} on {self.topic}: auth: {refused}{acl}") from None
+            raise RuntimeFailure(f"{what} on {self.topic}: {refused}") from None
 
     def send(self, messages: Iterable[OutgoingMessage]) -> None:
         """Queue every message (stopping at the first failed delivery report)."""

@@ -141,7 +141,8 @@ class CheckReport:
             f"{reason} {_pct(count / max(self.events, 1))}"
             for reason, count in sorted(self.dead_letters.items())
         )
-        lines.append("(* a null is not imputed: it is a dead letter)")
+        if any(not f["nullable"] for f in data["features"]):  # the footnote of a `*`
+            lines.append("(* a null is not imputed: it is a dead letter)")
         lines.append(
             f"would be dead letters: {_pct(data['dead_letter_rate'])}"
             + (f" ({reasons})" if reasons else "")

@@ -22,7 +22,7 @@ from model_bundles.bundle import Bundle
 from model_bundles.errors import BadInputError
 from worker.core.counts import counted
 from worker.core.formats import KnownSchemas, SchemaSource, WireDecoder, WriterSchema, learn_all
-from worker.core.recording import RecordedMessage, read_recording_items
+from worker.core.recording import RecordedMessage, encode_bytes, read_recording_items
 from worker.core.scoring import BatchScorer, InputEvent
 
 MAX_REPORTED_REJECTS = 20
@@ -87,7 +87,8 @@ def score_file(
                         where = f"{input_path}: {event.topic}:{event.partition}:{event.offset}"
                     report(f"{where}: {reason}: {rejected.rejection.detail}")
                 if rejects_out is not None:
-                    rejects_out.write(_reject_line(event, reason, rejected.rejection.detail))
+                    detail = rejected.rejection.detail
+                    rejects_out.write(_reject_line(event, reason, detail, decoder is not None))
     hidden = sum(summary.rejected.values()) - MAX_REPORTED_REJECTS
     if hidden > 0:
         report(f"... and {hidden} more rejected lines")
@@ -149,19 +150,20 @@ def _event(message: RecordedMessage) -> InputEvent:
     )
 
 
-def _reject_line(event: InputEvent, reason: str, detail: str) -> bytes:
-    value = event.value or b""
-    return (
-        orjson.dumps(
-            {
-                "line": event.offset,
-                "reason": reason,
-                "detail": detail,
-                "value": value.decode("utf-8", errors="replace"),
-            }
-        )
-        + b"\n"
+def _reject_line(event: InputEvent, reason: str, detail: str, recorded: bool) -> bytes:
+    """One ``--rejects`` line: where the event was, why, and its value exactly (a value
+    that is not UTF-8 as the recording's ``{"b64": ...}``, never a lossy decoding).
+
+    Where: the line number in a JSONL events file; in a recording, the message's topic,
+    partition and offset (its position in Kafka, which the recording keeps: issue 28,
+    the offset was written as ``line``)."""
+    where: dict[str, object] = (
+        {"topic": event.topic, "partition": event.partition, "offset": event.offset}
+        if recorded
+        else {"line": event.offset}
     )
+    body = {"reason": reason, "detail": detail, "value": encode_bytes(event.value)}
+    return orjson.dumps(where | body) + b"\n"
 
 
 def _maybe_open(path: Path | None) -> AbstractContextManager[IO[bytes] | None]:
