@@ -390,7 +390,10 @@ class TopicWriter:
         finally:
             self._producer.close()
         if self._failures:
-            index, size, error = self._failures[0]
+            # The earliest message refused is the cause: a broker's refusal arrives in a
+            # delivery report, after later messages may already have failed to queue with
+            # _STATE (the transaction was in error by then).
+            index, size, error = min(self._failures, key=lambda f: f[0])
             raise Refused(index, failure(error), size, self.transactional)
         if left:
             raise self.connection.unreachable(f"producing to {self.topic}", f"{left} undelivered")
