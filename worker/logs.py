@@ -42,6 +42,12 @@ def keep_secret(value: str) -> None:
             _secrets.add(orjson.dumps(text).decode()[1:-1])
 
 
+def forget_secrets() -> None:
+    """Forget every kept secret: for a process that runs several commands in turn (tests call
+    ``run_cli`` again and again), so one command's secrets never mask another's lines."""
+    _secrets.clear()
+
+
 def redact(text: str) -> str:
     """``text`` with every kept secret replaced by ``**********`` (longest first, so a
     secret that contains another is masked whole)."""
