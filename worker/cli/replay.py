@@ -1,4 +1,4 @@
-"""`replay`, `record`, `publish` and `parity`: recorded streams and research/live parity.
+"""`replay`, `record` and `parity`: recorded streams and research/live parity.
 
 See docs/replay.md for the recording format and the model comparison workflow.
 """
@@ -6,10 +6,8 @@ See docs/replay.md for the recording format and the model comparison workflow.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,30 +35,22 @@ from worker.cli.options import (
 from worker.core.counts import counted
 from worker.core.formats import (
     KnownSchemas,
-    RegistryUnavailable,
     SchemaSource,
-    ValueFormat,
     WireDecoder,
     WriterSchema,
     learn_all,
-    schema_id_of,
 )
 from worker.core.ranges import bounds, describe, in_window
 from worker.core.record_avro import AvroRecords
 from worker.core.recording import (
-    OutgoingMessage,
-    PublishOptions,
     RecordedMessage,
     encode_message,
     encode_schema,
-    read_publishable,
     read_recording_items,
 )
 from worker.core.scoring import BatchScorer
 from worker.core.wire import OutputFormat
-from worker.errors import RuntimeFailure
-from worker.kafka.ranges import Connection, RangeReader, Refused, TopicWriter, ensure_topic
-from worker.kafka.registry import RegistrySchemas, RegistrySettings
+from worker.kafka.ranges import Connection, RangeReader, TopicWriter, ensure_topic
 from worker.replay.parity import ParityChecker, ParityResult, compare
 from worker.replay.parity_report import to_json, to_text
 from worker.replay.replay import (
@@ -175,12 +165,12 @@ def _schemas(
     patient = PatientSchemas(registry, timeout_s) if registry is not None else None
     if recording is None:
         return patient
-    return KnownSchemas(_recorded_schemas(recording), patient)
+    return KnownSchemas(recorded_schemas(recording), patient)
 
 
-def _recorded_schemas(recording: Path) -> dict[int, WriterSchema]:
+def recorded_schemas(recording: Path) -> dict[int, WriterSchema]:
     found: dict[int, WriterSchema] = {}
-    with _open(recording) as lines:
+    with lines_of(recording) as lines:
         for item in read_recording_items(lines, str(recording)):
             if isinstance(item, WriterSchema):
                 found[item.schema_id] = item
@@ -200,7 +190,7 @@ def _checker(expected: Path | None, actual_name: str) -> ParityChecker | None:
     if expected is None:
         return None
     checker = ParityChecker(str(expected), actual_name)
-    with _open(expected) as lines:
+    with lines_of(expected) as lines:
         checker.add_expected(lines)
     return checker
 
@@ -288,137 +278,6 @@ def _new_schemas(
     return [encode_schema(decoder.schemas[i]) for i in sorted(set(decoder.schemas) - before)]
 
 
-@click.command("publish")
-@kafka_options
-@option("--topic", required=True, help="topic to write")
-@option("--input", "input_path", type=_existing, required=True, help="recording or events")
-@option("--partitions", type=click.IntRange(1), default=None, help="create the topic with N")
-@option("--keep-partitions", is_flag=True, help="recordings: each message to its partition")
-@option("--key-field", default=None, help="plain events: the field to use as the key")
-@option("--timestamp-field", default=None, help="plain events: epoch-ms field as timestamp")
-@format_options()
-def publish(**o: Any) -> None:
-    """Produce a recording (or a plain events file) into a topic, keeping what it holds.
-    With --value-format avro|json-schema, the recording's writer schemas are registered
-    under <topic>-value first, and each value's schema id is the one they got there."""
-    value_format, registry = pop_format(o)
-    renumber = None
-    if value_format is not ValueFormat.JSON:
-        if registry is None:
-            raise click.UsageError(
-                f"--value-format {value_format.value} needs --schema-registry-url: "
-                "the recording's writer schemas are registered there"
-            )
-        recorded = _recorded_schemas(o["input_path"])
-        if not recorded:
-            raise BadInputError(
-                f"{o['input_path']} holds no writer schemas: record it with "
-                f"--value-format {value_format.value}"
-            )
-        renumber = (registry, recorded)
-    options = PublishOptions(o["keep_partitions"], o["key_field"], o["timestamp_field"])
-    conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
-    path: Path = o["input_path"]
-    highest = _check_file(path, options)  # a bad line fails before anything is sent
-    partitions = ensure_topic(conn, o["topic"], o["partitions"])
-    if highest >= partitions:
-        raise BadInputError(
-            f"{path} has messages for partition {highest}: topic {o['topic']} has {partitions}"
-        )
-    ids: dict[int, int] = {}
-    if renumber is not None:
-        ids = _register(*renumber, f"{o['topic']}-value", o["broker_timeout_s"])
-        _note("schemas: " + ", ".join(f"id {a} -> {b}" for a, b in sorted(ids.items())))
-    writer = TopicWriter(conn, o["topic"], transactional=True)  # all or nothing
-    with _open(path) as lines:
-        writer.send(_renumbered(read_publishable(lines, str(path), options), ids))
-    try:
-        sent = writer.finish()
-    except Refused as exc:
-        raise _refused(exc, path, o["topic"]) from None
-    published = counted(sent, "message")
-    _note(f"published {published} to {o['topic']} ({partitions} partitions, one transaction)")
-
-
-def _refused(exc: Refused, path: Path, topic: str) -> Exception:
-    """The refused message as the line of ``path`` it came from, what to change, and that
-    nothing was published (the transaction was aborted): rerunning cannot duplicate."""
-    line = _line_number(path, exc.index)
-    problem, code = exc.problem, exc.problem.code
-    if code == "MSG_SIZE_TOO_LARGE":
-        fix = (
-            f"the message is {exc.size} bytes: over the producer's message.max.bytes "
-            "(--kafka-property producer.message.max.bytes=N; librdkafka's default 1000000) "
-            f"or topic {topic}'s max.message.bytes (scoring-worker topics create --topic "
-            f"{topic} --config max.message.bytes=N --alter), or leave the event out"
-        )
-    elif "AUTHORIZATION" in code:
-        fix = f"{problem}; needs ACL ALLOW WRITE on topic {topic}"
-    else:
-        fix = str(problem)
-    done = "nothing was published (one transaction, aborted): rerun once fixed"
-    message = f"{path}:{line}: message refused ({code}): {fix}; {done}"
-    if code == "MSG_SIZE_TOO_LARGE":
-        return BadInputError(message)
-    return RuntimeFailure(message)
-
-
-def _line_number(path: Path, index: int) -> int:
-    """The line of ``path`` holding message ``index`` (blank lines publish nothing)."""
-    seen = -1
-    with _open(path) as lines:
-        for number, raw in enumerate(lines, start=1):
-            seen += bool(raw.strip())
-            if seen == index:
-                return number
-    return 0
-
-
-def _register(
-    registry: RegistrySettings, schemas: dict[int, WriterSchema], subject: str, timeout_s: float
-) -> dict[int, int]:
-    """Recorded id -> the id the registry gives the same schema under ``subject``."""
-    client = RegistrySchemas(registry)
-    ids: dict[int, int] = {}
-    deadline = time.monotonic() + timeout_s
-    for old in sorted(schemas):
-        while True:
-            try:
-                ids[old] = client.register(subject, schemas[old])
-                break
-            except RegistryUnavailable as exc:
-                if time.monotonic() > deadline:
-                    raise RuntimeFailure(f"{exc} (for {timeout_s:g}s)") from None
-                time.sleep(0.5)
-    return ids
-
-
-def _renumbered(
-    messages: Iterator[OutgoingMessage], ids: dict[int, int]
-) -> Iterator[OutgoingMessage]:
-    """Each value with its writer schema's id in the target registry (payload unchanged)."""
-    for message in messages:
-        value = message.value
-        old = schema_id_of(value) if value is not None else None
-        if value is not None and old is not None and ids.get(old, old) != old:
-            value = b"\x00" + ids[old].to_bytes(4, "big") + value[5:]
-            message = replace(message, value=value)
-        yield message
-
-
-def _check_file(path: Path, options: PublishOptions) -> int:
-    """Read the whole file once; the highest partition it names (-1: none)."""
-    highest = -1
-    with _open(path) as lines:
-        for message in read_publishable(lines, str(path), options):
-            highest = max(highest, _partition(message))
-    return highest
-
-
-def _partition(message: OutgoingMessage) -> int:
-    return -1 if message.partition is None else message.partition
-
-
 @click.command("parity")
 @option("--expected", type=_existing, required=True, help="reference predictions (JSONL)")
 @option("--actual", type=_existing, required=True, help="predictions to check (JSONL)")
@@ -426,7 +285,7 @@ def _partition(message: OutgoingMessage) -> int:
 @option("--show", type=click.IntRange(0), default=10, show_default=True, help="mismatches listed")
 def parity(expected: Path, actual: Path, as_json: bool, show: int) -> int:
     """Compare two prediction files by event id; exit 1 on any difference or missing event."""
-    with _open(expected) as exp, _open(actual) as act:
+    with lines_of(expected) as exp, lines_of(actual) as act:
         result = compare(exp, act, (str(expected), str(actual)), max_listed=show)
     return _show(result, as_json)
 
@@ -440,7 +299,7 @@ def _show(result: ParityResult, as_json: bool) -> int:
     return 0 if result.ok else 1
 
 
-class _open:
+class lines_of:
     """Lines of a file; BadInputError (exit 2) when it cannot be read."""
 
     def __init__(self, path: Path) -> None:
@@ -469,4 +328,4 @@ def _rejected(message: str) -> None:
     print(f"scoring-worker: rejected: {message}", file=sys.stderr)
 
 
-COMMANDS = [replay_command, record, publish, parity]
+COMMANDS = [replay_command, record, parity]
