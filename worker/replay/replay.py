@@ -44,6 +44,7 @@ class Sink(Protocol):
 
 
 def input_event(message: RecordedMessage) -> InputEvent:
+    """A recorded message as the scorer's input event (research scoring and replay alike)."""
     return InputEvent(
         value=message.value,
         key=message.key,

@@ -22,8 +22,9 @@ from model_bundles.bundle import Bundle
 from model_bundles.errors import BadInputError
 from worker.core.counts import counted
 from worker.core.formats import KnownSchemas, SchemaSource, WireDecoder, WriterSchema, learn_all
-from worker.core.recording import RecordedMessage, encode_bytes, read_recording_items
+from worker.core.recording import encode_bytes, read_recording_items
 from worker.core.scoring import BatchScorer, InputEvent
+from worker.replay.replay import input_event
 
 MAX_REPORTED_REJECTS = 20
 
@@ -131,23 +132,12 @@ def _recorded_batches(
             recorded[item.schema_id] = item
             decoder.learn(item)
             continue
-        batch.append(_event(item))
+        batch.append(input_event(item))
         if len(batch) >= size:
             yield ready(batch)
             batch = []
     if batch:
         yield ready(batch)
-
-
-def _event(message: RecordedMessage) -> InputEvent:
-    return InputEvent(
-        value=message.value,
-        key=message.key,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=message.timestamp_ms,
-    )
 
 
 def _reject_line(event: InputEvent, reason: str, detail: str, recorded: bool) -> bytes:
