@@ -22,7 +22,7 @@ from model_bundles.predict import Outputs
 from model_bundles.values import category_text
 from schemas.records import RejectReason
 from worker.core.encoding import RecordEncoder
-from worker.core.formats import WireDecoder
+from worker.core.formats import HEADER_BYTES, WireDecoder
 from worker.core.ids import event_id, fallback_id
 from worker.core.model_errors import ModelCircuit, isolate, model_error
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES as DEFAULT_MAX_EVENT_BYTES
@@ -221,9 +221,16 @@ class BatchScorer:
         decoded: list[dict[str, Any]] = []
         positions: list[int] = []
         rejected: list[Rejected] = []
-        limit = self.max_event_bytes
+        limit, compiled, decode = self.max_event_bytes, decoder.compiled, decoder.decode
         for index, event in enumerate(events):
             value = event.value
+            if value is not None and len(value) <= limit:
+                read = compiled.get(value[:HEADER_BYTES])  # the common case, inline
+                obj = None if read is None else read(value, HEADER_BYTES)
+                if obj is not None:
+                    decoded.append(obj)
+                    positions.append(index)
+                    continue
             if value is None:
                 outcome: dict[str, Any] | Rejection = Rejection(
                     RejectReason.WRONG_FORMAT, "message has no value"
@@ -231,7 +238,7 @@ class BatchScorer:
             elif len(value) > limit:
                 outcome = Rejection(RejectReason.TOO_LARGE, f"{len(value)} bytes > limit {limit}")
             else:
-                outcome = decoder.decode(value)
+                outcome = decode(value)
             if isinstance(outcome, Rejection):
                 rejected.append(Rejected(index, outcome))
             else:
