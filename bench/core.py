@@ -29,6 +29,10 @@ class CoreResult:
     """best time of each stage on one batch"""
     sweep: dict[int, float]
     """batch size -> events/s through BatchScorer.score (best of a few passes)"""
+    scorer_cpu: Figure
+    """µs of process CPU (every thread) per event through BatchScorer.score"""
+    bare_cpu: Figure
+    """µs of process CPU (every thread: the model's own pools too) per row, predict_proba"""
 
 
 def input_events(values: Sequence[bytes], keys: Sequence[bytes]) -> list[InputEvent]:
@@ -38,10 +42,15 @@ def input_events(values: Sequence[bytes], keys: Sequence[bytes]) -> list[InputEv
     ]
 
 
-def _rate(work: Callable[[], object], count: int) -> float:
-    started = time.perf_counter()
+def _rate(work: Callable[[], object], count: int, cpu: list[float] | None = None) -> float:
+    """Events per wall second; with ``cpu``, also appends the µs of process CPU per event
+    (``time.process_time``: user + system of every thread of this process)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     work()
-    return count / (time.perf_counter() - started)
+    wall = time.perf_counter() - started
+    if cpu is not None:
+        cpu.append((time.process_time() - cpu_started) / count * 1e6)
+    return count / wall
 
 
 def _best_ms(
@@ -73,15 +82,20 @@ def measure(
 
     score_all()  # warm up
     predict_all()
-    scored, bare = [], []
+    scored: list[float] = []
+    bare: list[float] = []
+    scored_cpu: list[float] = []
+    bare_cpu: list[float] = []
     for _ in range(repeats):  # interleaved, so both see the same neighbours
-        scored.append(_rate(score_all, len(events)))
-        bare.append(_rate(predict_all, len(events)))
+        scored.append(_rate(score_all, len(events), scored_cpu))
+        bare.append(_rate(predict_all, len(events), bare_cpu))
     return CoreResult(
         Figure.of(scored, "events/s"),
         Figure.of(bare, "rows/s"),
         stages(scorer, batches[0], tries=max(3, 10 * repeats)),
         {size: _sweep_rate(scorer, events, size) for size in sweep},
+        Figure.of(scored_cpu, "µs/event"),
+        Figure.of(bare_cpu, "µs/row"),
     )
 
 
