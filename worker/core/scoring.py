@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -137,11 +137,14 @@ class BatchScorer:
             return self._isolated(events, decoded, positions, rejected, checked, exc)
         if checked.accepted:
             self._circuit.batch_done(len(checked.accepted), ())
-        indices = [positions[i] for i in checked.accepted]
-        valid = [decoded[i] for i in checked.accepted]
+        every = len(checked.accepted) == len(decoded)  # nothing rejected after decoding
+        indices = positions if every else [positions[i] for i in checked.accepted]
+        valid = decoded if every else [decoded[i] for i in checked.accepted]
+        # every event scored, in order: the events are the records' sources as they are
+        whole = every and len(positions) == len(events)
         return ScoredBatch(
             indices=indices,
-            records=self._encode(events, indices, valid, outputs),
+            records=self._encode(events, indices, valid, outputs, whole),
             rejected=rejected,
             frame=checked.frame,
             outputs=outputs,
@@ -271,9 +274,14 @@ class BatchScorer:
         indices: list[int],
         valid: list[dict[str, Any]],
         outputs: Outputs,
+        whole: bool = False,
     ) -> list[bytes]:
-        sources = [events[i] for i in indices]
-        ids: list[Any] = [event.get(self.id_field) for event in valid]
+        """``whole``: ``indices`` is every position of ``events`` in order."""
+        sources = events if whole else [events[i] for i in indices]
+        try:
+            ids: list[Any] = list(map(itemgetter(self.id_field), valid))
+        except KeyError:  # some event has no id field: the general rule below
+            ids = [event.get(self.id_field) for event in valid]
         if not set(map(type, ids)) <= {str}:  # some id is not a plain string: the general rule
             name = self.id_field
             ids = [
