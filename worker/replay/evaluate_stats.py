@@ -59,9 +59,8 @@ import orjson
 from scipy.stats import bootstrap, norm
 
 from model_bundles.errors import BadInputError
-from worker.replay.evaluate import Joined
+from worker.replay.evaluate import Joined, join_hint
 from worker.replay.evaluate_metrics import Metric, Scorer, metrics_for
-from worker.replay.id_hint import join_hint
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
