@@ -42,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from schemas.manifest import DTYPE_PATTERN, CategoryDtypeSpec, FeatureSpec
 from schemas.records import RejectReason
 

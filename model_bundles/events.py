@@ -25,7 +25,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from model_bundles.dtypes import frame_type
-from model_bundles.errors import BadInputError
 from model_bundles.values import (
     categorical_array,
     category_text,
@@ -33,6 +32,7 @@ from model_bundles.values import (
     is_missing,
     numeric_array,
 )
+from schemas.errors import BadInputError
 from schemas.manifest import FeatureSpec
 from schemas.records import RejectReason
 

@@ -7,7 +7,7 @@ import io
 import orjson
 import pytest
 
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
 from worker.kafka.types import FailureKind, KafkaFailure
 from worker.live.health import Health
 from worker.live.settings import WorkerSettings

@@ -10,9 +10,9 @@ import pytest
 
 from model_bundles.events import Rejection
 from model_bundles.predict import Outputs
+from schemas.errors import RuntimeFailure
 from schemas.records import RejectReason
 from worker.core.scoring import InputEvent, Rejected, ScoredBatch
-from worker.errors import RuntimeFailure
 from worker.kafka.types import FailureKind, KafkaFailure, Outgoing, refused_messages
 from worker.live.deadletter import HEADER_TRUNCATED, dead_letter_messages, value_budget
 from worker.live.limits import fit_batches

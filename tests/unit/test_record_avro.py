@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from examples.stream import generate_labelled_events
 from model_bundles.bundle import Bundle
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError, RuntimeFailure
 from schemas.records import PredictionRecord, RejectReason
 from worker.cli.format_options import register_records
 from worker.cli.main import run_cli
@@ -34,7 +34,6 @@ from worker.core.record_avro import (
 )
 from worker.core.recording import RecordedMessage, encode_message, encode_schema
 from worker.core.scoring import BatchScorer, InputEvent
-from worker.errors import RuntimeFailure
 from worker.kafka.registry import RegistrySettings
 from worker.kafka.types import FailureKind, KafkaFailure, Outgoing
 from worker.live.loop import _in_avro

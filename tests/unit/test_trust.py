@@ -17,12 +17,12 @@ from sklearn.utils import all_estimators
 import model_bundles.versions as versions_module
 from model_bundles.bundle import load_bundle
 from model_bundles.digest import canonical_skops
-from model_bundles.errors import BadInputError, BundleError
 from model_bundles.proof import declared_trust
 from model_bundles.store import read_manifest, write_bundle
 from model_bundles.trust import probe
 from model_bundles.trust.catalogue import admissible, trusted_types
 from model_bundles.trust.policy import Trust
+from schemas.errors import BadInputError, BundleError
 from tests.unit.trust_fixtures import (
     MARKER_ENV,
     build,

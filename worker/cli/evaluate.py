@@ -11,9 +11,8 @@ from typing import Any
 import click
 import orjson
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError, ExitCode
 from worker.cli.options import option
-from worker.errors import ExitCode
 from worker.evaluate.inputs import ModelPredictions, join, read_labels, read_predictions
 from worker.evaluate.metrics import metrics_for
 from worker.evaluate.report import gate_failure, to_json, to_text

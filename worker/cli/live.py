@@ -13,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
+from schemas.errors import RuntimeFailure
 from worker.cli.challengers import challenger_options, load_challengers, pop_challenger_options
 from worker.cli.format_options import decoder_of, register_records
 from worker.cli.options import bundle_option, trust_options, warn_only_option
@@ -20,7 +21,6 @@ from worker.cli.run_options import environment_only_epilog, run_options
 from worker.core.record_avro import AvroRecords, subject_of
 from worker.core.scoring import BatchScorer
 from worker.core.wire import OutputFormat
-from worker.errors import RuntimeFailure
 from worker.kafka.clients import KafkaFailure
 from worker.kafka.offsets import ExplicitStartConsumer
 from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker, admin_config

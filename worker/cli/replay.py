@@ -15,7 +15,7 @@ import click
 import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.cli.format_options import (
     PatientSchemas,
     decoder_of,

@@ -40,8 +40,8 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
-from model_bundles.errors import BadInputError
 from model_bundles.values import category_text
+from schemas.errors import BadInputError
 from worker.core.ids import id_mismatch_hint, sample_ids
 from worker.core.recording import is_envelope, message_from_envelope
 

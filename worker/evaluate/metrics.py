@@ -24,7 +24,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.evaluate.inputs import Task
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list[Any]], float]

@@ -58,7 +58,7 @@ import numpy as np
 import orjson
 from scipy.stats import bootstrap, norm
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.evaluate.inputs import Joined, join_hint
 from worker.evaluate.metrics import Metric, Scorer, metrics_for
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
 from worker.kafka.producers import IdempotentProducer
 from worker.kafka.types import KafkaFailure, Partition, refused_messages
 from worker.live import delivery

@@ -42,8 +42,8 @@ from typing import Any, Protocol
 
 import numpy.typing as npt
 
-from model_bundles.errors import BadInputError
 from model_bundles.predict import Outputs
+from schemas.errors import BadInputError
 from schemas.records import RejectReason
 from worker.core.model_errors import ModelFailure
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch

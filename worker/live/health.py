@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from worker.errors import RuntimeFailure, StartupAborted
+from schemas.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import FailureKind, KafkaFailure
 from worker.live.acl import with_acl
 from worker.live.delivery import Backoff

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+from schemas.errors import RuntimeFailure, StartupAborted
 from worker.core.formats import RegistryUnavailable, SchemaSource, learn_all
 from worker.core.record_avro import AvroRecords
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
-from worker.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, RebalanceListener
 from worker.live.deadletter import dead_letter_messages
 from worker.live.delivery import Delivery, DeliveryBatch

@@ -19,6 +19,7 @@ from dataclasses import replace
 import orjson
 
 from model_bundles.events import Rejection
+from schemas.errors import RuntimeFailure
 from schemas.records import (
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
@@ -27,7 +28,6 @@ from schemas.records import (
 )
 from worker.core.record_avro import AvroRecords
 from worker.core.scoring import InputEvent, Rejected, ScoredBatch
-from worker.errors import RuntimeFailure
 from worker.kafka.types import KafkaFailure, Outgoing
 from worker.logs import EventLog
 
