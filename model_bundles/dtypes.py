@@ -44,7 +44,7 @@ import pandas as pd
 
 from schemas.errors import BadInputError
 from schemas.manifest import DTYPE_PATTERN, CategoryDtypeSpec, FeatureSpec
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 
 DATETIME_TEXT = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"

@@ -34,7 +34,7 @@ from model_bundles.values import (
 )
 from schemas.errors import BadInputError
 from schemas.manifest import FeatureSpec
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 
 _TEXT_OR_NULL = frozenset({str, type(None)})
 _FLOAT_MAX_INT = 2**1024 - 2**970

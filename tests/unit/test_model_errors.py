@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model_bundles.bundle import Bundle, load_bundle
-from schemas.records import HEADER_ERROR_MESSAGE, HEADER_ERROR_TYPE, HEADER_REASON
+from schemas.wire_names import HEADER_ERROR_MESSAGE, HEADER_ERROR_TYPE, HEADER_REASON
 from tests.unit.model_error_fixtures import RAISE_AT, UNKNOWN, build_model_error_bundle, event
 from worker.core.model_errors import (
     CIRCUIT_BATCHES,

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from examples.stream import generate_labelled_events
 from model_bundles.bundle import Bundle
 from schemas.errors import BadInputError, RuntimeFailure
-from schemas.records import PredictionRecord, RejectReason
+from schemas.records import PredictionRecord
+from schemas.wire_names import RejectReason
 from worker.cli.format_options import register_records
 from worker.cli.main import run_cli
 from worker.core.formats import WriterSchema, schema_id_of

@@ -14,7 +14,7 @@ from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.events import check_batch
 from model_bundles.values import category_text, numeric_array
 from schemas.errors import BadInputError
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 from tests.unit.training_tables import fit_in_memory, score_in_memory, write_config
 from worker.cli.main import run_cli
 from worker.core.scoring import BatchScorer, InputEvent

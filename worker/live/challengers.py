@@ -44,11 +44,10 @@ import numpy.typing as npt
 
 from model_bundles.predict import Outputs
 from schemas.errors import BadInputError
-from schemas.records import RejectReason
+from schemas.wire_names import HEADER_INSTANCE, HEADER_SCORED_AT, RejectReason
 from worker.core.model_errors import ModelFailure
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
 from worker.kafka.types import Outgoing
-from worker.live.loop import HEADER_INSTANCE, HEADER_SCORED_AT
 from worker.logs import EventLog
 
 

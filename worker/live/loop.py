@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from schemas.errors import RuntimeFailure, StartupAborted
+from schemas.wire_names import HEADER_INSTANCE, HEADER_SCORED_AT
 from worker.core.formats import RegistryUnavailable, SchemaSource, learn_all
 from worker.core.record_avro import AvroRecords
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
@@ -46,8 +47,6 @@ from worker.live.stopping import close_within
 from worker.live.watchdog import ModelWatchdog
 from worker.logs import EventLog
 
-HEADER_INSTANCE = "scoring.instance"
-HEADER_SCORED_AT = "scoring.scored_at_ms"
 _T = TypeVar("_T")
 
 

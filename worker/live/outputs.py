@@ -20,7 +20,7 @@ import orjson
 
 from model_bundles.events import Rejection
 from schemas.errors import RuntimeFailure
-from schemas.records import (
+from schemas.wire_names import (
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
