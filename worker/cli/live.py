@@ -106,9 +106,11 @@ def build_settings(options: dict[str, Any]) -> WorkerSettings:
         raise click.UsageError(f"{where}: {first['msg']}") from None
 
 
-def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Observer:
+def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> tuple[Observer, Any]:
+    """The loop's observer, and the Prometheus registry it serves on ``--metrics-port``
+    (the challengers' metrics join it); ``NullObserver`` and None without a port."""
     if settings.metrics_port is None:
-        return NullObserver()
+        return NullObserver(), None
     from prometheus_client import CollectorRegistry
 
     from worker.monitoring.drift import DriftSettings
@@ -134,7 +136,7 @@ def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Obs
         registry, settings.metrics_host, settings.metrics_port, lambda: True, metrics.is_ready, web
     )
     stack.callback(handle.close)
-    return metrics
+    return metrics, registry
 
 
 def _avro_records(
@@ -192,7 +194,7 @@ def run(**options: Any) -> int:
                 stack.callback(lock.close)
             settings = settings.model_copy(update={"instance_id": instance_id})
         log = EventLog(static={"instance": settings.instance_id})
-        observer = _observer(settings, bundle, stack)
+        observer, metrics_registry = _observer(settings, bundle, stack)
         scorer = BatchScorer(
             bundle,
             id_field=settings.id_field,
@@ -204,7 +206,7 @@ def run(**options: Any) -> int:
             challenger_topic,
             settings,
             scorer,
-            getattr(observer, "registry", None),
+            metrics_registry,
             _warn,
             trust,
             log,

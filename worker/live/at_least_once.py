@@ -34,13 +34,14 @@ class AtLeastOnce(Retrying[IdempotentProducer]):
         if producer is None:
             raise RuntimeError("AtLeastOnce.deliver before start")
         producer.failures.clear()
+        self.last_refused = []
         try:
             producer.send(batch.messages)
         except KafkaFailure as exc:
             stop_on(exc, self.log, "produce")
             if not exc.refuses_message:
                 raise RuntimeFailure(f"produce failed: {exc}") from None
-            batch.refused.append(exc)  # what was queued before it is delivered, then redone
+            self.last_refused = [exc]  # what was queued before it is delivered, then redone
             self._await_delivery(producer)
             self.log.error("rolled_back", kind=exc.kind.value, error=str(exc))
             self.last_rollback = exc.code
@@ -55,7 +56,7 @@ class AtLeastOnce(Retrying[IdempotentProducer]):
         if producer.failures:
             first = with_acl(producer.failures[0], "WRITE", (m.topic for m in batch.messages))
             stop_on(first, self.log, "delivery")
-            batch.refused.extend(refused_messages(producer.failures))
+            self.last_refused = refused_messages(producer.failures)
             self.log.error("rolled_back", kind=first.kind.value, error=str(first))
             self.last_rollback = first.code
             return False

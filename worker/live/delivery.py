@@ -22,9 +22,9 @@ gives up.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from schemas.errors import RuntimeFailure
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
@@ -38,6 +38,9 @@ from worker.kafka.types import (
 )
 from worker.live.acl import with_acl
 from worker.logs import EventLog
+
+if TYPE_CHECKING:  # `topics`, `publish`... import no scorer
+    from worker.core.scoring import InputEvent
 
 STEP_S = 5.0
 """Longest single blocking call; between calls the worker checks stop and give-up deadlines."""
@@ -70,13 +73,17 @@ class DeliveryBatch:
     messages: list[Outgoing]
     offsets: dict[Partition, int]
     """Next offset to read per partition, committed with the batch."""
-    refused: list[KafkaFailure] = field(default_factory=list)
-    """Filled by a rolled-back ``deliver``: messages the broker refused for good."""
+    sources: Sequence[InputEvent] = ()
+    """The input event each message was made from, in the order of ``messages`` (a
+    refused message names its event without reading its body back)."""
 
 
 class Delivery(Protocol):
     last_rollback: str
     """Why the last ``deliver`` returned False: a Kafka error name (for metrics)."""
+    last_refused: list[KafkaFailure]
+    """The messages the broker refused for good in the last ``deliver`` (a rolled-back
+    one): producing them again can never succeed."""
 
     def start(self) -> None: ...
     def deliver(self, batch: DeliveryBatch) -> bool:
@@ -132,6 +139,7 @@ class Retrying(Generic[_P]):
         self.log = log
         self.backoff = backoff
         self.last_rollback = ""
+        self.last_refused: list[KafkaFailure] = []
 
     def retry(self, what: str, operation: Callable[[float], None]) -> None:
         """librdkafka's transactional calls resume where they left off when called again
@@ -220,6 +228,7 @@ class ExactlyOnce(Retrying[TransactionalProducer]):
             self._replace(self._producer, "broker was unavailable")
         producer = self._producer
         assert producer is not None
+        self.last_refused = []
         try:
             producer.begin()
             producer.send(batch.messages)
@@ -229,7 +238,7 @@ class ExactlyOnce(Retrying[TransactionalProducer]):
         except KafkaFailure as exc:
             if not producer.hung:  # serve the delivery reports: the abort needs them too
                 producer.flush(REPORTS_S)
-            batch.refused.extend(refused_messages(producer.failures, exc))
+            self.last_refused = refused_messages(producer.failures, exc)
             self._roll_back(producer, with_acl(exc, "WRITE", (m.topic for m in batch.messages)))
             return False
         self._recreations = 0
