@@ -27,8 +27,7 @@ from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker, admin_config
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
 from worker.kafka.registry import RegistrySchemas, RegistrySettings
 from worker.kafka.tls import certificate_name_problem
-from worker.live.at_least_once import AtLeastOnce
-from worker.live.delivery import Backoff, Delivery, ExactlyOnce, Group, Status
+from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
 from worker.live.limits import fit_batches, read_limits
 from worker.live.loop import Worker
