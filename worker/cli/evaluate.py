@@ -109,6 +109,3 @@ def _lines(path: Path) -> list[bytes]:
         return path.read_bytes().splitlines()
     except OSError as exc:
         raise BadInputError(f"cannot read {path}: {exc.strerror}") from None
-
-
-COMMANDS = [evaluate_command]

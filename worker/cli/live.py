@@ -243,4 +243,3 @@ def run(**options: Any) -> int:
 
 
 run.epilog = environment_only_epilog(run)
-COMMANDS = [run]

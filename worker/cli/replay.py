@@ -326,6 +326,3 @@ def _warn(message: str) -> None:
 def _rejected(message: str) -> None:
     """Rejected events are named like `score` names rejected lines."""
     print(f"scoring-worker: rejected: {message}", file=sys.stderr)
-
-
-COMMANDS = [replay_command, record, parity]

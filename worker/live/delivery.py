@@ -283,9 +283,6 @@ class ExactlyOnce(Retrying[TransactionalProducer]):
 class AtLeastOnce(Retrying[IdempotentProducer]):
     """Deliver, wait for every delivery report, then commit the offsets."""
 
-    commits_lost = 0
-    """Batches delivered whose offsets could not be committed (their events come again)."""
-
     def start(self) -> None:
         self._producer = self._make_producer()
 
@@ -350,7 +347,6 @@ class AtLeastOnce(Retrying[IdempotentProducer]):
                 self._group.commit(offsets, asynchronous=True)
             except KafkaFailure as exc:
                 stop_on(exc, self.log, "commit")
-                self.commits_lost += 1
                 self.log.error("commit_failed", kind=exc.kind.value, error=str(exc))
         return True
 
