@@ -21,8 +21,8 @@ from worker.cli.format_options import PatientSchemas, decoder_of, format_options
 from worker.cli.kafka_options import ONE_SHOT_BROKER_TIMEOUT_S
 from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
 from worker.core.wire import ValueFormat
-from worker.replay.bundle_check import check_events
-from worker.replay.research import score_file
+from worker.research.bundle_check import check_events
+from worker.research.score import score_file
 
 _file = click.Path(dir_okay=False, path_type=Path)
 _dir = click.Path(file_okay=False, path_type=Path)

@@ -11,12 +11,12 @@ from typing import Any
 import click
 from pydantic import SecretStr
 
+from schemas.errors import RuntimeFailure
 from worker.cli.kafka_options import all_of
 from worker.cli.options import option
 from worker.core.formats import RegistryUnavailable, ValueFormat, WireDecoder, WriterSchema
 from worker.core.record_avro import SCHEMA_TEXT, AvroRecords, subject_of
 from worker.core.wire import REGISTRY_UNUSED, OutputFormat
-from worker.errors import RuntimeFailure
 from worker.kafka.registry import RegistrySettings
 
 F = Callable[..., Any]

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.cli.options import debug, env_name, option
 from worker.kafka.connection import Connection
 from worker.live.settings import (

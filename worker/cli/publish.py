@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError, RuntimeFailure
 from worker.cli.format_options import format_options, pop_format
 from worker.cli.kafka_options import connection, kafka_options
 from worker.cli.options import option
@@ -31,7 +31,6 @@ from worker.core.recording import (
     PublishOptions,
     read_publishable,
 )
-from worker.errors import RuntimeFailure
 from worker.kafka.ranges import Refused, TopicWriter, ensure_topic
 from worker.kafka.registry import RegistrySchemas, RegistrySettings
 

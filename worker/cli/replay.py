@@ -15,7 +15,7 @@ import click
 import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.cli.format_options import (
     PatientSchemas,
     decoder_of,
@@ -326,6 +326,3 @@ def _warn(message: str) -> None:
 def _rejected(message: str) -> None:
     """Rejected events are named like `score` names rejected lines."""
     print(f"scoring-worker: rejected: {message}", file=sys.stderr)
-
-
-COMMANDS = [replay_command, record, parity]

@@ -19,10 +19,9 @@ from typing import Any
 
 import click
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError, ExitCode, RuntimeFailure
 from worker.cli.kafka_options import connection, kafka_options
 from worker.cli.options import option
-from worker.errors import ExitCode, RuntimeFailure
 from worker.kafka.admin import (
     TopicSpec,
     admin_client,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
 from worker.kafka.tls import certificate_name_problem
 from worker.logs import KafkaLog, librdkafka_logger
 

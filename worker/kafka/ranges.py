@@ -28,10 +28,9 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError, RuntimeFailure
 from worker.core.ranges import Bounds, PartitionRange
 from worker.core.recording import Header, OutgoingMessage, RecordedMessage, TimestampType
-from worker.errors import RuntimeFailure
 from worker.kafka.clients import FailureKind, KafkaFailure, failure, partition_count
 from worker.kafka.connection import Connection as Connection
 from worker.kafka.errors import from_exception

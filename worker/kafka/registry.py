@@ -93,7 +93,7 @@ class RegistrySchemas:
         try:
             self._client = SchemaRegistryClient(settings.client_config())
         except (ValueError, TypeError, OSError) as exc:
-            from model_bundles.errors import BadInputError
+            from schemas.errors import BadInputError
 
             raise BadInputError(f"schema registry settings: {exc}") from None
 
@@ -128,7 +128,7 @@ class RegistrySchemas:
             )
         except self._error as exc:
             if exc.http_status_code is not None and 400 <= exc.http_status_code < 500:
-                from model_bundles.errors import BadInputError
+                from schemas.errors import BadInputError
 
                 raise BadInputError(
                     f"schema registry {where} refused {what} under {subject}: {exc.error_message}"
