@@ -13,9 +13,9 @@ from model_bundles.predict import Outputs
 from schemas.records import RejectReason
 from worker.core.scoring import InputEvent, Rejected, ScoredBatch
 from worker.errors import RuntimeFailure
+from worker.kafka.admin import fit_batches
 from worker.kafka.types import FailureKind, KafkaFailure, Outgoing, refused_messages
 from worker.live.deadletter import HEADER_TRUNCATED, dead_letter_messages, value_budget
-from worker.live.limits import fit_batches
 from worker.live.outputs import MAX_ROLLBACKS_IN_A_ROW, OutputGuard
 from worker.logs import EventLog
 

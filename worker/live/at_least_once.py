@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 
 from worker.errors import RuntimeFailure
+from worker.kafka.acl import with_acl
 from worker.kafka.producers import IdempotentProducer
 from worker.kafka.types import KafkaFailure, Partition, refused_messages
 from worker.live import delivery
-from worker.live.acl import with_acl
 from worker.live.delivery import DeliveryBatch, Retrying, stop_on
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from worker.errors import RuntimeFailure
+from worker.kafka.acl import with_acl
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
 from worker.kafka.types import (
     Call,
@@ -36,7 +37,6 @@ from worker.kafka.types import (
     Partition,
     refused_messages,
 )
-from worker.live.acl import with_acl
 from worker.logs import EventLog
 
 STEP_S = 5.0
