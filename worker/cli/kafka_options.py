@@ -5,8 +5,8 @@ one environment scan, one property check, one meaning of ``--broker-timeout``.""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from worker.kafka.settings import ONE_SHOT_BROKER_TIMEOUT_S, KafkaSettings, sett
 from worker.logs import KafkaLog, redact
 
 F = Callable[..., Any]
+S = TypeVar("S", bound=KafkaSettings)
 BROKER_TIMEOUT_HELP = "give up (exit 3) after the broker was unreachable SECONDS; 0: never"
 KAFKA_KEYS = ("bootstrap_servers", "broker_timeout_s", "kafka_property")
 """The options below, as click names them."""
@@ -98,18 +99,28 @@ def properties_of(texts: tuple[str, ...] | None) -> dict[str, str]:
     return found
 
 
+def settings_of(
+    model: type[S], given: Mapping[str, Any], refusal: type[Exception] = BadInputError
+) -> S:
+    """``model`` (``KafkaSettings`` or `run`'s ``WorkerSettings``) from a command's options
+    (``kafka_property`` as click gives it, the others by field name) over the
+    ``SCORING_WORKER_*`` environment: the one way every command makes its settings.
+    ``refusal`` (exit 2) names the first problem, never quoting a value."""
+    fields = {k: v for k, v in given.items() if k != "kafka_property"}
+    properties = properties_of(given.get("kafka_property"))
+    if properties:
+        fields["kafka"] = properties
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise refusal(settings_problem(exc)) from None
+
+
 def kafka_settings(o: dict[str, Any], registry_keys: tuple[str, ...] = ()) -> KafkaSettings:
     """Take the Kafka options (and ``registry_keys``, the Schema Registry options) out of
-    a one-shot command's options: its settings, the ``SCORING_WORKER_KAFKA_<PROPERTY>``
-    environment under the options. BadInputError (exit 2) for a refused property."""
-    given: dict[str, Any] = {k: o.pop(k) for k in (*KAFKA_KEYS, *registry_keys)}
-    properties = properties_of(given.pop("kafka_property"))
-    if properties:
-        given["kafka"] = properties
-    try:
-        return KafkaSettings(**given)
-    except ValidationError as exc:
-        raise BadInputError(settings_problem(exc)) from None
+    a one-shot command's options: its settings. BadInputError (exit 2) for a refused
+    property or value."""
+    return settings_of(KafkaSettings, {k: o.pop(k) for k in (*KAFKA_KEYS, *registry_keys)})
 
 
 def connection(settings: KafkaSettings) -> Connection:

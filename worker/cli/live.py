@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
 from worker.cli.challengers import challenger_options, load_challengers, pop_challenger_options
 from worker.cli.format_options import decoder_of, register_records
-from worker.cli.kafka_options import properties_of
+from worker.cli.kafka_options import settings_of
 from worker.cli.options import bundle_option, trust_options, warn_only_option
 from worker.cli.run_options import environment_only_epilog, run_options
 from worker.core.record_avro import AvroRecords, subject_of
@@ -28,7 +27,6 @@ from worker.kafka.offsets import ExplicitStartConsumer
 from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker, admin_config
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
 from worker.kafka.registry import RegistrySchemas, RegistrySettings
-from worker.kafka.settings import settings_problem
 from worker.kafka.tls import certificate_name_problem
 from worker.live.at_least_once import AtLeastOnce
 from worker.live.delivery import Backoff, Delivery, ExactlyOnce, Group, Status
@@ -96,14 +94,8 @@ def _producer_errors(log: EventLog) -> Callable[[KafkaFailure], None]:
 
 def build_settings(options: dict[str, Any]) -> WorkerSettings:
     """Options given (None = not given) over SCORING_WORKER_* environment, over defaults."""
-    given = {k: v for k, v in options.items() if v is not None and k != "kafka_property"}
-    properties = properties_of(options.get("kafka_property"))
-    if properties:
-        given["kafka"] = properties
-    try:
-        return WorkerSettings(**given)
-    except ValidationError as exc:
-        raise click.UsageError(settings_problem(exc)) from None
+    given = {k: v for k, v in options.items() if v is not None}
+    return settings_of(WorkerSettings, given, click.UsageError)
 
 
 def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Observer:
