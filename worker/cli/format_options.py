@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -21,6 +22,7 @@ from worker.kafka.registry import RegistrySettings
 from worker.kafka.settings import REGISTRY_KEYS, KafkaSettings, deadline_of, registry_of
 
 F = Callable[..., Any]
+T = TypeVar("T")
 _pem = click.Path(exists=True, dir_okay=False, path_type=Path)
 FORMATS = [f.value for f in ValueFormat]
 
@@ -109,16 +111,25 @@ class PatientSchemas:
         self.timeout_s = timeout_s
 
     def get(self, schema_id: int) -> WriterSchema:
-        deadline = deadline_of(self.timeout_s)
-        wait_s = 0.1
-        while True:
-            try:
-                return self.source.get(schema_id)
-            except RegistryUnavailable as exc:
-                if time.monotonic() + wait_s > deadline:
-                    raise RuntimeFailure(f"{exc} (for {self.timeout_s:g}s)") from None
-            time.sleep(wait_s)
-            wait_s = min(wait_s * 2, 5.0)
+        return patiently(lambda: self.source.get(schema_id), self.timeout_s)
+
+
+def patiently(
+    operation: Callable[[], T], timeout_s: float, what: str = "", deadline: float | None = None
+) -> T:
+    """``operation``'s value (a call to the Schema Registry), asked again with backoff (0.1 s
+    doubling to 5 s) while the registry is unavailable; RuntimeFailure (exit 3) naming
+    ``what`` once ``deadline`` (default: ``timeout_s`` from now; 0: never) is near."""
+    deadline = deadline_of(timeout_s) if deadline is None else deadline
+    wait_s = 0.1
+    while True:
+        try:
+            return operation()
+        except RegistryUnavailable as exc:
+            if time.monotonic() + wait_s > deadline:
+                raise RuntimeFailure(f"{exc} ({what}for {timeout_s:g}s)") from None
+        time.sleep(wait_s)
+        wait_s = min(wait_s * 2, 5.0)
 
 
 def register_records(
@@ -126,24 +137,18 @@ def register_records(
 ) -> AvroRecords:
     """Register the prediction record's Avro schema under each topic's subject, once at
     start; the encoder of the records written to them. A registry that does not answer
-    is asked again with backoff; after ``timeout_s`` (0: never), RuntimeFailure (exit 3). One that
-    refuses the schema (incompatible with the subject's): BadInputError (exit 2)."""
+    is asked again with backoff; after ``timeout_s`` (0: never), RuntimeFailure (exit 3).
+    One that refuses the schema (incompatible with the subject's): BadInputError (exit 2)."""
     from worker.kafka.registry import RegistrySchemas
 
     source = RegistrySchemas(settings)
     schema = WriterSchema(0, "AVRO", SCHEMA_TEXT)
     deadline = deadline_of(timeout_s)
-    ids: dict[str, int] = {}
-    for topic in topics:
-        wait_s = 0.1
-        while topic not in ids:
-            try:
-                ids[topic] = source.register(subject_of(topic), schema)
-            except RegistryUnavailable as exc:
-                if time.monotonic() + wait_s > deadline:
-                    raise RuntimeFailure(
-                        f"{exc} (registering the prediction record schema; for {timeout_s:g}s)"
-                    ) from None
-                time.sleep(wait_s)
-                wait_s = min(wait_s * 2, 5.0)
+    what = "registering the prediction record schema; "
+    ids = {
+        topic: patiently(
+            partial(source.register, subject_of(topic), schema), timeout_s, what, deadline
+        )
+        for topic in topics
+    }
     return AvroRecords(ids)

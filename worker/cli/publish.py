@@ -6,22 +6,21 @@ See docs/replay.md for the recording format.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 
 from model_bundles.errors import BadInputError
-from worker.cli.format_options import format_options, pop_format
+from worker.cli.format_options import format_options, patiently, pop_format
 from worker.cli.kafka_options import connection, kafka_options, kafka_settings
 from worker.cli.options import option
 from worker.cli.replay import lines_of, recorded_schemas
 from worker.core.counts import counted
 from worker.core.formats import (
-    RegistryUnavailable,
     ValueFormat,
     WriterSchema,
     schema_id_of,
@@ -133,18 +132,11 @@ def _register(
 ) -> dict[int, int]:
     """Recorded id -> the id the registry gives the same schema under ``subject``."""
     client = RegistrySchemas(registry)
-    ids: dict[int, int] = {}
     deadline = deadline_of(timeout_s)
-    for old in sorted(schemas):
-        while True:
-            try:
-                ids[old] = client.register(subject, schemas[old])
-                break
-            except RegistryUnavailable as exc:
-                if time.monotonic() > deadline:
-                    raise RuntimeFailure(f"{exc} (for {timeout_s:g}s)") from None
-                time.sleep(0.5)
-    return ids
+    return {
+        old: patiently(partial(client.register, subject, schemas[old]), timeout_s, "", deadline)
+        for old in sorted(schemas)
+    }
 
 
 def _renumbered(
