@@ -10,6 +10,7 @@ the child's ``PYTHONPATH``, so both use this checkout's ``.venv``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -26,6 +27,7 @@ def main() -> None:
     p.add_argument("--bundle", choices=sorted(BUNDLES), default="LR")
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--pairs", type=int, default=3)
+    p.add_argument("--avro", action="store_true", help="Avro values (SCHEMA_REGISTRY_URL)")
     args = p.parse_args()
     kafka = Kafka(default_bootstrap())
     values, keys = events(args.events)
@@ -36,8 +38,15 @@ def main() -> None:
             for _ in range(args.pairs):
                 for tree, results in runs.items():
                     bench.child.SOURCE_TREE = tree  # the child imports the worker from this tree
-                    result = run_once(Setup(kafka, Path(tmp), values, keys), "worker",
-                                      "exactly-once", bundle)  # fmt: skip
+                    setup = Setup(
+                        kafka,
+                        Path(tmp),
+                        values,
+                        keys,
+                        registry_url=os.environ.get("SCHEMA_REGISTRY_URL"),
+                    )
+                    result = run_once(setup, "worker", "exactly-once", bundle,
+                                      avro=args.avro)  # fmt: skip
                     results.append(result)
                     print(f"{tree}: {_line([result])}", flush=True)
     finally:
@@ -49,8 +58,14 @@ def main() -> None:
 def _line(results: list[RunResult]) -> str:
     rate = statistics.median(r.events_per_s for r in results)
     cpu = statistics.median(r.main_cpu_s / r.events * 1e6 for r in results)
+    process = [r.cpu_us_per_event for r in results]
     rss = max(r.max_rss_mib for r in results)
-    return f"{rate:,.0f} events/s, main thread {cpu:.2f} us/event, peak RSS {rss:.0f} MiB"
+    loads = f"load {min(r.load for r in results):.1f}-{max(r.load for r in results):.1f}"
+    return (
+        f"{rate:,.0f} events/s, process CPU {statistics.median(process):.2f} us/event "
+        f"(min {min(process):.2f}, max {max(process):.2f}; every thread), main thread "
+        f"{cpu:.2f} us/event, peak RSS {rss:.0f} MiB, {loads}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ from model_bundles.predict import Outputs
 from schemas.errors import RuntimeFailure
 from schemas.wire_names import HEADER_TRUNCATED, RejectReason
 from worker.core.scoring import InputEvent, Rejected, ScoredBatch
+from worker.kafka.admin import fit_batches
 from worker.kafka.types import FailureKind, KafkaFailure, Outgoing, refused_messages
 from worker.live.deadletter import dead_letter_messages, value_budget
 from worker.live.delivery import DeliveryBatch
-from worker.live.limits import fit_batches
 from worker.live.outputs import MAX_ROLLBACKS_IN_A_ROW, OutputGuard
 from worker.logs import EventLog
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-ENV_PREFIX = "SCORING_WORKER_"
+from worker.kafka.properties import ENV_PREFIX
 
 F = Callable[..., Any]
 

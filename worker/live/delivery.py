@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from schemas.errors import RuntimeFailure
+from worker.kafka.acl import with_acl
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
 from worker.kafka.types import (
     Call,
@@ -36,7 +37,6 @@ from worker.kafka.types import (
     Partition,
     refused_messages,
 )
-from worker.live.acl import with_acl
 from worker.logs import EventLog
 
 if TYPE_CHECKING:  # `topics`, `publish`... import no scorer

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from schemas.errors import RuntimeFailure, StartupAborted
+from worker.kafka.acl import with_acl
 from worker.kafka.types import FailureKind, KafkaFailure
-from worker.live.acl import with_acl
 from worker.live.delivery import Backoff
 from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
