@@ -38,7 +38,7 @@ lint: $(STAMP) ## ruff + mypy strict + import contracts (import-linter)
 	$(BIN)/lint-imports --no-cache
 
 schemas-check: $(STAMP) ## exported JSON Schemas equal the committed ones
-	$(BIN)/python -m model_bundles.schema_export --check schemas/json
+	$(BIN)/python -m tools.schema_export --check schemas/json
 
 unit: $(STAMP) ## tests that need no broker
 	$(BIN)/pytest -q tests/unit

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     run_id = time.strftime("%Y%m%d-%H%M%S")
     kinds = ("events", "predictions", "dead-letters", "challengers")
     topics = {k: f"demo-{k}-{run_id}" for k in kinds}
-    connection = Connection(args.bootstrap_servers)
+    connection = Connection.plain(args.bootstrap_servers)
     names = [a for t in topics.values() for a in ("--topic", t)]
     create = [CLI, "topics", "create", "--bootstrap-servers", args.bootstrap_servers,
               "--partitions", "4", *names]  # fmt: skip

@@ -17,7 +17,6 @@ from model_bundles.config import TrainingConfig, load_config
 from model_bundles.data import fingerprint, read_data, rows_of
 from model_bundles.digest import canonical_json, canonical_skops
 from model_bundles.dtypes import fitted_type, frame_type
-from model_bundles.errors import BadInputError
 from model_bundles.estimators import make_estimator, make_pipeline
 from model_bundles.events import events_to_frame, frame_to_events, normalize_frame
 from model_bundles.predict import predict_outputs
@@ -44,6 +43,7 @@ from model_bundles.research_outputs import (
 from model_bundles.store import MODEL, REFERENCE, dump_model, write_bundle
 from model_bundles.values import Where, category_text, row_number
 from model_bundles.versions import runtime_versions
+from schemas.errors import BadInputError
 from schemas.manifest import FORMAT_VERSION, DataFingerprint, FeatureSpec, Manifest, Task
 
 GOLDEN_ROWS = 200

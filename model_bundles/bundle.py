@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 
-from model_bundles.errors import BundleError
 from model_bundles.events import Rejection, check_event, events_to_frame, normalize_frame
 from model_bundles.predict import Outputs, predict_outputs
 from model_bundles.reference import Reference
@@ -18,6 +17,7 @@ from model_bundles.store import read_bundle
 from model_bundles.trust.policy import Trust
 from model_bundles.verify import golden_mismatches
 from model_bundles.versions import POLICY, package_mismatches, version_mismatches
+from schemas.errors import BundleError
 from schemas.manifest import FeatureSpec, Manifest
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 
 from model_bundles.digest import canonical_json, sha256_bytes
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 
 CODE_DIR = "code"
 CodeItem = ModuleType | str | Path

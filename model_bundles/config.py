@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from schemas.manifest import Task
 
 

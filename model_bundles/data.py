@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from model_bundles.errors import BadInputError
 from model_bundles.values import Where, row_number
+from schemas.errors import BadInputError
 
 
 def read_data(path: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:

@@ -42,9 +42,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from schemas.manifest import DTYPE_PATTERN, CategoryDtypeSpec, FeatureSpec
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 
 DATETIME_TEXT = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"

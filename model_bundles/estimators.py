@@ -24,7 +24,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils import all_estimators
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from schemas.manifest import Task
 
 Factory = Callable[..., Any]

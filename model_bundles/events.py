@@ -25,7 +25,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from model_bundles.dtypes import frame_type
-from model_bundles.errors import BadInputError
 from model_bundles.values import (
     categorical_array,
     category_text,
@@ -33,8 +32,9 @@ from model_bundles.values import (
     is_missing,
     numeric_array,
 )
+from schemas.errors import BadInputError
 from schemas.manifest import FeatureSpec
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 
 _TEXT_OR_NULL = frozenset({str, type(None)})
 _FLOAT_MAX_INT = 2**1024 - 2**970

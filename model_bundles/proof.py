@@ -31,13 +31,13 @@ import pandas as pd
 import skops.io as sio
 
 from model_bundles.codepack import code_digest, code_modules
-from model_bundles.errors import BadInputError, BundleError
 from model_bundles.events import check_batch, frame_to_events
 from model_bundles.predict import Outputs
 from model_bundles.trust.catalogue import trusted_types
 from model_bundles.trust.policy import needed_packages, root
 from model_bundles.values import is_missing
 from model_bundles.versions import package_versions
+from schemas.errors import BadInputError, BundleError
 from schemas.manifest import FeatureSpec, TrustSpec
 
 if TYPE_CHECKING:

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from model_bundles.codepack import CODE_DIR, bundle_code, code_digest, code_files, code_modules
 from model_bundles.digest import canonical_json, manifest_digest, sha256_bytes
-from model_bundles.errors import BadInputError, BundleError
 from model_bundles.reference import Reference
 from model_bundles.trust import pandas_nodes
 from model_bundles.trust.catalogue import trusted_types
@@ -31,6 +30,7 @@ from model_bundles.trust.policy import (
     require_code_trust,
     root,
 )
+from schemas.errors import BadInputError, BundleError
 from schemas.manifest import DIGEST_EXCLUDED, FORMAT_VERSION, Manifest, TrustSpec
 
 MANIFEST = "manifest.json"

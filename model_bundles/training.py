@@ -25,7 +25,6 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from model_bundles.config import TrainingConfig
-from model_bundles.errors import BadInputError
 from model_bundles.estimators import ESTIMATORS
 from model_bundles.values import (
     Where,
@@ -36,6 +35,7 @@ from model_bundles.values import (
     parse_number,
     row_number,
 )
+from schemas.errors import BadInputError
 from schemas.manifest import Task, is_integer_text
 
 _INT64 = np.iinfo(np.int64)

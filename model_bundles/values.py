@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from schemas.manifest import FeatureSpec, category_event_types
 
 Where = Callable[[int], str]

@@ -54,9 +54,6 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-CANONICAL_DTYPES = frozenset({"float64", "object"})
-"""Config builds: numbers as float64, categories as canonical text (``model_bundles.values``)."""
-
 CANONICAL_FORMS = frozenset({("numeric", "float64"), ("categorical", "object")})
 """The (kind, dtype) pairs served in canonical form. A categorical feature fitted as
 float64 (an integer code ``pd.read_csv`` gave NaN gaps) keeps its fitted dtype: its
@@ -184,9 +181,6 @@ class Manifest(_Frozen):
         description="provenance outside the digest: created_at and host (text), proved_rows "
         "(an integer: training rows the build proved through the serving path)",
     )
-
-    def feature_names(self) -> list[str]:
-        return [f.name for f in self.features]
 
 
 DIGEST_EXCLUDED = frozenset({"digest", "build"})

@@ -6,31 +6,20 @@ the contract that encoding is tested against, and the source of the JSON Schemas
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.manifest import Label
-
-
-class RejectReason(StrEnum):
-    """Why an event went to the dead-letter topic instead of the model."""
-
-    INVALID_JSON = "invalid_json"
-    NOT_AN_OBJECT = "not_an_object"
-    MISSING_FEATURE = "missing_feature"
-    WRONG_TYPE = "wrong_type"
-    NON_FINITE = "non_finite"
-    TOO_LARGE = "too_large"
-    # --value-format avro|json-schema (worker.core.formats): no magic byte, or a schema of
-    # another type; the registry has no such schema id; the payload does not decode with it
-    WRONG_FORMAT = "wrong_format"
-    UNKNOWN_SCHEMA = "unknown_schema"
-    INVALID_PAYLOAD = "invalid_payload"
-    # scored, but the broker refused its prediction record for good (too large, ...)
-    OUTPUT_REJECTED = "output_rejected"
-    # valid, but the pipeline raised on this event (alone); headers name the exception
-    MODEL_ERROR = "model_error"
+from schemas.wire_names import (
+    HEADER_BUNDLE_DIGEST,
+    HEADER_DETAIL,
+    HEADER_ERROR_MESSAGE,
+    HEADER_ERROR_TYPE,
+    HEADER_REASON,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+    RejectReason,
+)
 
 
 class ModelRef(BaseModel):
@@ -69,17 +58,6 @@ class PredictionRecord(BaseModel):
     )
     model: ModelRef
     source: SourceRef | None = None
-
-
-# Kafka header names of a dead letter. Public: operators filter on them.
-HEADER_REASON = "scoring.reason"
-HEADER_DETAIL = "scoring.detail"
-HEADER_SOURCE_TOPIC = "scoring.source.topic"
-HEADER_SOURCE_PARTITION = "scoring.source.partition"
-HEADER_SOURCE_OFFSET = "scoring.source.offset"
-HEADER_BUNDLE_DIGEST = "scoring.bundle.digest"
-HEADER_ERROR_TYPE = "scoring.error.type"
-HEADER_ERROR_MESSAGE = "scoring.error.message"
 
 
 class DeadLetter(BaseModel):

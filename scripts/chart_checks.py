@@ -124,7 +124,7 @@ def _ms(env: dict[str, str | None], name: str, scope: str, default: int) -> int:
 def _is_secret_env(name: str) -> bool:
     sys.path.insert(0, str(REPO))
     try:
-        from worker.live.settings import KAFKA_ENV_PREFIX, is_secret, kafka_key_from_env
+        from worker.kafka.properties import KAFKA_ENV_PREFIX, is_secret, kafka_key_from_env
     finally:
         sys.path.remove(str(REPO))
     return name.startswith(KAFKA_ENV_PREFIX) and is_secret(kafka_key_from_env(name))

@@ -74,10 +74,6 @@ class EventLog:
         self._last: dict[str, float] = {}
         self.lines = 0
 
-    def bind(self, **fields: Any) -> None:
-        """Fields added to every following line (e.g. the instance id once it is known)."""
-        self._static.update(fields)
-
     def emit(self, event: str, level: str = "info", **fields: Any) -> None:
         record = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),

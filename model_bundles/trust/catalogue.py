@@ -1,7 +1,7 @@
 """Tier one of SPEC "Trust": the reviewed list of types any bundle may hold.
 
 ``catalogue.txt`` beside this module is generated (``python -m
-model_bundles.trust.generate``) from scikit-learn's own catalogue
+tools.trust.generate``) from scikit-learn's own catalogue
 (``sklearn.utils.all_estimators``), the helper types those estimators hold once
 fitted (found by fitting each one, ``probe.py``), and the numpy/builtins basics
 listed in ``BASICS`` by hand. The generator admits only names under

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from model_bundles.errors import BadInputError, BundleError
 from model_bundles.trust.catalogue import trusted_types
+from schemas.errors import BadInputError, BundleError
 from schemas.manifest import TrustSpec
 
 MODEL = "model.skops"

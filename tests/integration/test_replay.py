@@ -31,7 +31,8 @@ from worker.cli.main import run_cli
 from worker.core.ranges import Bounds
 from worker.core.recording import RecordedMessage, encode_message, read_recording
 from worker.core.scoring import BatchScorer
-from worker.kafka.ranges import Connection, RangeReader
+from worker.kafka.connection import Connection
+from worker.kafka.ranges import RangeReader
 from worker.monitoring.metrics import WorkerMetrics
 from worker.replay.parity import ParityChecker
 from worker.replay.replay import FileSink, replay
@@ -352,7 +353,7 @@ def test_replay_counts_parity_into_the_worker_metrics(
     checker = ParityChecker(str(expected), "replay")
     checker.add_expected(expected.open("rb"))
     sink = FileSink(tmp_path / "replay.jsonl")
-    with RangeReader(Connection(bootstrap), input_topic) as reader:
+    with RangeReader(Connection.plain(bootstrap), input_topic) as reader:
         ranges = reader.resolve(Bounds())
         batches = reader.read(ranges, 50)
         replay(

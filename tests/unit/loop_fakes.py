@@ -147,6 +147,7 @@ class FakeDelivery:
         self.started = self.closed = False
         self.lost = 0
         self.last_rollback = ""
+        self.last_refused: list[KafkaFailure] = []
         self.reinits: list[str] = []
 
     def start(self) -> None:

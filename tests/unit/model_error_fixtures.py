@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from model_bundles.build import build_bundle
-from model_bundles.trust import probe
+from tools.trust import probe
 
 RAISE_AT = 1000.0
 BLOCK_AT = 1000.0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from worker.kafka.acl import with_acl
 from worker.kafka.types import FailureKind, KafkaFailure
-from worker.live.acl import with_acl
 
 
 def test_a_topic_authorization_error_names_the_acl_and_topics() -> None:

@@ -20,7 +20,7 @@ from model_bundles.bundle import Bundle
 from model_bundles.events import check_batch, check_event, events_to_frame
 from model_bundles.predict import Outputs
 from schemas.manifest import FeatureSpec
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 from worker.core.encoding import RecordEncoder, encode_one
 from worker.core.scoring import BatchScorer, InputEvent
 

@@ -16,12 +16,12 @@ from sklearn.preprocessing import StandardScaler
 import model_bundles.bundle as bundle_module
 from model_bundles.build import build_bundle, build_from_config
 from model_bundles.bundle import load_bundle
-from model_bundles.errors import BadInputError
 from model_bundles.estimators import make_pipeline
-from model_bundles.trust import probe
+from schemas.errors import BadInputError
 from schemas.records import PredictionRecord
 from tests.unit.conftest import PENGUINS_CONFIG, PENGUINS_CSV
 from tests.unit.trust_fixtures import build
+from tools.trust import probe
 from worker.cli.main import run_cli
 from worker.core.scoring import BatchScorer, InputEvent
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from model_bundles.bundle import Bundle
-from worker.replay.bundle_check import CheckReport, FeatureCounts
+from worker.research.bundle_check import CheckReport, FeatureCounts
 
 FOOTNOTE = "(* a null is not imputed: it is a dead letter)"
 

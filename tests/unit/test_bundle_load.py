@@ -15,8 +15,8 @@ import skops.io as sio
 import model_bundles.versions as versions_module
 from model_bundles.bundle import load_bundle
 from model_bundles.digest import canonical_json
-from model_bundles.errors import BundleError
 from model_bundles.store import write_bundle
+from schemas.errors import BundleError
 from tests.unit.evil_payload import MARKER_ENV, Evil
 from worker.cli.main import run_cli
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from model_bundles.build import build_bundle
-from model_bundles.trust import probe
 from model_bundles.verify import SELFCHECK_PLAN
 from schemas.manifest import FeatureSpec
+from tools.trust import probe
 
 REQUIRED_SHARE = 0.95
 SHARDS = 2

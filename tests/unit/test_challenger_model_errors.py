@@ -16,12 +16,13 @@ from loop_fakes import TOPIC, Clock, Connector, FakeSource, lines_of, memory_log
 from prometheus_client import CollectorRegistry
 
 from model_bundles.bundle import Bundle, load_bundle
+from schemas.wire_names import HEADER_INSTANCE, HEADER_SCORED_AT
 from tests.unit.model_error_fixtures import RAISE_AT, build_model_error_bundle, event
 from worker.core.model_errors import CIRCUIT_BATCHES
 from worker.core.scoring import BatchScorer
 from worker.kafka.types import Outgoing
 from worker.live.challengers import Challengers, challenger_name
-from worker.live.loop import HEADER_INSTANCE, HEADER_SCORED_AT, Worker
+from worker.live.loop import Worker
 from worker.live.settings import WorkerSettings
 from worker.monitoring.challenger_metrics import ChallengerMetrics
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from examples.stream import generate_labelled_events
 from model_bundles.build import build_from_config
 from model_bundles.bundle import Bundle, load_bundle
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from tests.unit.conftest import PENGUINS, PENGUINS_CONFIG, PENGUINS_CSV
 from worker.cli.main import run_cli
 from worker.core.scoring import BatchScorer, InputEvent

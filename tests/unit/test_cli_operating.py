@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.live.settings import ENV_PREFIX, WorkerSettings
+from worker.kafka.properties import ENV_PREFIX
+from worker.live.settings import WorkerSettings
 
 SCORING_WORKER = str(Path(sys.executable).parent / "scoring-worker")
 NOWHERE = "127.0.0.1:1"  # nothing listens: connection refused at once

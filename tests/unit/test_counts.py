@@ -7,7 +7,7 @@ from pathlib import Path
 
 from worker.core.counts import counted
 from worker.replay.replay import ReplaySummary
-from worker.replay.research import ScoreSummary
+from worker.research.score import ScoreSummary
 
 
 def test_one_is_singular_and_every_other_count_plural() -> None:

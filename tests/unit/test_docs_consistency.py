@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

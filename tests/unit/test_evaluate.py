@@ -29,9 +29,9 @@ from tests.unit.evaluate_data import (
     write,
 )
 from worker.cli.main import run_cli
-from worker.replay.evaluate import join, read_labels, read_predictions
-from worker.replay.evaluate_metrics import METRICS
-from worker.replay.evaluate_stats import evaluate
+from worker.evaluate.inputs import join, read_labels, read_predictions
+from worker.evaluate.metrics import METRICS
+from worker.evaluate.stats import evaluate
 
 N = 400
 IDS = [f"e{i:04d}" for i in range(N)]

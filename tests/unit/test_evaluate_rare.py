@@ -27,8 +27,8 @@ from tests.unit.evaluate_data import (
     write,
 )
 from worker.cli.main import run_cli
-from worker.replay.evaluate import join, read_labels, read_predictions
-from worker.replay.evaluate_stats import BATCH, Evaluation, evaluate
+from worker.evaluate.inputs import join, read_labels, read_predictions
+from worker.evaluate.stats import BATCH, Evaluation, evaluate
 
 N = 400
 IDS = [f"e{i:04d}" for i in range(N)]

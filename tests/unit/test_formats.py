@@ -365,7 +365,7 @@ def test_a_registry_away_past_the_broker_timeout_exits_with_nothing_delivered(
 ) -> None:
     from loop_fakes import Clock
 
-    from worker.errors import RuntimeFailure
+    from schemas.errors import RuntimeFailure
 
     clock = Clock()
     values = [avro_value(1, SCHEMA_V1, e) for e in _events(10)]

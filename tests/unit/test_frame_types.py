@@ -30,7 +30,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from model_bundles.build import build_bundle
 from model_bundles.bundle import Bundle, load_bundle
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from schemas.manifest import FeatureSpec
 from worker.core.scoring import BatchScorer, InputEvent
 

@@ -23,7 +23,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from model_bundles.build import build_bundle
 from model_bundles.bundle import Bundle, load_bundle
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.core.scoring import BatchScorer, InputEvent
 from worker.monitoring.drift_bins import CategoricalBinner
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import pytest
 from loop_fakes import Clock, RecordingObserver, lines_of, memory_log
 
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
 from worker.kafka.offsets_admin import consumer_offsets_partition
 from worker.kafka.types import Partition
 from worker.live.hanging import CHECK_EVERY_S, CLEANUP_MARGIN_S, HangingWatch, WatchSettings

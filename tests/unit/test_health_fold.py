@@ -7,7 +7,7 @@ import io
 import orjson
 import pytest
 
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
 from worker.kafka.types import FailureKind, KafkaFailure
 from worker.live.health import Health
 from worker.live.settings import WorkerSettings
@@ -24,7 +24,7 @@ def test_repeated_identical_fatal_errors_are_folded_with_their_count() -> None:
         bundle="b", bootstrap_servers="k:1", input_topic="in", output_topic="out"
     )
     buffer = io.StringIO()
-    health = Health(settings, EventLog(buffer), _Ready(), lambda: None)
+    health = Health(settings, EventLog(buffer), _Ready())
     for attempt in range(95):  # as librdkafka reports one per attempt, timings differing
         text = f"SSL handshake failed: certificate verify failed (after {attempt % 7}ms)"
         health.on_kafka_error(KafkaFailure(FailureKind.AUTH, "_SSL", text))

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from worker.cli.live import run as run_command
-from worker.live.settings import ENV_PREFIX, WorkerSettings
+from worker.kafka.properties import ENV_PREFIX
+from worker.live.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 

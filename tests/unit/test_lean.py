@@ -14,7 +14,15 @@ from model_bundles.bundle import Bundle
 from worker.core.scoring import BatchScorer, InputEvent
 
 ROOT = Path(__file__).resolve().parents[2]
-NOT_LIVE = ("pyarrow", "matplotlib", "worker.replay", "worker.cli.evaluate", "worker.cli.bundle")
+NOT_LIVE = (
+    "pyarrow",
+    "matplotlib",
+    "worker.replay",
+    "worker.research",
+    "worker.evaluate",
+    "worker.cli.evaluate",
+    "worker.cli.bundle",
+)
 """Modules `scoring-worker run` has no use for."""
 
 RUN_IN_A_FRESH_PROCESS = """

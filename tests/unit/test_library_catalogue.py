@@ -31,9 +31,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from model_bundles.build import build_bundle
 from model_bundles.bundle import load_bundle
-from model_bundles.errors import BadInputError, BundleError
 from model_bundles.estimators import make_preprocessor
-from model_bundles.trust import probe
+from schemas.errors import BadInputError, BundleError
+from tools.trust import probe
 from worker.core.scoring import BatchScorer, InputEvent
 
 NUMERIC, CATEGORICAL = probe.NUMERIC, probe.CATEGORICAL

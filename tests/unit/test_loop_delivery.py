@@ -7,10 +7,9 @@ from typing import Any, ClassVar
 import pytest
 from loop_fakes import failure, lines_of, memory_log
 
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
 from worker.kafka.clients import FailureKind, KafkaFailure, Outgoing, Partition
-from worker.live.at_least_once import AtLeastOnce
-from worker.live.delivery import Backoff, DeliveryBatch, ExactlyOnce
+from worker.live.delivery import AtLeastOnce, Backoff, DeliveryBatch, ExactlyOnce
 
 BATCH = DeliveryBatch([Outgoing("out", b"v", b"k")], {("in", 0): 10})
 

@@ -9,10 +9,10 @@ import pytest
 from confluent_kafka import KafkaError, Message
 
 from model_bundles.events import Rejection
-from schemas.records import RejectReason
+from schemas.wire_names import HEADER_TRUNCATED, RejectReason
 from worker.core.scoring import InputEvent, Rejected
 from worker.kafka.clients import Call, FailureKind, KafkaFailure, classify, to_input_events
-from worker.live.deadletter import HEADER_TRUNCATED, dead_letter_messages
+from worker.live.deadletter import dead_letter_messages
 from worker.logs import EventLog
 
 

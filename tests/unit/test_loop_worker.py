@@ -17,8 +17,8 @@ from loop_fakes import (
 
 from examples.stream import generate_labelled_events
 from model_bundles.bundle import Bundle
+from schemas.errors import RuntimeFailure
 from worker.core.scoring import BatchScorer, InputEvent
-from worker.errors import RuntimeFailure
 from worker.kafka.clients import FailureKind
 from worker.live.loop import Worker
 from worker.live.ports import first_offsets, next_offsets

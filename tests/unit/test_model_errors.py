@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model_bundles.bundle import Bundle, load_bundle
-from schemas.records import HEADER_ERROR_MESSAGE, HEADER_ERROR_TYPE, HEADER_REASON
+from schemas.wire_names import HEADER_ERROR_MESSAGE, HEADER_ERROR_TYPE, HEADER_REASON
 from tests.unit.model_error_fixtures import RAISE_AT, UNKNOWN, build_model_error_bundle, event
 from worker.core.model_errors import (
     CIRCUIT_BATCHES,
@@ -169,7 +169,7 @@ def test_the_exception_line_is_bounded_and_masks_secrets(message: str, shown: st
 def test_score_command_writes_model_errors_to_the_rejects_file(
     bundle: Bundle, tmp_path: Path
 ) -> None:
-    from worker.replay.research import score_file
+    from worker.research.score import score_file
 
     source = tmp_path / "events.jsonl"
     source.write_bytes(
@@ -214,7 +214,7 @@ def test_events_that_fail_only_together_are_each_scored_as_alone(bundle: Bundle)
 def test_unknown_categories_count_only_the_events_scored(bundle: Bundle, tmp_path: Path) -> None:
     """An unknown colour that became a model_error dead letter was not scored: ``score``
     must not print it as ``unknown categories scored`` (nor the worker count it)."""
-    from worker.replay.research import score_file
+    from worker.research.score import score_file
 
     scored = BatchScorer(bundle).score(_inputs([event(), event(colour=UNKNOWN), event()]))
     assert scored.indices == [0, 2] and scored.unknown_categories == {}

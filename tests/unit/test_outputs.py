@@ -10,12 +10,13 @@ import pytest
 
 from model_bundles.events import Rejection
 from model_bundles.predict import Outputs
-from schemas.records import RejectReason
+from schemas.errors import RuntimeFailure
+from schemas.wire_names import HEADER_TRUNCATED, RejectReason
 from worker.core.scoring import InputEvent, Rejected, ScoredBatch
-from worker.errors import RuntimeFailure
+from worker.kafka.admin import fit_batches
 from worker.kafka.types import FailureKind, KafkaFailure, Outgoing, refused_messages
-from worker.live.deadletter import HEADER_TRUNCATED, dead_letter_messages, value_budget
-from worker.live.limits import fit_batches
+from worker.live.deadletter import dead_letter_messages, value_budget
+from worker.live.delivery import DeliveryBatch
 from worker.live.outputs import MAX_ROLLBACKS_IN_A_ROW, OutputGuard
 from worker.logs import EventLog
 
@@ -44,7 +45,8 @@ def test_a_refused_record_sends_its_event_to_the_dlq_when_the_batch_comes_again(
     guard, stream = _guard()
     scored = _scored()
     sent = [Outgoing("out", r, e.key) for r, e in zip(scored.records, EVENTS, strict=True)]
-    guard.rolled_back(sent, [_refusal(Outgoing("out", sent[1].value, b"k1"))])
+    batch = DeliveryBatch(sent, {}, EVENTS)  # each record made from its event
+    guard.rolled_back(batch, [_refusal(Outgoing("out", sent[1].value, b"k1"))])
     assert "output_rejected" in stream.getvalue()
 
     again = guard.apply(EVENTS, _scored())
@@ -66,7 +68,7 @@ def test_a_refused_dead_letter_stops_the_worker_naming_the_event() -> None:
     )
     refused = Outgoing("dlq", sent[0].value, sent[0].key)  # reports carry no headers
     with pytest.raises(RuntimeFailure) as caught:
-        guard.rolled_back(sent, [_refusal(refused)])
+        guard.rolled_back(DeliveryBatch(sent, {}, [EVENTS[2]]), [_refusal(refused)])
     message = str(caught.value)
     assert message.startswith("dead-letter topic dlq refused the dead letter of ")
     assert "topic in partition 0 offset 12: MSG_SIZE_TOO_LARGE" in message
@@ -75,12 +77,12 @@ def test_a_refused_dead_letter_stops_the_worker_naming_the_event() -> None:
 def test_rollbacks_in_a_row_are_bounded() -> None:
     guard, _ = _guard()
     for _ in range(MAX_ROLLBACKS_IN_A_ROW):
-        guard.rolled_back([], [])
+        guard.rolled_back(DeliveryBatch([], {}), [])
     guard.delivered([])
     for _ in range(MAX_ROLLBACKS_IN_A_ROW):
-        guard.rolled_back([], [])
+        guard.rolled_back(DeliveryBatch([], {}), [])
     with pytest.raises(RuntimeFailure, match="rolled back in a row"):
-        guard.rolled_back([], [])
+        guard.rolled_back(DeliveryBatch([], {}), [])
 
 
 def test_only_per_message_errors_with_a_known_message_are_refusals() -> None:

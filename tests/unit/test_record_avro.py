@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from examples.stream import generate_labelled_events
 from model_bundles.bundle import Bundle
-from model_bundles.errors import BadInputError
-from schemas.records import PredictionRecord, RejectReason
+from schemas.errors import BadInputError, RuntimeFailure
+from schemas.records import PredictionRecord
+from schemas.wire_names import RejectReason
 from worker.cli.format_options import register_records
 from worker.cli.main import run_cli
 from worker.core.formats import WriterSchema, schema_id_of
@@ -34,9 +35,9 @@ from worker.core.record_avro import (
 )
 from worker.core.recording import RecordedMessage, encode_message, encode_schema
 from worker.core.scoring import BatchScorer, InputEvent
-from worker.errors import RuntimeFailure
 from worker.kafka.registry import RegistrySettings
 from worker.kafka.types import FailureKind, KafkaFailure, Outgoing
+from worker.live.delivery import DeliveryBatch
 from worker.live.loop import _in_avro
 from worker.live.outputs import OutputGuard
 from worker.logs import EventLog
@@ -156,10 +157,11 @@ def test_a_refused_avro_record_sends_its_event_to_the_dlq() -> None:
         {"event_id": "e", "prediction": "a", "scores": None, "model": MODEL, "source": source}
     )
     value = avro.encode("out", json_record)
-    guard = OutputGuard("dlq", EventLog(io.StringIO()), avro)
+    guard = OutputGuard("dlq", EventLog(io.StringIO()))
     problem = KafkaFailure(FailureKind.OTHER, "MSG_SIZE_TOO_LARGE", "too large")
     problem.message = Outgoing("out", value, b"k")
-    guard.rolled_back([Outgoing("out", value, b"k")], [problem])
+    event = InputEvent(b"{}", b"k", "in", 0, 11)
+    guard.rolled_back(DeliveryBatch([Outgoing("out", value, b"k")], {}, [event]), [problem])
     assert list(guard.refused) == [("in", 0, 11)]
     assert RejectReason.OUTPUT_REJECTED.value == "output_rejected"
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from model_bundles.bundle import Bundle
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.core.ranges import Bounds, bounds, in_window, parse_time
 from worker.core.recording import RecordedMessage
 from worker.core.scoring import BatchScorer

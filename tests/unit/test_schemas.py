@@ -11,10 +11,11 @@ from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle
 from model_bundles.events import check_event
-from model_bundles.schema_export import main as export_main
 from schemas.events import event_model
 from schemas.manifest import FeatureSpec
-from schemas.records import DeadLetter, ModelRef, PredictionRecord, RejectReason, SourceRef
+from schemas.records import DeadLetter, ModelRef, PredictionRecord, SourceRef
+from schemas.wire_names import RejectReason
+from tools.schema_export import main as export_main
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 labels = st.text(min_size=1, max_size=12)

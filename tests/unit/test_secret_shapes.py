@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from worker.cli.main import run_cli
-from worker.live.settings import ENV_PREFIX
+from worker.kafka.properties import ENV_PREFIX
 
 SECRET = "Hunter2SuperSecret"
 NOWHERE = ["--bootstrap-servers", "127.0.0.1:1", "--broker-timeout", "1"]

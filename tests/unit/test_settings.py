@@ -7,7 +7,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from worker.cli.live import build_settings
-from worker.live.settings import WorkerSettings, is_secret, kafka_key_from_env, parse_kafka_property
+from worker.kafka.properties import is_secret, kafka_key_from_env, parse_kafka_property
+from worker.live.settings import WorkerSettings
 
 REQUIRED = {
     "bundle": "b",

@@ -11,10 +11,10 @@ import pytest
 
 from model_bundles.build import build_from_config
 from model_bundles.bundle import Bundle, load_bundle
-from model_bundles.errors import BadInputError
 from model_bundles.events import check_batch
 from model_bundles.values import category_text, numeric_array
-from schemas.records import RejectReason
+from schemas.errors import BadInputError
+from schemas.wire_names import RejectReason
 from tests.unit.training_tables import fit_in_memory, score_in_memory, write_config
 from worker.cli.main import run_cli
 from worker.core.scoring import BatchScorer, InputEvent

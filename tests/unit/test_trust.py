@@ -17,12 +17,11 @@ from sklearn.utils import all_estimators
 import model_bundles.versions as versions_module
 from model_bundles.bundle import load_bundle
 from model_bundles.digest import canonical_skops
-from model_bundles.errors import BadInputError, BundleError
 from model_bundles.proof import declared_trust
 from model_bundles.store import read_manifest, write_bundle
-from model_bundles.trust import probe
 from model_bundles.trust.catalogue import admissible, trusted_types
 from model_bundles.trust.policy import Trust
+from schemas.errors import BadInputError, BundleError
 from tests.unit.trust_fixtures import (
     MARKER_ENV,
     build,
@@ -30,6 +29,7 @@ from tests.unit.trust_fixtures import (
     user_module,
     user_pipeline,
 )
+from tools.trust import probe
 from worker.cli.main import run_cli
 
 SCORING_WORKER = Path(sys.executable).parent / "scoring-worker"
@@ -73,7 +73,7 @@ def test_every_catalogue_estimator_is_on_the_reviewed_list() -> None:
         for _, cls in all_estimators()
         if f"{cls.__module__}.{cls.__qualname__}" not in listed
     )
-    assert not missing, f"regenerate: python -m model_bundles.trust.generate ({missing})"
+    assert not missing, f"regenerate: python -m tools.trust.generate ({missing})"
     assert all(admissible(name) for name in listed)
 
 

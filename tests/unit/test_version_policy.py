@@ -13,8 +13,8 @@ import pytest
 
 import model_bundles.versions as versions_module
 from model_bundles.bundle import load_bundle
-from model_bundles.errors import BundleError
 from model_bundles.store import write_bundle
+from schemas.errors import BundleError
 from worker.cli.main import run_cli
 
 

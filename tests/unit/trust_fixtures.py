@@ -16,8 +16,8 @@ from sklearn.pipeline import Pipeline
 
 from model_bundles.build import build_bundle
 from model_bundles.estimators import make_preprocessor
-from model_bundles.trust import probe
 from schemas.manifest import Manifest
+from tools.trust import probe
 
 MARKER_ENV = "SCORING_WORKER_TEST_IMPORT_MARKER"
 

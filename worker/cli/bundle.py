@@ -18,11 +18,11 @@ from model_bundles.verify import describe_plan
 from model_bundles.versions import version_notes
 from schemas.manifest import FeatureSpec, Manifest
 from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
-from worker.cli.kafka_options import ONE_SHOT_BROKER_TIMEOUT_S
 from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
 from worker.core.wire import ValueFormat
-from worker.replay.bundle_check import check_events
-from worker.replay.research import score_file
+from worker.kafka.settings import ONE_SHOT_BROKER_TIMEOUT_S
+from worker.research.bundle_check import check_events
+from worker.research.score import score_file
 
 _file = click.Path(dir_okay=False, path_type=Path)
 _dir = click.Path(file_okay=False, path_type=Path)

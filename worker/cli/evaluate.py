@@ -11,13 +11,12 @@ from typing import Any
 import click
 import orjson
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError, ExitCode
 from worker.cli.options import option
-from worker.errors import ExitCode
-from worker.replay.evaluate import ModelPredictions, join, read_labels, read_predictions
-from worker.replay.evaluate_metrics import metrics_for
-from worker.replay.evaluate_report import gate_failure, to_json, to_text
-from worker.replay.evaluate_stats import (
+from worker.evaluate.inputs import ModelPredictions, join, read_labels, read_predictions
+from worker.evaluate.metrics import metrics_for
+from worker.evaluate.report import gate_failure, to_json, to_text
+from worker.evaluate.stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     Evaluation,
@@ -89,7 +88,7 @@ def evaluate_command(**o: Any) -> int:
 def _show(evaluation: Evaluation, as_json: bool, report: Path | None) -> None:
     page = None
     if report is not None:
-        from worker.replay.evaluate_html import render  # matplotlib only when asked
+        from worker.evaluate.html import render  # matplotlib only when asked
 
         page = render(evaluation)  # first: the plots' library warnings count in the text too
     if as_json:
@@ -110,6 +109,3 @@ def _lines(path: Path) -> list[bytes]:
         return path.read_bytes().splitlines()
     except OSError as exc:
         raise BadInputError(f"cannot read {path}: {exc.strerror}") from None
-
-
-COMMANDS = [evaluate_command]

@@ -1,25 +1,28 @@
-"""``--value-format`` and the Schema Registry options, shared by `run`, `replay`, `record`
-and `score` (docs/kafka.md, "Avro and JSON Schema")."""
+"""``--value-format`` and the Schema Registry options, shared by `run`, `replay`, `record`,
+`publish` and `score` (docs/kafka.md, "Avro and JSON Schema"). The commands that talk to
+Kafka hold the registry in their ``KafkaSettings`` (``worker.cli.kafka_options``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
-from pydantic import SecretStr
 
+from schemas.errors import RuntimeFailure
 from worker.cli.kafka_options import all_of
 from worker.cli.options import option
 from worker.core.formats import RegistryUnavailable, ValueFormat, WireDecoder, WriterSchema
 from worker.core.record_avro import SCHEMA_TEXT, AvroRecords, subject_of
 from worker.core.wire import REGISTRY_UNUSED, OutputFormat
-from worker.errors import RuntimeFailure
 from worker.kafka.registry import RegistrySettings
+from worker.kafka.settings import REGISTRY_KEYS, KafkaSettings, deadline_of, registry_of
 
 F = Callable[..., Any]
+T = TypeVar("T")
 _pem = click.Path(exists=True, dir_okay=False, path_type=Path)
 FORMATS = [f.value for f in ValueFormat]
 
@@ -67,39 +70,29 @@ def output_format_option(for_settings: bool = False) -> Callable[[F], F]:
     )
 
 
-REGISTRY_KEYS = (
-    "schema_registry_url",
-    "schema_registry_basic_auth",
-    "schema_registry_ca",
-    "schema_registry_certificate",
-    "schema_registry_key",
-)
-
-
 def pop_format(
-    o: dict[str, Any], output_format: OutputFormat = OutputFormat.JSON
+    o: dict[str, Any],
+    output_format: OutputFormat = OutputFormat.JSON,
+    settings: KafkaSettings | None = None,
 ) -> tuple[ValueFormat, RegistrySettings | None]:
     """Take the format options out of a command's options: the format, the registry (None
-    when no URL was given). ``output_format`` avro needs the registry as well."""
+    when no URL was given): ``settings``'s for a command that talks to Kafka, else from the
+    options. ``output_format`` avro needs the registry as well."""
     value_format = ValueFormat(o.pop("value_format"))
-    given = {key: o.pop(key) for key in REGISTRY_KEYS}
-    url = given["schema_registry_url"]
-    if url is None:
-        if any(given.values()):
-            raise click.UsageError("the --schema-registry-* options need --schema-registry-url")
+    try:
+        if settings is not None:
+            registry = settings.registry_settings()
+        else:
+            registry = registry_of(*(o.pop(key) for key in REGISTRY_KEYS))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if registry is None:
         if output_format is OutputFormat.AVRO:
             raise click.UsageError("--output-format avro needs --schema-registry-url")
         return value_format, None
     if value_format is ValueFormat.JSON and output_format is OutputFormat.JSON:
         raise click.UsageError(REGISTRY_UNUSED)
-    auth = given["schema_registry_basic_auth"]
-    return value_format, RegistrySettings(
-        url=url,
-        basic_auth=SecretStr(auth) if auth is not None else None,
-        ca_location=given["schema_registry_ca"],
-        certificate_location=given["schema_registry_certificate"],
-        key_location=given["schema_registry_key"],
-    )
+    return value_format, registry
 
 
 def decoder_of(value_format: ValueFormat) -> WireDecoder | None:
@@ -108,7 +101,8 @@ def decoder_of(value_format: ValueFormat) -> WireDecoder | None:
 
 class PatientSchemas:
     """A ``SchemaSource`` for the one-shot commands: a registry that does not answer is asked
-    again with backoff, and after ``timeout_s`` the command fails (RuntimeFailure, exit 3)."""
+    again with backoff, and after ``timeout_s`` (0: never) the command fails
+    (RuntimeFailure, exit 3)."""
 
     def __init__(self, settings: RegistrySettings, timeout_s: float) -> None:
         from worker.kafka.registry import RegistrySchemas
@@ -117,16 +111,25 @@ class PatientSchemas:
         self.timeout_s = timeout_s
 
     def get(self, schema_id: int) -> WriterSchema:
-        deadline = time.monotonic() + self.timeout_s
-        wait_s = 0.1
-        while True:
-            try:
-                return self.source.get(schema_id)
-            except RegistryUnavailable as exc:
-                if time.monotonic() + wait_s > deadline:
-                    raise RuntimeFailure(f"{exc} (for {self.timeout_s:g}s)") from None
-            time.sleep(wait_s)
-            wait_s = min(wait_s * 2, 5.0)
+        return patiently(lambda: self.source.get(schema_id), self.timeout_s)
+
+
+def patiently(
+    operation: Callable[[], T], timeout_s: float, what: str = "", deadline: float | None = None
+) -> T:
+    """``operation``'s value (a call to the Schema Registry), asked again with backoff (0.1 s
+    doubling to 5 s) while the registry is unavailable; RuntimeFailure (exit 3) naming
+    ``what`` once ``deadline`` (default: ``timeout_s`` from now; 0: never) is near."""
+    deadline = deadline_of(timeout_s) if deadline is None else deadline
+    wait_s = 0.1
+    while True:
+        try:
+            return operation()
+        except RegistryUnavailable as exc:
+            if time.monotonic() + wait_s > deadline:
+                raise RuntimeFailure(f"{exc} ({what}for {timeout_s:g}s)") from None
+        time.sleep(wait_s)
+        wait_s = min(wait_s * 2, 5.0)
 
 
 def register_records(
@@ -134,24 +137,18 @@ def register_records(
 ) -> AvroRecords:
     """Register the prediction record's Avro schema under each topic's subject, once at
     start; the encoder of the records written to them. A registry that does not answer
-    is asked again with backoff; after ``timeout_s``, RuntimeFailure (exit 3). One that
-    refuses the schema (incompatible with the subject's): BadInputError (exit 2)."""
+    is asked again with backoff; after ``timeout_s`` (0: never), RuntimeFailure (exit 3).
+    One that refuses the schema (incompatible with the subject's): BadInputError (exit 2)."""
     from worker.kafka.registry import RegistrySchemas
 
     source = RegistrySchemas(settings)
     schema = WriterSchema(0, "AVRO", SCHEMA_TEXT)
-    deadline = time.monotonic() + timeout_s
-    ids: dict[str, int] = {}
-    for topic in topics:
-        wait_s = 0.1
-        while topic not in ids:
-            try:
-                ids[topic] = source.register(subject_of(topic), schema)
-            except RegistryUnavailable as exc:
-                if time.monotonic() + wait_s > deadline:
-                    raise RuntimeFailure(
-                        f"{exc} (registering the prediction record schema; for {timeout_s:g}s)"
-                    ) from None
-                time.sleep(wait_s)
-                wait_s = min(wait_s * 2, 5.0)
+    deadline = deadline_of(timeout_s)
+    what = "registering the prediction record schema; "
+    ids = {
+        topic: patiently(
+            partial(source.register, subject_of(topic), schema), timeout_s, what, deadline
+        )
+        for topic in topics
+    }
     return AvroRecords(ids)

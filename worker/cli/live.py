@@ -10,30 +10,29 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from model_bundles.bundle import Bundle, load_bundle
+from schemas.errors import RuntimeFailure
 from worker.cli.challengers import challenger_options, load_challengers, pop_challenger_options
 from worker.cli.format_options import decoder_of, register_records
+from worker.cli.kafka_options import settings_of
 from worker.cli.options import bundle_option, trust_options, warn_only_option
 from worker.cli.run_options import environment_only_epilog, run_options
 from worker.core.record_avro import AvroRecords, subject_of
 from worker.core.scoring import BatchScorer
 from worker.core.wire import OutputFormat
-from worker.errors import RuntimeFailure
+from worker.kafka.admin import fit_batches, read_limits
 from worker.kafka.clients import KafkaFailure
 from worker.kafka.offsets import ExplicitStartConsumer
 from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker, admin_config
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
 from worker.kafka.registry import RegistrySchemas, RegistrySettings
 from worker.kafka.tls import certificate_name_problem
-from worker.live.at_least_once import AtLeastOnce
-from worker.live.delivery import Backoff, Delivery, ExactlyOnce, Group, Status
+from worker.live.delivery import AtLeastOnce, Backoff, Delivery, ExactlyOnce, Group, Status
 from worker.live.instance import claim_instance_id
-from worker.live.limits import fit_batches, read_limits
 from worker.live.loop import Worker
 from worker.live.ports import NullObserver, Observer, Source
-from worker.live.settings import WorkerSettings, parse_kafka_property
+from worker.live.settings import WorkerSettings
 from worker.live.stopping import signals
 from worker.logs import EventLog
 
@@ -94,21 +93,15 @@ def _producer_errors(log: EventLog) -> Callable[[KafkaFailure], None]:
 
 def build_settings(options: dict[str, Any]) -> WorkerSettings:
     """Options given (None = not given) over SCORING_WORKER_* environment, over defaults."""
-    given = {k: v for k, v in options.items() if v is not None and k != "kafka_property"}
-    properties = dict(parse_kafka_property(p) for p in options.get("kafka_property") or ())
-    if properties:
-        given["kafka"] = properties
-    try:
-        return WorkerSettings(**given)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise click.UsageError(f"{where}: {first['msg']}") from None
+    given = {k: v for k, v in options.items() if v is not None}
+    return settings_of(WorkerSettings, given, click.UsageError)
 
 
-def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Observer:
+def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> tuple[Observer, Any]:
+    """The loop's observer, and the Prometheus registry it serves on ``--metrics-port``
+    (the challengers' metrics join it); ``NullObserver`` and None without a port."""
     if settings.metrics_port is None:
-        return NullObserver()
+        return NullObserver(), None
     from prometheus_client import CollectorRegistry
 
     from worker.monitoring.drift import DriftSettings
@@ -134,7 +127,7 @@ def _observer(settings: WorkerSettings, bundle: Bundle, stack: ExitStack) -> Obs
         registry, settings.metrics_host, settings.metrics_port, lambda: True, metrics.is_ready, web
     )
     stack.callback(handle.close)
-    return metrics
+    return metrics, registry
 
 
 def _avro_records(
@@ -192,7 +185,7 @@ def run(**options: Any) -> int:
                 stack.callback(lock.close)
             settings = settings.model_copy(update={"instance_id": instance_id})
         log = EventLog(static={"instance": settings.instance_id})
-        observer = _observer(settings, bundle, stack)
+        observer, metrics_registry = _observer(settings, bundle, stack)
         scorer = BatchScorer(
             bundle,
             id_field=settings.id_field,
@@ -204,7 +197,7 @@ def run(**options: Any) -> int:
             challenger_topic,
             settings,
             scorer,
-            getattr(observer, "registry", None),
+            metrics_registry,
             _warn,
             trust,
             log,
@@ -213,7 +206,8 @@ def run(**options: Any) -> int:
         if misnamed is not None:  # librdkafka would say "check ssl.ca.location", 21 s later
             log.error("error", error=f"auth: {misnamed}")
             raise RuntimeFailure(f"auth: {misnamed}")
-        limits = read_limits(settings, log.librdkafka_logger(), log)  # after local checks
+        outputs = [t for t in (settings.output_topic, settings.dlq_topic) if t]
+        limits = read_limits(settings, outputs, log.librdkafka_logger(), log)  # after local checks
         if settings.dlq_topic and settings.dlq_topic in limits:
             settings = settings.model_copy(
                 update={"dlq_max_message_bytes": limits[settings.dlq_topic]}
@@ -242,4 +236,3 @@ def run(**options: Any) -> int:
 
 
 run.epilog = environment_only_epilog(run)
-COMMANDS = [run]

@@ -19,10 +19,9 @@ from collections.abc import Sequence
 
 import click
 
-from model_bundles.errors import BadInputError, BundleError
+from schemas.errors import ExitCode, ScoringWorkerError
 from worker.cli.options import env_name
 from worker.cli.secrets import keep_kafka_secrets
-from worker.errors import ExitCode, RuntimeFailure
 from worker.logs import redact
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -140,22 +139,27 @@ def run_cli(args: list[str], debug: bool = False) -> int:
         return _fail(ExitCode.BAD_INPUT, exc.format_message(), debug)
     except click.Abort:
         return _fail(ExitCode.RUNTIME_FAILURE, "aborted", debug)
-    except BadInputError as exc:
-        return _fail(ExitCode.BAD_INPUT, str(exc), debug)
-    except BundleError as exc:
-        return _fail(ExitCode.CHECK_FAILED, str(exc), debug)
     except KeyboardInterrupt:  # Ctrl-C, even while modules are still being imported
         return _fail(ExitCode.RUNTIME_FAILURE, "interrupted", debug)
-    except Exception as exc:  # RuntimeFailure, and the last resort of the one-line promise
-        from worker.kafka.properties import property_problem
-
-        problem = property_problem(str(exc))  # a client refused a --kafka-property
-        if problem is not None:
-            return _fail(ExitCode.BAD_INPUT, problem, debug)
-        if isinstance(exc, RuntimeFailure):
-            return _fail(ExitCode.RUNTIME_FAILURE, str(exc), debug)
-        return _fail(ExitCode.RUNTIME_FAILURE, f"{type(exc).__name__}: {exc}", debug)
+    except Exception as exc:  # the last resort of the one-line promise too
+        return _fail(*exit_of(exc), debug)
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
+
+
+def exit_of(exc: Exception) -> tuple[ExitCode, str]:
+    """The exit code and the line for ``exc``: a ``ScoringWorkerError`` carries its code
+    (``schemas.errors``); a client's refusal of a ``--kafka-property`` is bad input,
+    whichever exception carries it; anything else is a runtime failure."""
+    if isinstance(exc, ScoringWorkerError) and exc.exit_code != ExitCode.RUNTIME_FAILURE:
+        return exc.exit_code, str(exc)
+    from worker.kafka.properties import property_problem
+
+    problem = property_problem(str(exc))
+    if problem is not None:
+        return ExitCode.BAD_INPUT, problem
+    if isinstance(exc, ScoringWorkerError):
+        return exc.exit_code, str(exc)
+    return ExitCode.RUNTIME_FAILURE, f"{type(exc).__name__}: {exc}"
 
 
 def _fail(code: ExitCode, message: str, debug: bool) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-ENV_PREFIX = "SCORING_WORKER_"
+from worker.kafka.properties import ENV_PREFIX
 
 F = Callable[..., Any]
 
@@ -97,7 +97,7 @@ def writable(path: Any) -> None:
     """BadInputError (exit 2) now, before any work, when ``path`` cannot be written."""
     import os
 
-    from model_bundles.errors import BadInputError
+    from schemas.errors import BadInputError
 
     folder = path.parent if str(path.parent) else "."
     if not os.path.isdir(folder):

@@ -6,22 +6,21 @@ See docs/replay.md for the recording format.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 
-from model_bundles.errors import BadInputError
-from worker.cli.format_options import format_options, pop_format
-from worker.cli.kafka_options import connection, kafka_options
+from schemas.errors import BadInputError, RuntimeFailure
+from worker.cli.format_options import format_options, patiently, pop_format
+from worker.cli.kafka_options import connection, kafka_options, kafka_settings
 from worker.cli.options import option
 from worker.cli.replay import lines_of, recorded_schemas
 from worker.core.counts import counted
 from worker.core.formats import (
-    RegistryUnavailable,
     ValueFormat,
     WriterSchema,
     schema_id_of,
@@ -31,15 +30,17 @@ from worker.core.recording import (
     PublishOptions,
     read_publishable,
 )
-from worker.errors import RuntimeFailure
-from worker.kafka.ranges import Refused, TopicWriter, ensure_topic
+from worker.kafka.acl import needs_acl
+from worker.kafka.admin import ensure_topic
 from worker.kafka.registry import RegistrySchemas, RegistrySettings
+from worker.kafka.settings import REGISTRY_KEYS, deadline_of
+from worker.kafka.writer import Refused, TopicWriter
 
 _existing = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command("publish")
-@kafka_options
+@kafka_options()
 @option("--topic", required=True, help="topic to write")
 @option("--input", "input_path", type=_existing, required=True, help="recording or events")
 @option("--partitions", type=click.IntRange(1), default=None, help="create the topic with N")
@@ -51,7 +52,8 @@ def publish(**o: Any) -> None:
     """Produce a recording (or a plain events file) into a topic, keeping what it holds.
     With --value-format avro|json-schema, the recording's writer schemas are registered
     under <topic>-value first, and each value's schema id is the one they got there."""
-    value_format, registry = pop_format(o)
+    settings = kafka_settings(o, REGISTRY_KEYS)
+    value_format, registry = pop_format(o, settings=settings)
     renumber = None
     if value_format is not ValueFormat.JSON:
         if registry is None:
@@ -67,7 +69,7 @@ def publish(**o: Any) -> None:
             )
         renumber = (registry, recorded)
     options = PublishOptions(o["keep_partitions"], o["key_field"], o["timestamp_field"])
-    conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
+    conn = connection(settings)
     path: Path = o["input_path"]
     highest = _check_file(path, options)  # a bad line fails before anything is sent
     partitions = ensure_topic(conn, o["topic"], o["partitions"])
@@ -77,7 +79,7 @@ def publish(**o: Any) -> None:
         )
     ids: dict[int, int] = {}
     if renumber is not None:
-        ids = _register(*renumber, f"{o['topic']}-value", o["broker_timeout_s"])
+        ids = _register(*renumber, f"{o['topic']}-value", settings.broker_timeout_s)
         _note("schemas: " + ", ".join(f"id {a} -> {b}" for a, b in sorted(ids.items())))
     writer = TopicWriter(conn, o["topic"], transactional=True)  # all or nothing
     with lines_of(path) as lines:
@@ -103,7 +105,7 @@ def _refused(exc: Refused, path: Path, topic: str) -> Exception:
             f"{topic} --config max.message.bytes=N --alter), or leave the event out"
         )
     elif "AUTHORIZATION" in code:
-        fix = f"{problem}; needs ACL ALLOW WRITE on topic {topic}"
+        fix = f"{problem}; {needs_acl('WRITE', 'topic', [topic])}"
     else:
         fix = str(problem)
     done = "nothing was published (one transaction, aborted): rerun once fixed"
@@ -129,18 +131,11 @@ def _register(
 ) -> dict[int, int]:
     """Recorded id -> the id the registry gives the same schema under ``subject``."""
     client = RegistrySchemas(registry)
-    ids: dict[int, int] = {}
-    deadline = time.monotonic() + timeout_s
-    for old in sorted(schemas):
-        while True:
-            try:
-                ids[old] = client.register(subject, schemas[old])
-                break
-            except RegistryUnavailable as exc:
-                if time.monotonic() > deadline:
-                    raise RuntimeFailure(f"{exc} (for {timeout_s:g}s)") from None
-                time.sleep(0.5)
-    return ids
+    deadline = deadline_of(timeout_s)
+    return {
+        old: patiently(partial(client.register, subject, schemas[old]), timeout_s, "", deadline)
+        for old in sorted(schemas)
+    }
 
 
 def _renumbered(

@@ -15,7 +15,7 @@ import click
 import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.cli.format_options import (
     PatientSchemas,
     decoder_of,
@@ -24,7 +24,7 @@ from worker.cli.format_options import (
     pop_format,
     register_records,
 )
-from worker.cli.kafka_options import all_of, connection, kafka_options
+from worker.cli.kafka_options import all_of, connection, kafka_options, kafka_settings
 from worker.cli.options import (
     bundle_option,
     option,
@@ -50,7 +50,11 @@ from worker.core.recording import (
 )
 from worker.core.scoring import BatchScorer
 from worker.core.wire import OutputFormat
-from worker.kafka.ranges import Connection, RangeReader, TopicWriter, ensure_topic
+from worker.kafka.admin import ensure_topic
+from worker.kafka.connection import Connection
+from worker.kafka.ranges import RangeReader
+from worker.kafka.settings import REGISTRY_KEYS
+from worker.kafka.writer import TopicWriter
 from worker.replay.parity import ParityChecker, ParityResult, compare
 from worker.replay.parity_report import to_json, to_text
 from worker.replay.replay import (
@@ -77,7 +81,7 @@ _range_options = all_of(
 
 @click.command("replay")
 @bundle_option()
-@kafka_options
+@kafka_options()
 @_range_options
 @option("--output", type=_file, default=None, help="write prediction records here (JSONL)")
 @option("--output-topic", default=None, help="or produce them to this topic")
@@ -106,9 +110,10 @@ _range_options = all_of(
 def replay_command(**o: Any) -> int:
     """Score a bounded range of a topic, without joining any consumer group."""
     output_format = OutputFormat(o.pop("output_format"))
-    value_format, registry = pop_format(o, output_format)
+    settings = kafka_settings(o, REGISTRY_KEYS)
+    value_format, registry = pop_format(o, output_format, settings)
     decoder = decoder_of(value_format)
-    schemas = _schemas(decoder, registry, o.pop("schemas_from"), o["broker_timeout_s"])
+    schemas = _schemas(decoder, registry, o.pop("schemas_from"), settings.broker_timeout_s)
     if (o["output"] is None) == (o["output_topic"] is None):
         raise click.UsageError("give --output FILE or --output-topic TOPIC (one of them)")
     if output_format is OutputFormat.AVRO and o["output_topic"] is None:
@@ -118,7 +123,7 @@ def replay_command(**o: Any) -> int:
     if o["output"] is not None:
         writable(o["output"])
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
-    conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
+    conn = connection(settings)
     bundle = load_bundle(
         o["bundle"],
         warn_only=o["warn_only"],
@@ -136,7 +141,7 @@ def replay_command(**o: Any) -> int:
         _note(f"range of {o['topic']}: {describe(ranges)}")
         avro = None
         if output_format is OutputFormat.AVRO and registry is not None:
-            avro = register_records(registry, [o["output_topic"]], o["broker_timeout_s"])
+            avro = register_records(registry, [o["output_topic"]], settings.broker_timeout_s)
         with _output(conn, o["output"], o["output_topic"], avro) as sink:
             batches = in_window(reader.read(ranges, o["batch_size"]), span)
             if decoder is not None and schemas is not None:
@@ -241,21 +246,23 @@ def _written(path: Path) -> Iterator[FileSink]:
 
 
 @click.command("record")
-@kafka_options
+@kafka_options()
 @_range_options
 @option("--output", type=_file, required=True, help="recording to write (JSONL)")
 @format_options()
 def record(**o: Any) -> None:
     """Copy a topic (or a range of it) to a file: keys, values, headers, timestamps; with
     --value-format avro|json-schema, the writer schemas its values name as well."""
-    value_format, registry = pop_format(o)
+    settings = kafka_settings(o, REGISTRY_KEYS)
+    value_format, registry = pop_format(o, settings=settings)
     decoder = decoder_of(value_format)
     if decoder is not None and registry is None:
         raise click.UsageError(f"--value-format {value_format.value} needs --schema-registry-url")
-    schemas = PatientSchemas(registry, o["broker_timeout_s"]) if registry is not None else None
+    timeout_s = settings.broker_timeout_s
+    schemas = PatientSchemas(registry, timeout_s) if registry is not None else None
     writable(o["output"])
     span = bounds(o["from_offset"], o["from_time"], o["to_time"])
-    conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
+    conn = connection(settings)
     count = 0
     with RangeReader(conn, o["topic"]) as reader:
         ranges = reader.resolve(span)
@@ -326,6 +333,3 @@ def _warn(message: str) -> None:
 def _rejected(message: str) -> None:
     """Rejected events are named like `score` names rejected lines."""
     print(f"scoring-worker: rejected: {message}", file=sys.stderr)
-
-
-COMMANDS = [replay_command, record, parity]

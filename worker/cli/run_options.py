@@ -15,9 +15,10 @@ from typing import Any
 import click
 
 from worker.cli.format_options import format_options, output_format_option
-from worker.cli.kafka_options import KAFKA_PROPERTY
+from worker.cli.kafka_options import kafka_options
 from worker.cli.options import env_name, option
-from worker.live.settings import ENV_PREFIX, WorkerSettings
+from worker.kafka.properties import ENV_PREFIX
+from worker.live.settings import RUN_BROKER_TIMEOUT_S, WorkerSettings
 
 F = Callable[..., Any]
 _FIELDS = WorkerSettings.model_fields
@@ -37,7 +38,7 @@ def _setting(decl: str, name: str, text: str, **kwargs: Any) -> Callable[[F], F]
 
 _positive = click.FloatRange(0, min_open=True)
 _OPTIONS: list[Callable[[F], F]] = [
-    option("--bootstrap-servers", default=None, help="Kafka bootstrap servers [required]"),
+    kafka_options(run_default_s=RUN_BROKER_TIMEOUT_S),
     option("--input-topic", default=None, help="topic of input events [required]"),
     option("--output-topic", default=None, help="topic of prediction records [required]"),
     option("--dlq-topic", default=None, help="dead-letter topic for rejected events"),
@@ -60,12 +61,6 @@ _OPTIONS: list[Callable[[F], F]] = [
     _setting("--max-events", "max_events", "stop after N events", type=click.IntRange(1)),
     _setting(
         "--idle-timeout", "idle_timeout_s", "stop after SECONDS without events", type=_positive
-    ),
-    _setting(
-        "--broker-timeout",
-        "broker_timeout_s",
-        "give up (exit 3) after the broker was unreachable SECONDS; 0: never",
-        type=click.FloatRange(0),
     ),
     _setting(
         "--model-timeout",
@@ -109,7 +104,6 @@ _OPTIONS: list[Callable[[F], F]] = [
         "reject larger events as too_large",
         type=click.IntRange(1),
     ),
-    KAFKA_PROPERTY,
     format_options(for_settings=True),
     output_format_option(for_settings=True),
 ]

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from worker.cli.options import env_name
+from worker.kafka.properties import (
+    KAFKA_PROPERTY_ENV,
+    is_secret,
+    kafka_environment,
+    valid_key,
+)
 from worker.logs import keep_secret
 
 OPTION = "--kafka-property"
-_KAFKA_ENV = "SCORING_WORKER_KAFKA_"
 
 
 def keep_kafka_secrets(args: Sequence[str], environ: Mapping[str, str]) -> None:
@@ -23,19 +27,10 @@ def keep_kafka_secrets(args: Sequence[str], environ: Mapping[str, str]) -> None:
     from the arguments and the ``SCORING_WORKER_KAFKA_*`` environment."""
     given = list(_given(args))
     # one property per line, as ``worker.cli.kafka_options.PropertyLines`` splits it
-    env_lines = environ.get(env_name(OPTION), "").splitlines()
+    env_lines = environ.get(KAFKA_PROPERTY_ENV, "").splitlines()
     given += [(line, None) for line in env_lines if line.strip()]
-    secret_env = [
-        (name, value)
-        for name, value in environ.items()
-        if name.upper().startswith(_KAFKA_ENV) and name.upper() != env_name(OPTION)
-    ]
-    if not given and not secret_env:
-        return  # the usual case: the settings module (pydantic) stays unimported
-    from worker.live.settings import is_secret, kafka_key_from_env, valid_key
-
-    for name, value in secret_env:
-        if is_secret(kafka_key_from_env(name.upper())):
+    for key, value in kafka_environment(environ).items():
+        if is_secret(key):
             keep_secret(value)
     for text, following in given:
         key, sep, value = text.partition("=")

@@ -19,10 +19,9 @@ from typing import Any
 
 import click
 
-from model_bundles.errors import BadInputError
-from worker.cli.kafka_options import connection, kafka_options
+from schemas.errors import BadInputError, ExitCode, RuntimeFailure
+from worker.cli.kafka_options import connection, kafka_options, kafka_settings
 from worker.cli.options import option
-from worker.errors import ExitCode, RuntimeFailure
 from worker.kafka.admin import (
     TopicSpec,
     admin_client,
@@ -32,8 +31,8 @@ from worker.kafka.admin import (
     topic_configs,
 )
 from worker.kafka.connection import Connection
+from worker.kafka.properties import is_secret
 from worker.kafka.types import KafkaFailure
-from worker.live.settings import is_secret
 from worker.logs import MASK, keep_secret
 
 REFUSED_AS_ASKED = frozenset(
@@ -55,7 +54,7 @@ def topics() -> None:
 
 
 @topics.command("create")
-@kafka_options
+@kafka_options()
 @option("--topic", "names", multiple=True, required=True, help="topic to create (repeatable)")
 @option(
     "--partitions",
@@ -85,14 +84,14 @@ def topics() -> None:
 )
 def create(**o: Any) -> int:
     """Create topics (each with the same partitions, replication factor and configs)."""
-    conn = connection(o["bootstrap_servers"], o["kafka_property"], o["broker_timeout_s"])
+    conn = connection(kafka_settings(o))
     configs = dict(_config(text) for text in o["configs"])
     specs = [TopicSpec(n, o["partitions"], o["replication_factor"], configs) for n in o["names"]]
-    admin = admin_client(conn.config("admin"))
+    admin = admin_client(conn.config(None))
     conn.reach(admin, "creating topics")
     differing = 0
     try:
-        existing = partition_counts(admin, conn.timeout_s)
+        existing = partition_counts(admin, conn.request_s)
         for spec in specs:
             differing += not _create(admin, conn, spec, existing.get(spec.name), o["alter"])
     except KafkaFailure as exc:
@@ -108,7 +107,7 @@ def _failure(conn: Connection, what: str, exc: KafkaFailure, admin: Any) -> Exce
     unknown = _UNKNOWN_CONFIG in exc.reason
     if exc.code == "INVALID_CONFIG" and unknown:
         name = exc.reason.split(_UNKNOWN_CONFIG, 1)[1].strip()
-        return BadInputError(_unknown_config(name, _known_configs(admin, conn.timeout_s)))
+        return BadInputError(_unknown_config(name, _known_configs(admin, conn.request_s)))
     if exc.code in REFUSED_AS_ASKED:
         return BadInputError(f"{what}: {exc}")
     return RuntimeFailure(f"{what}: {exc}")
@@ -143,15 +142,15 @@ def _create(
 ) -> bool:
     """Create ``spec``, or check (``alter``: set) an existing topic's configs; False when
     an existing topic's configs differ from those asked and were left as they are."""
-    if existing is None and create_topic(admin, spec, conn.timeout_s):
+    if existing is None and create_topic(admin, spec, conn.request_s):
         click.echo(f"created {spec.name} ({_describe(spec)})", err=True)
         return True
-    count = existing if existing is not None else partition_counts(admin, conn.timeout_s)[spec.name]
+    count = existing if existing is not None else partition_counts(admin, conn.request_s)[spec.name]
     if count != spec.partitions:
         raise BadInputError(
             f"topic {spec.name} exists with {count} partitions, not {spec.partitions}"
         )
-    current = topic_configs(admin, spec.name, conn.timeout_s) if spec.configs else {}
+    current = topic_configs(admin, spec.name, conn.request_s) if spec.configs else {}
     for name in spec.configs:
         if current and name not in current:  # DescribeConfigs lists every topic config
             raise BadInputError(_unknown_config(name, current))
@@ -174,7 +173,7 @@ def _create(
         )
         return False
     try:
-        alter_topic_configs(admin, spec.name, changes, conn.timeout_s)
+        alter_topic_configs(admin, spec.name, changes, conn.request_s)
     except KafkaFailure as exc:
         raise _failure(conn, f"altering {spec.name}", exc, admin) from None
     done = ", ".join(

@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 
 from model_bundles.events import Rejection
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 from worker.core.avro_flat import FlatReader, compile_reader
 from worker.core.wire import (
     RegistryUnavailable,

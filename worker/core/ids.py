@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 KEY_B64_PREFIX = "b64:"
@@ -71,3 +71,32 @@ def event_id(
     """The event's id by SPEC's rule (field, else key, else derived from the bytes)."""
     found = field_id(event, id_field, value)
     return found if found is not None else fallback_id(key, value)
+
+
+ID_SAMPLE = 3
+"""How many ids of each side a hint shows."""
+
+
+def sample_ids(ids: Iterable[str], n: int = ID_SAMPLE) -> list[str]:
+    """The first ``n`` ids in sorted order (stable from run to run)."""
+    return sorted(ids)[:n]
+
+
+def id_mismatch_hint(
+    sides: Sequence[tuple[str, Sequence[str]]],
+    repeated: Sequence[tuple[str, str]] = (),
+) -> str:
+    """Why two sets of records do not join by event id, in one line (``parity`` and
+    ``evaluate``, issue 28): ``sides`` are (name, a sample of its ids), ``repeated`` (name,
+    what repeats: a sample of ids or a count); empty entries are left out.
+
+    Records scored with two different id fields, or labels written with the other one,
+    share no id; an id field that repeats pairs different events."""
+    shown = "; ".join(f"{name} has e.g. {', '.join(ids)}" for name, ids in sides if ids)
+    parts = [f"event ids differ: {shown}"] if shown else []
+    parts += [f"ids repeat in {name} ({what})" for name, what in repeated if what]
+    return (
+        "; ".join(parts) + ". A record's event_id is the event field the bundle's id_column "
+        "names (bundle inspect, the worker's start line), else event_id, else the Kafka "
+        "key: both sides need the same field, unique per event"
+    )

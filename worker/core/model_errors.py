@@ -28,8 +28,8 @@ import numpy as np
 
 from model_bundles.events import Rejection
 from model_bundles.predict import Outputs
-from schemas.records import RejectReason
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
+from schemas.wire_names import RejectReason
 
 MAX_MESSAGE_CHARS = 200
 """Bound on the exception message's first line in headers and detail (Kafka headers are

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.core.recording import RecordedMessage
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import orjson
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.core.wire import WriterSchema
 
 TimestampType = Literal["create_time", "log_append_time"]

@@ -20,7 +20,7 @@ from model_bundles.bundle import Bundle
 from model_bundles.events import CheckedBatch, Rejection, check_batch
 from model_bundles.predict import Outputs
 from model_bundles.values import category_text
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 from worker.core.encoding import RecordEncoder
 from worker.core.formats import HEADER_BYTES, WireDecoder
 from worker.core.ids import event_id, fallback_id

@@ -1,5 +1,5 @@
-"""The Kafka edge: with ``worker.kafka.errors`` (librdkafka errors sorted by what to do)
-and ``worker.kafka.ranges`` (record/replay), the only modules that import confluent_kafka.
+"""The live path's consumer side of the Kafka edge (with ``worker.kafka.errors``:
+librdkafka errors sorted by what to do).
 
 Everything above it speaks plain Python: partitions are ``(topic, partition)`` tuples,
 messages in are ``InputEvent``s, messages out are ``Outgoing``, and every librdkafka
@@ -18,11 +18,11 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     Message,
-    Producer,
     TopicPartition,
 )
 
 from worker.core.scoring import InputEvent
+from worker.kafka.admin import partition_count
 from worker.kafka.errors import BROKER_DOWN as BROKER_DOWN
 from worker.kafka.errors import call as _call
 from worker.kafka.errors import classify as classify
@@ -226,18 +226,6 @@ class GroupConsumer:
     def close(self) -> None:
         """Leave the group (revoking the assignment) and release the client."""
         _call(self._consumer.close)
-
-
-def partition_count(client: Consumer | Producer, topic: str, timeout_s: float) -> int | None:
-    """Partitions of ``topic`` from a metadata request; None when there is no such topic."""
-    meta = _call(lambda: client.list_topics(topic, timeout_s)).topics.get(topic)
-    if meta is None:
-        return None
-    if meta.error is not None:
-        if meta.error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
-            return None
-        raise failure(meta.error)
-    return len(meta.partitions)
 
 
 def end_offsets(client: Consumer, topic: str, timeout_s: float) -> dict[int, int]:

@@ -1,5 +1,5 @@
-"""Where the broker is, and how the one-shot commands talk to it (no confluent_kafka
-import at module level: the option parsing stays light).
+"""How the one-shot commands talk to the broker their ``KafkaSettings`` name (no
+confluent_kafka import at module level: the option parsing stays light).
 
 A broker that refuses the client (a wrong SASL password, a CA that did not sign its
 certificate, mTLS without a client certificate) looks, to every blocking call, like one
@@ -7,17 +7,23 @@ that does not answer: ``_TRANSPORT`` after the whole deadline. The reason only r
 error callback, so every client made from a ``Connection`` reports there (``Refusals``),
 ``reach`` polls for it before the first long wait, and ``unreachable`` quotes it: the same
 ``auth: ...`` line `run` gives, within a second (issue 28).
+
+``--broker-timeout`` means what it means for `run`: how long a broker that does not answer
+is waited for; 0: for ever (``deadline`` is then infinite, and each single request, which
+librdkafka must be given a finite wait, is asked with ``request_s``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
+from worker.kafka.properties import Scope
+from worker.kafka.settings import KafkaSettings, deadline_of
 from worker.kafka.tls import certificate_name_problem
+from worker.kafka.types import FailureKind, KafkaFailure
 from worker.logs import KafkaLog, librdkafka_logger
 
 REACH_SLICE_S = 0.5
@@ -34,7 +40,6 @@ class Refusals:
     def __call__(self, error: Any) -> None:
         """librdkafka's ``error_cb``: keep ``error`` (a ``KafkaError``) if it is a refusal."""
         from worker.kafka.errors import failure  # confluent_kafka only once a client exists
-        from worker.kafka.types import FailureKind
 
         problem = failure(error)
         if problem.kind == FailureKind.AUTH:
@@ -43,22 +48,45 @@ class Refusals:
 
 @dataclass(frozen=True)
 class Connection:
-    """Where the broker is, librdkafka passthrough properties, and how long to wait for it."""
+    """The Kafka settings of a one-shot command, where librdkafka's lines go, and the
+    refusals its clients met."""
 
-    bootstrap_servers: str
-    properties: Mapping[str, str] = field(default_factory=dict)
-    """Passed to every client; ``consumer.``/``producer.`` prefixed keys to that client only
-    (the same convention as ``run --kafka-property``)."""
-    timeout_s: float = 30.0
+    settings: KafkaSettings
     log: KafkaLog | None = field(default=None, compare=False)
     """Where librdkafka's log lines go (None: librdkafka's default, raw on stderr)."""
     refusals: Refusals = field(default_factory=Refusals, compare=False)
 
-    def config(self, scope: str, **forced: Any) -> dict[str, Any]:
-        shared = {k: v for k, v in self.properties.items() if k.split(".", 1)[0] not in SCOPES}
-        prefix = scope + "."
-        own = {k[len(prefix) :]: v for k, v in self.properties.items() if k.startswith(prefix)}
-        config = {"bootstrap.servers": self.bootstrap_servers, **shared, **own, **forced}
+    @classmethod
+    def plain(cls, bootstrap_servers: str) -> Connection:
+        """A connection to ``bootstrap_servers`` with no other setting (tools, tests)."""
+        return cls(KafkaSettings(bootstrap_servers=bootstrap_servers))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.settings.bootstrap_servers
+
+    @property
+    def timeout_s(self) -> float:
+        """``--broker-timeout``: seconds a silent broker is waited for; 0: for ever."""
+        return self.settings.broker_timeout_s
+
+    @property
+    def request_s(self) -> float:
+        """Seconds one request may take (librdkafka needs a finite wait)."""
+        return self.settings.request_timeout_s
+
+    def deadline(self) -> float:
+        """``time.monotonic()`` past which waiting for the broker is given up (inf: never)."""
+        return deadline_of(self.timeout_s)
+
+    def config(self, scope: Scope | None, **forced: Any) -> dict[str, Any]:
+        """librdkafka properties of a ``scope`` client (None: an admin client), with
+        ``forced`` over the passthrough ones, the log and error callbacks set."""
+        config = {
+            **self.settings.kafka_properties(scope),
+            "bootstrap.servers": self.bootstrap_servers,
+            **forced,
+        }
         if self.log is not None:
             config["logger"] = librdkafka_logger(self.log)
         config["error_cb"] = self.refusals
@@ -67,8 +95,8 @@ class Connection:
     def reach(self, client: Any, what: str) -> None:
         """Wait until ``client`` (a confluent_kafka client made from ``config``) gets a
         metadata answer; RuntimeFailure as soon as the broker refused it (``auth: ...``),
-        or after ``timeout_s`` without an answer."""
-        deadline = time.monotonic() + self.timeout_s
+        or after ``timeout_s`` without an answer (0: never)."""
+        deadline = self.deadline()
         while True:
             slice_s = max(min(REACH_SLICE_S, deadline - time.monotonic()), 0.01)
             try:
@@ -80,8 +108,15 @@ class Connection:
             if self.refusals.last is not None or time.monotonic() >= deadline:
                 raise self.unreachable(what, cause)
 
+    def failed(self, what: str, problem: KafkaFailure, acl: str) -> RuntimeFailure:
+        """An authorization error met while ``what`` as ``auth: ...; needs ACL ALLOW
+        <acl>``; anything else as a broker that did not answer."""
+        if problem.kind == FailureKind.AUTH:
+            return RuntimeFailure(f"{what}: auth: {problem}; needs ACL ALLOW {acl}")
+        return self.unreachable(what, problem)
+
     def unreachable(self, what: str, cause: object) -> RuntimeFailure:
-        misnamed = certificate_name_problem(self.config("admin"))
+        misnamed = certificate_name_problem(self.config(None))
         if misnamed is not None:  # librdkafka would only say "check ssl.ca.location"
             return RuntimeFailure(f"{what}: {misnamed}")
         if self.refusals.last is not None:
@@ -89,8 +124,5 @@ class Connection:
         last = self.log.last if self.log is not None else None
         return RuntimeFailure(
             f"{what}: broker {self.bootstrap_servers} did not answer within "
-            f"{self.timeout_s:g}s ({cause})" + (f"; last broker error: {last}" if last else "")
+            f"{self.request_s:g}s ({cause})" + (f"; last broker error: {last}" if last else "")
         )
-
-
-SCOPES = ("consumer", "producer")

@@ -23,6 +23,7 @@ from confluent_kafka import IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
+from worker.kafka.admin import partition_count
 from worker.kafka.errors import call as _call
 from worker.kafka.offsets import ExplicitStartConsumer
 from worker.kafka.types import FailureKind, KafkaFailure, Partition
@@ -102,10 +103,9 @@ class OffsetsAdmin:
     def partition_count(self, topic: str, timeout_s: float) -> int | None:
         """Partitions of ``topic`` (None: no such topic or no answer)."""
         try:
-            meta = self._client().list_topics(topic, timeout=timeout_s).topics.get(topic)
-        except Exception:
+            return partition_count(self._client(), topic, timeout_s)
+        except KafkaFailure:
             return None
-        return None if meta is None or meta.error is not None else len(meta.partitions)
 
 
 _LEVELS = (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED)

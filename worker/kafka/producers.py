@@ -1,5 +1,7 @@
-"""The producers: idempotent (at-least-once) and transactional (exactly-once), with
-failure-only delivery reports; every librdkafka error becomes a ``KafkaFailure``.
+"""The producer wrapper: idempotent (at-least-once) and transactional (exactly-once),
+with failure-only delivery reports; every librdkafka error becomes a ``KafkaFailure``.
+`run` uses them directly; `publish` and `replay --output-topic` through
+``worker.kafka.writer.TopicWriter``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ class _Sender:
         self.hung = False
         """A call on this producer never returned: abandon it (do not close it)."""
 
+    @property
+    def client(self) -> Producer:
+        """The confluent_kafka client (to wait until the broker answers it)."""
+        return self._producer
+
     def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
         if error is not None:
             problem = failure(error)
@@ -55,16 +62,25 @@ class _Sender:
             if m.headers is not last:  # a batch's records share one list: converted once
                 last = m.headers
                 headers = client_headers(last)
-            while True:
-                try:
-                    produce(m.topic, m.value, m.key, headers=headers)
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)
-                except KafkaException as exc:
-                    problem = _from_exception(exc)
-                    problem.message = m
-                    raise problem from None
+            try:  # the hot path: one call per record, no retry loop set up
+                produce(m.topic, m.value, m.key, headers=headers)
+            except (BufferError, KafkaException):
+                self.produce(m, headers=headers)  # waits for room, or words the refusal
+
+    def produce(self, m: Outgoing, **extras: Any) -> None:
+        """Queue ``m`` (``extras``: ``headers``, ``partition``, ``timestamp``,
+        ``on_delivery``, as the client takes them), waiting while the local queue is full;
+        KafkaFailure (its ``message`` set) when the client refuses it at once."""
+        while True:
+            try:
+                self._producer.produce(m.topic, m.value, m.key, **extras)
+                return
+            except BufferError:  # serve delivery reports, then try again
+                self._producer.poll(0.05)
+            except KafkaException as exc:  # refused at once (message.max.bytes...)
+                problem = _from_exception(exc)
+                problem.message = m
+                raise problem from None
 
     def flush(self, timeout_s: float) -> int:
         """Wait for delivery reports; returns how many messages are still undelivered.

@@ -1,19 +1,17 @@
-"""Bounded Kafka I/O for `record`, `publish` and `replay`. Reading never joins a consumer
+"""Bounded reads of a topic for `record` and `replay`. Reading never joins a consumer
 group: partitions are assigned explicitly, one after the other (so messages come out by
 partition, then offset), nothing is committed, and the ``group.id`` librdkafka insists on
 is a throwaway. The end of the range is fixed when it is resolved: the end offsets at that
 moment (the last stable offsets, since the reader is ``read_committed``). Every broker
-wait has a deadline; running past it is a ``RuntimeFailure`` (exit 3). `publish` writes
-in one transaction (``TopicWriter(transactional=True)``): all or nothing.
+wait has a deadline (``--broker-timeout``; 0: none); running past it is a
+``RuntimeFailure`` (exit 3). Writing a topic is ``worker.kafka.writer``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 
 from confluent_kafka import (
     TIMESTAMP_CREATE_TIME,
@@ -22,22 +20,17 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError, RuntimeFailure
 from worker.core.ranges import Bounds, PartitionRange
-from worker.core.recording import Header, OutgoingMessage, RecordedMessage, TimestampType
-from worker.errors import RuntimeFailure
-from worker.kafka.clients import FailureKind, KafkaFailure, failure, partition_count
-from worker.kafka.connection import Connection as Connection
-from worker.kafka.errors import from_exception
-
-PUBLISH_TRANSACTIONAL_PREFIX = "scoring-worker-publish-"
-"""`publish`'s transactional ids: this, then a fresh uuid (a prefixed ACL covers them)."""
+from worker.core.recording import Header, RecordedMessage, TimestampType
+from worker.kafka.acl import missing_topic
+from worker.kafka.admin import partition_count
+from worker.kafka.connection import Connection
+from worker.kafka.errors import failure, from_exception
+from worker.kafka.types import FailureKind, KafkaFailure
 
 POLL_S = 0.1
 TIMESTAMP_TYPES: dict[int, TimestampType] = {
@@ -88,7 +81,8 @@ class RangeReader:
             starts = self._offsets_at(bounds.from_time_ms, ends)
         except (KafkaFailure, KafkaException) as exc:
             what, acl = f"offsets of {self.topic}", f"READ and DESCRIBE on topic {self.topic}"
-            raise _not_answered(self.connection, what, exc, acl) from None
+            problem = from_exception(exc) if isinstance(exc, KafkaException) else exc
+            raise self.connection.failed(what, problem, acl) from None
         ranges = []
         for p, (low, end) in sorted(marks.items()):
             first = bounds.from_offset if bounds.from_offset is not None else starts.get(p, low)
@@ -97,10 +91,10 @@ class RangeReader:
 
     def _watermarks(self) -> dict[int, tuple[int, int]]:
         """Partition -> (low, end): the end is the last stable offset (read_committed)."""
-        timeout = self.connection.timeout_s
+        timeout = self.connection.request_s
         count = partition_count(self._consumer, self.topic, timeout)
         if count is None:
-            raise BadInputError(_missing(self.topic))
+            raise BadInputError(missing_topic(self.topic))
         marks = {}
         for p in range(count):
             found = self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout)
@@ -114,7 +108,7 @@ class RangeReader:
         if time_ms is None:
             return {}
         asked = [TopicPartition(self.topic, p, time_ms) for p in ends]
-        found = self._consumer.offsets_for_times(asked, self.connection.timeout_s)
+        found = self._consumer.offsets_for_times(asked, self.connection.request_s)
         offsets = {}
         for tp in found:
             if tp.error is not None:
@@ -134,13 +128,13 @@ class RangeReader:
         self, part: PartitionRange, max_batch: int
     ) -> Iterator[list[RecordedMessage]]:
         self._consumer.assign([TopicPartition(self.topic, part.partition, part.start)])
-        deadline = time.monotonic() + self.connection.timeout_s
+        deadline = self.connection.deadline()
         done = False
         try:
             while not done:
                 batch, done = self._take(self._consume(max_batch), part)
                 if batch:
-                    deadline = time.monotonic() + self.connection.timeout_s
+                    deadline = self.connection.deadline()
                     yield batch
                 elif time.monotonic() > deadline:
                     what = f"reading {self.topic}[{part.partition}] up to offset {part.end}"
@@ -200,207 +194,3 @@ def _headers(msg: Message) -> tuple[Header, ...]:
     found = msg.headers() or ()
     pairs = found.items() if isinstance(found, dict) else found
     return tuple((k, v.encode() if isinstance(v, str) else v) for k, v in pairs)
-
-
-# --- topics and producing -----------------------------------------------------------------
-
-
-def ensure_topic(connection: Connection, topic: str, partitions: int | None) -> int:
-    """The topic's partition count, creating it with ``partitions`` when it does not exist."""
-    admin = AdminClient(connection.config("admin"))
-    connection.reach(admin, f"topic {topic}")
-    timeout = connection.timeout_s
-    try:
-        count = _partition_count(admin, topic, timeout)
-        if count is None:
-            if partitions is None:
-                raise BadInputError(f"{_missing(topic)}; give --partitions N to create it")
-            _create(admin, topic, partitions, timeout)
-            count = _wait_for_leaders(admin, topic, partitions, timeout)
-    except KafkaException as exc:
-        acl = f"DESCRIBE on topic {topic} (CREATE, to create it)"
-        raise _not_answered(connection, f"topic {topic}", exc, acl) from None
-    if partitions is not None and count != partitions:
-        raise BadInputError(f"topic {topic} exists with {count} partitions, not {partitions}")
-    return count
-
-
-def _partition_count(admin: AdminClient, topic: str, timeout_s: float) -> int | None:
-    """From a metadata request for all topics: asking for one could auto-create it."""
-    meta = admin.list_topics(timeout=timeout_s).topics.get(topic)
-    return None if meta is None or meta.error is not None else len(meta.partitions)
-
-
-def _create(admin: AdminClient, topic: str, partitions: int, timeout_s: float) -> None:
-    future = admin.create_topics([NewTopic(topic, partitions)], operation_timeout=timeout_s)[topic]
-    try:
-        future.result(timeout_s)
-    except KafkaException as exc:
-        error = exc.args[0] if exc.args else None
-        if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise
-
-
-def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        meta = admin.list_topics(topic, timeout_s).topics.get(topic)
-        if meta is not None and meta.error is None:
-            led = [p for p in meta.partitions.values() if p.leader >= 0 and p.error is None]
-            if len(led) == len(meta.partitions) > 0:
-                return len(led)
-        if time.monotonic() > deadline:
-            raise KafkaException(f"topic {topic} has no leader for every partition yet")
-        time.sleep(0.05)
-
-
-def _missing(topic: str) -> str:
-    """A topic the metadata does not list: absent, or hidden from this principal (a
-    broker lists only the topics it may DESCRIBE)."""
-    return (
-        f"topic {topic} does not exist, or this principal may not see it "
-        f"(needs ACL ALLOW DESCRIBE on topic {topic})"
-    )
-
-
-def _not_answered(
-    connection: Connection, what: str, exc: KafkaFailure | KafkaException, acl: str
-) -> RuntimeFailure:
-    """An authorization error as ``auth: ...; needs ACL ALLOW <acl>``; anything else as a
-    broker that did not answer."""
-    problem = from_exception(exc) if isinstance(exc, KafkaException) else exc
-    if problem.kind == FailureKind.AUTH:
-        return RuntimeFailure(f"{what}: auth: {problem}; needs ACL ALLOW {acl}")
-    return connection.unreachable(what, exc)
-
-
-class Refused(RuntimeFailure):
-    """The broker (or the producer's own limit) refused message ``index`` (0-based, in the
-    order sent); with ``transactional`` nothing of the run became visible."""
-
-    def __init__(self, index: int, problem: KafkaFailure, size: int, aborted: bool) -> None:
-        super().__init__(f"message {index + 1} ({size} bytes): {problem}")
-        self.index = index
-        self.problem = problem
-        self.size = size
-        self.aborted = aborted
-
-
-PUBLISH_TRANSACTION_TIMEOUT_MS = 900_000
-"""The broker's default ``transaction.max.timeout.ms``: a whole file is one transaction."""
-
-
-class TopicWriter:
-    """An idempotent producer to one topic: keys, headers, timestamps and partitions kept.
-
-    ``transactional``: every message in one transaction, committed by ``finish``: all or
-    nothing, so a run that failed half way can be run again without duplicating anything
-    (issue 28). A refused message is a ``Refused`` naming it."""
-
-    def __init__(self, connection: Connection, topic: str, transactional: bool = False) -> None:
-        self.connection = connection
-        self.topic = topic
-        self.sent = 0
-        self.transactional = transactional
-        self._failures: list[tuple[int, int, KafkaError]] = []
-        forced: dict[str, Any] = {
-            "enable.idempotence": True,
-            "acks": "all",
-            # the Java clients' partitioner: a key goes to the same partition from any client
-            "partitioner": "murmur2_random",
-            "message.timeout.ms": max(int(connection.timeout_s * 1000), 1000),
-        }
-        if transactional:
-            forced["transactional.id"] = PUBLISH_TRANSACTIONAL_PREFIX + uuid.uuid4().hex
-        config = connection.config("producer", **forced)
-        config.setdefault("linger.ms", 5)
-        if transactional:
-            config.setdefault("transaction.timeout.ms", PUBLISH_TRANSACTION_TIMEOUT_MS)
-        self._producer = Producer(config)
-        connection.reach(self._producer, f"producing to {topic}")
-        if transactional:
-            self._call("starting the transaction", self._begin)
-
-    def _begin(self) -> None:
-        self._producer.init_transactions(self.connection.timeout_s)
-        self._producer.begin_transaction()
-
-    def _call(self, what: str, operation: Any) -> Any:
-        try:
-            return operation()
-        except KafkaException as exc:
-            problem = exc.args[0] if exc.args else None
-            if isinstance(problem, KafkaError) and problem.code() in (
-                KafkaError._TIMED_OUT,
-                KafkaError._TRANSPORT,
-                KafkaError._ALL_BROKERS_DOWN,
-            ):
-                raise self.connection.unreachable(f"{what} on {self.topic}", problem) from None
-            refused = from_exception(exc)
-            if refused.code == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED":
-                raise RuntimeFailure(
-                    f"{what} on {self.topic}: auth: {refused}; publish writes in one "
-                    "transaction: needs ACL ALLOW WRITE and DESCRIBE on transactional-id "
-                    f"{PUBLISH_TRANSACTIONAL_PREFIX} (--resource-pattern-type prefixed)"
-                ) from None
-            if refused.kind == FailureKind.AUTH:
-                acl = f"; needs ACL ALLOW WRITE and DESCRIBE on topic {self.topic}"
-                raise RuntimeFailure(f"{what} on {self.topic}: auth: {refused}{acl}") from None
-            raise RuntimeFailure(f"{what} on {self.topic}: {refused}") from None
-
-    def send(self, messages: Iterable[OutgoingMessage]) -> None:
-        """Queue every message (stopping at the first failed delivery report)."""
-        for m in messages:
-            if self._failures:
-                return
-            index, size = self.sent, len(m.value or b"")
-
-            def report(
-                error: KafkaError | None, _msg: Message, i: int = index, n: int = size
-            ) -> None:
-                if error is not None:
-                    self._failures.append((i, n, error))
-
-            kwargs: dict[str, Any] = {"headers": list(m.headers), "on_delivery": report}
-            if m.partition is not None:
-                kwargs["partition"] = m.partition
-            if m.timestamp_ms is not None:
-                kwargs["timestamp"] = m.timestamp_ms
-            while True:
-                try:
-                    self._producer.produce(self.topic, m.value, m.key, **kwargs)
-                    break
-                except BufferError:  # local queue full: serve delivery reports, then retry
-                    self._producer.poll(0.05)
-                except KafkaException as exc:  # refused at once (message.max.bytes...)
-                    error = exc.args[0] if exc.args else KafkaError(KafkaError._FAIL, str(exc))
-                    self._failures.append((index, size, error))
-                    return
-            self.sent += 1
-
-    def finish(self) -> int:
-        """Wait for every delivery report and commit; ``Refused`` (the transaction aborted)
-        or RuntimeFailure unless every message was delivered."""
-        try:
-            left = self._producer.flush(self.connection.timeout_s)
-            if self._failures or left:
-                self._abort()
-            elif self.transactional:
-                self._call("committing", lambda: self._producer.commit_transaction())
-        finally:
-            self._producer.close()
-        if self._failures:
-            # The earliest message refused is the cause: a broker's refusal arrives in a
-            # delivery report, after later messages may already have failed to queue with
-            # _STATE (the transaction was in error by then).
-            index, size, error = min(self._failures, key=lambda f: f[0])
-            raise Refused(index, failure(error), size, self.transactional)
-        if left:
-            raise self.connection.unreachable(f"producing to {self.topic}", f"{left} undelivered")
-        return self.sent
-
-    def _abort(self) -> None:
-        if self.transactional:
-            # failing that, the transaction times out on the broker: nothing becomes visible
-            with contextlib.suppress(KafkaException):
-                self._producer.abort_transaction(self.connection.timeout_s)

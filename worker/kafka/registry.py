@@ -93,7 +93,7 @@ class RegistrySchemas:
         try:
             self._client = SchemaRegistryClient(settings.client_config())
         except (ValueError, TypeError, OSError) as exc:
-            from model_bundles.errors import BadInputError
+            from schemas.errors import BadInputError
 
             raise BadInputError(f"schema registry settings: {exc}") from None
 
@@ -104,13 +104,9 @@ class RegistrySchemas:
         except self._error as exc:
             if exc.http_status_code == 404 or exc.error_code in _NOT_FOUND_CODES:
                 raise SchemaNotFound(f"the registry at {where} has none") from None
-            raise RegistryUnavailable(
-                f"schema registry {where}: HTTP {exc.http_status_code}: {exc.error_message}"
-            ) from None
+            raise self._unavailable(exc) from None
         except Exception as exc:  # httpx connection errors, timeouts, TLS failures
-            raise RegistryUnavailable(
-                f"schema registry {where}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise self._unavailable(exc) from None
         if schema.references:
             raise SchemaNotFound("it uses schema references, which the worker does not follow")
         return WriterSchema(schema_id, schema.schema_type or "AVRO", schema.schema_str or "")
@@ -128,15 +124,21 @@ class RegistrySchemas:
             )
         except self._error as exc:
             if exc.http_status_code is not None and 400 <= exc.http_status_code < 500:
-                from model_bundles.errors import BadInputError
+                from schemas.errors import BadInputError
 
                 raise BadInputError(
                     f"schema registry {where} refused {what} under {subject}: {exc.error_message}"
                 ) from None
-            raise RegistryUnavailable(
-                f"schema registry {where}: HTTP {exc.http_status_code}: {exc.error_message}"
-            ) from None
+            raise self._unavailable(exc) from None
         except Exception as exc:  # httpx connection errors, timeouts, TLS failures
-            raise RegistryUnavailable(
-                f"schema registry {where}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: Exception) -> RegistryUnavailable:
+        """A registry that did not answer, or answered with an error that is not the
+        request's fault (5xx, a refused login): the caller retries."""
+        where = masked_url(self.settings.url)
+        if isinstance(exc, self._error):
+            return RegistryUnavailable(
+                f"schema registry {where}: HTTP {exc.http_status_code}: {exc.error_message}"
+            )
+        return RegistryUnavailable(f"schema registry {where}: {type(exc).__name__}: {exc}")

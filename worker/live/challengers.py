@@ -42,13 +42,12 @@ from typing import Any, Protocol
 
 import numpy.typing as npt
 
-from model_bundles.errors import BadInputError
 from model_bundles.predict import Outputs
-from schemas.records import RejectReason
+from schemas.errors import BadInputError
+from schemas.wire_names import HEADER_INSTANCE, HEADER_SCORED_AT, RejectReason
 from worker.core.model_errors import ModelFailure
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
 from worker.kafka.types import Outgoing
-from worker.live.loop import HEADER_INSTANCE, HEADER_SCORED_AT
 from worker.logs import EventLog
 
 
@@ -123,17 +122,21 @@ class Challengers:
         the watchdog, as the champion's (``BatchScorer.isolating_calls``)."""
         return sum(s.isolating_calls for s in self.scorers.values())
 
-    def messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]:
-        """Every challenger's records for the champion-valid events of the batch."""
+    def messages(
+        self, events: Sequence[InputEvent], scored: ScoredBatch
+    ) -> tuple[list[Outgoing], list[InputEvent]]:
+        """Every challenger's records for the champion-valid events of the batch, and the
+        input event of each."""
         self._pending = []
         valid = [events[i] for i in scored.indices]
         if not valid:
-            return []
+            return [], []
         headers = [  # as the champion's records carry them (worker.live.loop)
             (HEADER_INSTANCE, self.instance_id),
             (HEADER_SCORED_AT, str(int(time.time() * 1000)).encode()),
         ]
         out: list[Outgoing] = []
+        sources: list[InputEvent] = []
         for name, scorer in self.scorers.items():
             if name in self.disabled:
                 continue
@@ -153,12 +156,13 @@ class Challengers:
                 Outgoing(self.topic, record, valid[j].key, headers)
                 for j, record in zip(mine.indices, mine.records, strict=True)
             ]
+            sources += [valid[j] for j in mine.indices]
             reasons = Counter(r.rejection.reason.value for r in mine.rejected)
             champion = scored.outputs.predictions[mine.indices]
             self._pending.append(
                 _Pending(name, champion, mine.outputs, len(mine.records), reasons, duration_s)
             )
-        return out
+        return out, sources
 
     def _disable(self, name: str, scorer: BatchScorer, failure: ModelFailure) -> None:
         """Circuit open: every event of the batch raised in this challenger (module docstring)."""

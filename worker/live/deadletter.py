@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from schemas.records import DeadLetter, SourceRef
+from schemas.wire_names import HEADER_TRUNCATED
 from worker.core.model_errors import ModelErrorRejection
 from worker.core.scoring import InputEvent, Rejected
 from worker.kafka.clients import Outgoing
 
-HEADER_TRUNCATED = "scoring.value.truncated"
 BATCH_OVERHEAD_BYTES = 61 + 40
 """A record batch's header, and one record's fixed fields at their largest (varints)."""
 HEADER_OVERHEAD_BYTES = 10

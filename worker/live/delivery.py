@@ -22,11 +22,12 @@ gives up.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
+from worker.kafka.acl import with_acl
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
 from worker.kafka.types import (
     Call,
@@ -36,8 +37,10 @@ from worker.kafka.types import (
     Partition,
     refused_messages,
 )
-from worker.live.acl import with_acl
 from worker.logs import EventLog
+
+if TYPE_CHECKING:  # `topics`, `publish`... import no scorer
+    from worker.core.scoring import InputEvent
 
 STEP_S = 5.0
 """Longest single blocking call; between calls the worker checks stop and give-up deadlines."""
@@ -70,13 +73,17 @@ class DeliveryBatch:
     messages: list[Outgoing]
     offsets: dict[Partition, int]
     """Next offset to read per partition, committed with the batch."""
-    refused: list[KafkaFailure] = field(default_factory=list)
-    """Filled by a rolled-back ``deliver``: messages the broker refused for good."""
+    sources: Sequence[InputEvent] = ()
+    """The input event each message was made from, in the order of ``messages`` (a
+    refused message names its event without reading its body back)."""
 
 
 class Delivery(Protocol):
     last_rollback: str
     """Why the last ``deliver`` returned False: a Kafka error name (for metrics)."""
+    last_refused: list[KafkaFailure]
+    """The messages the broker refused for good in the last ``deliver`` (a rolled-back
+    one): producing them again can never succeed."""
 
     def start(self) -> None: ...
     def deliver(self, batch: DeliveryBatch) -> bool:
@@ -132,6 +139,7 @@ class Retrying(Generic[_P]):
         self.log = log
         self.backoff = backoff
         self.last_rollback = ""
+        self.last_refused: list[KafkaFailure] = []
 
     def retry(self, what: str, operation: Callable[[float], None]) -> None:
         """librdkafka's transactional calls resume where they left off when called again
@@ -220,6 +228,7 @@ class ExactlyOnce(Retrying[TransactionalProducer]):
             self._replace(self._producer, "broker was unavailable")
         producer = self._producer
         assert producer is not None
+        self.last_refused = []
         try:
             producer.begin()
             producer.send(batch.messages)
@@ -229,7 +238,7 @@ class ExactlyOnce(Retrying[TransactionalProducer]):
         except KafkaFailure as exc:
             if not producer.hung:  # serve the delivery reports: the abort needs them too
                 producer.flush(REPORTS_S)
-            batch.refused.extend(refused_messages(producer.failures, exc))
+            self.last_refused = refused_messages(producer.failures, exc)
             self._roll_back(producer, with_acl(exc, "WRITE", (m.topic for m in batch.messages)))
             return False
         self._recreations = 0
@@ -268,4 +277,81 @@ class ExactlyOnce(Retrying[TransactionalProducer]):
     def close(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
+            self.dispose(producer)
+
+
+class AtLeastOnce(Retrying[IdempotentProducer]):
+    """Deliver, wait for every delivery report, then commit the offsets."""
+
+    def start(self) -> None:
+        self._producer = self._make_producer()
+
+    def broker_lost(self) -> None:
+        """Nothing to do: the idempotent producer has no coordinator state to go stale."""
+
+    def reinit(self, why: str) -> None:
+        """Nothing to do: no transactions."""
+
+    def deliver(self, batch: DeliveryBatch) -> bool:
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("AtLeastOnce.deliver before start")
+        producer.failures.clear()
+        self.last_refused = []
+        try:
+            producer.send(batch.messages)
+        except KafkaFailure as exc:
+            stop_on(exc, self.log, "produce")
+            if not exc.refuses_message:
+                raise RuntimeFailure(f"produce failed: {exc}") from None
+            self.last_refused = [exc]  # what was queued before it is delivered, then redone
+            self._await_delivery(producer)
+            self.log.error("rolled_back", kind=exc.kind.value, error=str(exc))
+            self.last_rollback = exc.code
+            return False
+        if not self._await_delivery(producer):
+            self.log.error("rolled_back", kind="retriable", error="_STUCK: delivery reports")
+            self.last_rollback = "_STUCK"
+            self._producer = self._make_producer()  # a wedged client: start afresh
+            self.dispose(producer)
+            self.log.emit("producer_recreated", reason="_STUCK")
+            return False
+        if producer.failures:
+            first = with_acl(producer.failures[0], "WRITE", (m.topic for m in batch.messages))
+            stop_on(first, self.log, "delivery")
+            self.last_refused = refused_messages(producer.failures)
+            self.log.error("rolled_back", kind=first.kind.value, error=str(first))
+            self.last_rollback = first.code
+            return False
+        return self._commit(batch.offsets)
+
+    def _await_delivery(self, producer: IdempotentProducer) -> bool:
+        """Wait for every delivery report; False past ``GIVE_UP_S``."""
+        started = time.monotonic()
+        while producer.flush(STEP_S) > 0:
+            self.status.unavailable("delivery reports outstanding")
+            self.status.check()
+            if time.monotonic() - started > GIVE_UP_S:
+                return False
+        self.status.available()
+        return True
+
+    def _commit(self, offsets: dict[Partition, int]) -> bool:
+        """Commit asynchronously, after delivery. A synchronous commit can block for good
+        when the group must rejoin (after a broker restart), since the rejoin needs the next
+        poll; a failed commit is reported through the error callback and only means the
+        batch's events come again (duplicates, never losses). Closing the consumer waits
+        for the commits still in flight."""
+        if offsets:
+            try:
+                self._group.commit(offsets, asynchronous=True)
+            except KafkaFailure as exc:
+                stop_on(exc, self.log, "commit")
+                self.log.error("commit_failed", kind=exc.kind.value, error=str(exc))
+        return True
+
+    def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            producer.flush(STEP_S)
             self.dispose(producer)

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from worker.errors import RuntimeFailure
+from schemas.errors import RuntimeFailure
 from worker.kafka.offsets_admin import consumer_offsets_partition
 from worker.kafka.types import Call, KafkaFailure, Partition
 from worker.live.settings import WorkerSettings

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from worker.errors import RuntimeFailure, StartupAborted
+from schemas.errors import RuntimeFailure, StartupAborted
+from worker.kafka.acl import with_acl
 from worker.kafka.types import FailureKind, KafkaFailure
-from worker.live.acl import with_acl
 from worker.live.delivery import Backoff
 from worker.live.settings import WorkerSettings
 from worker.logs import EventLog
@@ -49,14 +49,13 @@ class Health:
         settings: WorkerSettings,
         log: EventLog,
         observer: ReadinessObserver,
-        on_broker_lost: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.log = log
         self.observer = observer
         self.clock = clock
-        self._on_broker_lost = on_broker_lost
+        self._on_broker_lost: list[Callable[[], None]] = []
         self.broker_ok = True
         self.assigned = False
         self.delivering = True
@@ -106,10 +105,16 @@ class Health:
         self.model_stuck = stuck
         self._update()
 
+    def when_broker_lost(self, call: Callable[[], None]) -> None:
+        """Have ``call`` run each time the broker goes away (delivery, built after this
+        object it reports to, drops state cached from before the outage)."""
+        self._on_broker_lost.append(call)
+
     def unavailable(self, detail: str) -> None:
         if self.broker_ok:
             self.broker_ok = False
-            self._on_broker_lost()
+            for lost in self._on_broker_lost:
+                lost()
             self._down_since = self._next_probe = self.clock()
             self.log.error("broker_unavailable", detail=detail)
             self._update()

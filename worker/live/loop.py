@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+from schemas.errors import RuntimeFailure, StartupAborted
+from schemas.wire_names import HEADER_INSTANCE, HEADER_SCORED_AT
 from worker.core.formats import RegistryUnavailable, SchemaSource, learn_all
 from worker.core.record_avro import AvroRecords
 from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
-from worker.errors import RuntimeFailure, StartupAborted
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, RebalanceListener
 from worker.live.deadletter import dead_letter_messages
-from worker.live.delivery import Delivery, DeliveryBatch
+from worker.live.delivery import DeliveryBatch
 from worker.live.hanging import HangingWatch, WatchSettings
 from worker.live.health import FATAL_KINDS, Health, Stopped
 from worker.live.outputs import OutputGuard
@@ -46,8 +47,6 @@ from worker.live.stopping import close_within
 from worker.live.watchdog import ModelWatchdog
 from worker.logs import EventLog
 
-HEADER_INSTANCE = "scoring.instance"
-HEADER_SCORED_AT = "scoring.scored_at_ms"
 _T = TypeVar("_T")
 
 
@@ -76,9 +75,10 @@ class Worker(RebalanceListener):
         self.log = log
         self.observer = observer or NullObserver()
         self.clock = clock
-        self.health = Health(settings, log, self.observer, self._broker_lost, clock)
+        self.health = Health(settings, log, self.observer, clock)
         self.source = connector.source(self.health.on_kafka_error)
         self.delivery = connector.delivery(self.health, self.source)
+        self.health.when_broker_lost(self.delivery.broker_lost)
         self.progress = Progress(self.observer, self.health, self.source.lags)
         offsets = connector.offsets()
         self.positions = Positions(
@@ -101,7 +101,7 @@ class Worker(RebalanceListener):
             calls=self._isolating_calls,
         )
         self.summary = RunSummary()
-        self.outputs = OutputGuard(settings.dlq_topic, log, avro)
+        self.outputs = OutputGuard(settings.dlq_topic, log)
         self.assigned: set[Partition] = set()
         self._revoked_in_poll: set[Partition] = set()
         self._last_event = clock()
@@ -207,13 +207,17 @@ class Worker(RebalanceListener):
             scored = self.outputs.apply(events, self.scorer.score(events))
             duration_s = self.clock() - started
             # the challengers' model calls too: a challenger that hangs is a stuck batch
-            extra = self.extra.messages(events, scored) if self.extra is not None else []
+            extra, extra_sources = (
+                self.extra.messages(events, scored) if self.extra is not None else ([], [])
+            )
         finally:
             self.watchdog.batch_finished()
-        messages = self._messages(events, scored) + extra
+        messages, sources = self._messages(events, scored)
+        messages += extra
+        sources += extra_sources
         if self.avro is not None:
             messages = _in_avro(messages, self.avro)
-        batch = DeliveryBatch(messages, next_offsets(events))
+        batch = DeliveryBatch(messages, next_offsets(events), sources)
         delivered = self.delivery.deliver(batch)
         self.progress.delivered(delivered, self.delivery.last_rollback)
         if delivered:
@@ -223,7 +227,7 @@ class Worker(RebalanceListener):
             self._account(events, scored, duration_s)
             return
         self.summary.rolled_back += 1
-        self.outputs.rolled_back(batch.messages, batch.refused)  # raises past the bound
+        self.outputs.rolled_back(batch, self.delivery.last_refused)  # raises past the bound
         # Read again from the committed offsets, not the batch's first ones: a commit
         # that timed out on the client may still have gone through on the broker.
         mine = [p for p in first_offsets(events) if p in self.assigned]
@@ -249,7 +253,10 @@ class Worker(RebalanceListener):
                 continue
             self.health.registry_available()
 
-    def _messages(self, events: Sequence[InputEvent], scored: ScoredBatch) -> list[Outgoing]:
+    def _messages(
+        self, events: Sequence[InputEvent], scored: ScoredBatch
+    ) -> tuple[list[Outgoing], list[InputEvent]]:
+        """The batch's prediction records and dead letters, and the input event of each."""
         s = self.settings
         headers = [  # what changes from run to run goes in headers, never in the body
             (HEADER_INSTANCE, (s.instance_id or "").encode()),
@@ -259,6 +266,7 @@ class Worker(RebalanceListener):
             Outgoing(s.output_topic, record, events[i].key, headers)
             for i, record in zip(scored.indices, scored.records, strict=True)
         ]
+        sources = [events[i] for i in scored.indices]
         if s.dlq_topic and scored.rejected:
             out += dead_letter_messages(
                 events,
@@ -268,7 +276,8 @@ class Worker(RebalanceListener):
                 max_value_bytes=s.max_dead_letter_bytes,
                 max_message_bytes=s.dlq_max_message_bytes,
             )
-        return out
+            sources += [events[r.index] for r in scored.rejected]
+        return out, sources
 
     def _account(self, events: list[InputEvent], scored: ScoredBatch, duration_s: float) -> None:
         summary = self.summary
@@ -294,11 +303,6 @@ class Worker(RebalanceListener):
                 continue
             self.health.available()
             return answer
-
-    def _broker_lost(self) -> None:
-        delivery: Delivery | None = getattr(self, "delivery", None)
-        if delivery is not None:
-            delivery.broker_lost()
 
     def _log_start(self) -> None:
         manifest, s = self.scorer.bundle.manifest, self.settings

@@ -5,7 +5,9 @@ would fail the same way every time the batch is redone. So it becomes that event
 outcome: the batch is rolled back once, and when it comes again the event whose
 prediction record was refused goes to the dead-letter topic with reason
 ``output_rejected`` instead. A dead letter the DLQ itself refuses has nowhere left to go:
-the worker stops (exit 3) with one line naming the event and the broker's error.
+the worker stops (exit 3) with one line naming the event and the broker's error. A batch
+carries the input event of each message (``DeliveryBatch.sources``): a refused message
+names its event without its body or headers being read back.
 
 Whatever else makes batches roll back, more than ``MAX_ROLLBACKS_IN_A_ROW`` of them
 without one delivered is a fatal error, never a wedge.
@@ -16,19 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-import orjson
-
 from model_bundles.events import Rejection
-from schemas.records import (
-    HEADER_SOURCE_OFFSET,
-    HEADER_SOURCE_PARTITION,
-    HEADER_SOURCE_TOPIC,
-    RejectReason,
-)
-from worker.core.record_avro import AvroRecords
+from schemas.errors import RuntimeFailure
+from schemas.wire_names import RejectReason
 from worker.core.scoring import InputEvent, Rejected, ScoredBatch
-from worker.errors import RuntimeFailure
-from worker.kafka.types import KafkaFailure, Outgoing
+from worker.kafka.types import KafkaFailure
+from worker.live.delivery import DeliveryBatch
 from worker.logs import EventLog
 
 MAX_ROLLBACKS_IN_A_ROW = 10
@@ -40,13 +35,9 @@ Position = tuple[str, int, int]
 class OutputGuard:
     """Remembers refused outputs until their events are delivered another way."""
 
-    def __init__(
-        self, dlq_topic: str | None, log: EventLog, avro: AvroRecords | None = None
-    ) -> None:
+    def __init__(self, dlq_topic: str | None, log: EventLog) -> None:
         self.dlq_topic = dlq_topic
         self.log = log
-        self.avro = avro
-        """``--output-format avro``: records are read back from the wire format."""
         self.refused: dict[Position, str] = {}
         """Input position -> why its prediction record was refused."""
         self.rollbacks_in_a_row = 0
@@ -82,61 +73,48 @@ class OutputGuard:
             for e in events:
                 self.refused.pop((e.topic, e.partition, e.offset), None)
 
-    def rolled_back(self, sent: Sequence[Outgoing], refused: Sequence[KafkaFailure]) -> None:
-        """Note the messages of ``sent`` the broker refused for good; RuntimeFailure when a
+    def rolled_back(self, batch: DeliveryBatch, refused: Sequence[KafkaFailure]) -> None:
+        """Note the messages of ``batch`` the broker refused for good; RuntimeFailure when a
         dead letter was refused or too many batches rolled back in a row."""
         self.rollbacks_in_a_row += 1
-        for problem in refused:
-            self._refused(sent, problem)
+        if refused:
+            sources = _sources(batch)
+            for problem in refused:
+                self._refused(sources, problem)
         if self.rollbacks_in_a_row > MAX_ROLLBACKS_IN_A_ROW:
             raise RuntimeFailure(
                 f"{self.rollbacks_in_a_row} batches rolled back in a row, none delivered "
                 "(see the rolled_back log lines); giving up"
             )
 
-    def _refused(self, sent: Sequence[Outgoing], problem: KafkaFailure) -> None:
+    def _refused(self, sources: dict[_Sent, InputEvent], problem: KafkaFailure) -> None:
         message = problem.message
         assert message is not None
+        event = sources.get((message.topic, message.key, message.value))
+        position = None if event is None else (event.topic, event.partition, event.offset)
         if message.topic == self.dlq_topic:
-            where = _dead_letter_source(sent, message)
             raise RuntimeFailure(
                 f"dead-letter topic {message.topic} refused the dead letter of "
-                f"{_describe(where)}: {problem}"
+                f"{_describe(position)}: {problem}"
             )
-        position = _record_source(message, self.avro)
-        if position is None:  # not a prediction record: nothing to route elsewhere
+        if position is None:  # made from no input event: nothing to route elsewhere
             return
         detail = f"{message.topic} refused the prediction record: {problem}"
         self.refused[position] = detail
         self.log.error("output_rejected", source=_describe(position), error=str(problem))
 
 
-def _record_source(message: Outgoing, avro: AvroRecords | None) -> Position | None:
-    """Where a prediction record came from, read from its body (SPEC ``source``)."""
-    try:
-        value = message.value or b""
-        record = avro.decode(value) if avro is not None and avro.encodes(message.topic) else None
-        source = (record if record is not None else orjson.loads(value))["source"]
-        return str(source["topic"]), int(source["partition"]), int(source["offset"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, EOFError):
-        return None
+_Sent = tuple[str, bytes | None, bytes | None]
+"""(topic, key, value): what a delivery report gives back of a message (no headers)."""
 
 
-def _dead_letter_source(sent: Sequence[Outgoing], refused: Outgoing) -> Position | None:
-    """A dead letter's source, from the headers of the message sent (delivery reports
-    carry no headers)."""
-    for m in sent:
-        if (m.topic, m.key, m.value) == (refused.topic, refused.key, refused.value):
-            headers = {k: v.decode(errors="replace") for k, v in m.headers}
-            try:
-                return (
-                    headers[HEADER_SOURCE_TOPIC],
-                    int(headers[HEADER_SOURCE_PARTITION]),
-                    int(headers[HEADER_SOURCE_OFFSET]),
-                )
-            except (KeyError, ValueError):
-                return None
-    return None
+def _sources(batch: DeliveryBatch) -> dict[_Sent, InputEvent]:
+    """Each message of ``batch`` (as a report names it) -> the input event it was made from;
+    the first one where two messages are the same bytes."""
+    sources: dict[_Sent, InputEvent] = {}
+    for m, event in zip(batch.messages, batch.sources, strict=False):
+        sources.setdefault((m.topic, m.key, m.value), event)
+    return sources
 
 
 def _describe(position: Position | None) -> str:

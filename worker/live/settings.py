@@ -1,56 +1,29 @@
 """The live worker's settings: one frozen model, read from options and ``SCORING_WORKER_*``.
 
-Any librdkafka property passes through: ``SCORING_WORKER_KAFKA_<PROPERTY>`` (upper case,
-``.`` written ``_``) or ``--kafka-property KEY=VALUE``. A key may be scoped with
-``consumer.`` or ``producer.`` to reach only that client. Values of secret-looking keys
-(passwords, secrets, tokens, private keys) are kept as ``SecretStr``: masked whenever the
-settings are printed or logged, revealed only in the dicts handed to librdkafka.
+How it reaches Kafka and the Schema Registry (bootstrap servers, ``--broker-timeout``, the
+librdkafka passthrough properties and their rules, the registry options) is
+``worker.kafka.settings.KafkaSettings``, the same for every command; this adds what only
+`run` has: topics, group, delivery, batches, metrics, drift, formats.
 """
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field
 
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES
 from worker.core.wire import REGISTRY_UNUSED, OutputFormat, ValueFormat
-from worker.kafka.registry import RegistrySettings, masked_url
-from worker.logs import keep_secret
+from worker.kafka.properties import ENV_PREFIX
+from worker.kafka.registry import RegistrySettings
+from worker.kafka.settings import BROKER_TIMEOUT_ENV, KafkaSettings
 
-ENV_PREFIX = "SCORING_WORKER_"
-KAFKA_ENV_PREFIX = ENV_PREFIX + "KAFKA_"
-# the environment form of the repeatable --kafka-property option, not a librdkafka property
-KAFKA_PROPERTY_ENV = ENV_PREFIX + "KAFKA_PROPERTY"
-SCOPES = ("consumer", "producer")
-# one environment name per setting: the option's (``--broker-timeout``), not the field's
-BROKER_TIMEOUT_ENV = ENV_PREFIX + "BROKER_TIMEOUT"
+# one environment name per setting: the option's (``--idle-timeout``), not the field's
 IDLE_TIMEOUT_ENV = ENV_PREFIX + "IDLE_TIMEOUT"
 MODEL_TIMEOUT_ENV = ENV_PREFIX + "MODEL_TIMEOUT"
-_SECRET = re.compile(r"password|secret|token|credential|private|\.pem$|jaas|oauthbearer\.config")
-_KEY_HEAD = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-# Properties the worker sets itself: overriding them would break a delivery guarantee.
-CONTROLLED = frozenset(
-    {
-        "bootstrap.servers",
-        "group.id",
-        "transactional.id",
-        "enable.idempotence",
-        "enable.auto.commit",
-        "enable.auto.offset.store",
-        "isolation.level",
-        "enable.partition.eof",
-        "auto.offset.reset",
-        "partition.assignment.strategy",
-    }
-)
+RUN_BROKER_TIMEOUT_S = 300.0
+"""`run`'s ``--broker-timeout`` default (the one-shot commands': 30 s)."""
 
 METADATA_REFRESH_MS = 10_000
 """How often the consumer refreshes topic metadata, so new input partitions are found."""
@@ -58,70 +31,13 @@ KEYED_PARTITIONER = "murmur2_random"
 """librdkafka's name for the Java clients' default partitioner."""
 
 Delivery = Literal["exactly-once", "at-least-once"]
-KafkaValue = str | SecretStr
 
 
-def is_secret(key: str) -> bool:
-    """True for librdkafka properties whose values must never be printed."""
-    return bool(_SECRET.search(key))
-
-
-def valid_key(key: str) -> bool:
-    """True when ``key`` (lower case) has the shape of a librdkafka property name."""
-    return bool(_KEY.match(key))
-
-
-def key_problem(raw_key: str) -> str:
-    """Why ``raw_key`` is not a property name, quoting only its valid beginning: a key that
-    is not one may be a mistyped ``key value`` pair holding a secret (issue 28)."""
-    key = raw_key.strip().lower()
-    good = _KEY_HEAD.match(key)
-    head = good.group(0) if good else ""
-    bad = key[len(head) : len(head) + 1]
-    where = f"{head!r} is followed by {bad!r}" if head else "it does not start with a letter"
-    return (
-        f"a kafka property key is not a librdkafka property name ({where}; the rest is "
-        "not shown, it may hold a secret): write KEY=VALUE"
-    )
-
-
-def kafka_key_from_env(name: str) -> str:
-    """``SCORING_WORKER_KAFKA_SASL_PASSWORD`` -> ``sasl.password``."""
-    return name[len(KAFKA_ENV_PREFIX) :].lower().replace("_", ".")
-
-
-class _KafkaEnvSource(PydanticBaseSettingsSource):
-    """Collects ``SCORING_WORKER_KAFKA_<PROPERTY>`` variables into the ``kafka`` field."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        found = {
-            kafka_key_from_env(name.upper()): value
-            for name, value in os.environ.items()
-            if name.upper().startswith(KAFKA_ENV_PREFIX)
-            and len(name) > len(KAFKA_ENV_PREFIX)
-            and name.upper() != KAFKA_PROPERTY_ENV
-        }
-        return {"kafka": found} if found else {}
-
-
-class WorkerSettings(BaseSettings):
+class WorkerSettings(KafkaSettings):
     """Everything `scoring-worker run` needs; built once at start and never changed."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        frozen=True,
-        extra="ignore",
-        use_attribute_docstrings=True,
-        populate_by_name=True,
-    )
 
     bundle: Path
     """Bundle directory, loaded and self-checked before the worker joins the group."""
-    bootstrap_servers: str
-    """Kafka bootstrap servers, ``host:port[,host:port...]``."""
     input_topic: str
     """Topic of input events."""
     output_topic: str
@@ -172,9 +88,11 @@ class WorkerSettings(BaseSettings):
     are cut to fit under it (None: not known, only ``max_dead_letter_bytes`` applies)."""
     warn_only: bool = False
     """Start even when the bundle self-check finds differences (warn instead)."""
-    broker_timeout_s: float = Field(default=300.0, ge=0, validation_alias=BROKER_TIMEOUT_ENV)
-    """Give up (exit 3) after the broker was unreachable this long; 0: retry forever
-    (option ``--broker-timeout``, environment ``SCORING_WORKER_BROKER_TIMEOUT``)."""
+    broker_timeout_s: float = Field(
+        default=RUN_BROKER_TIMEOUT_S, ge=0, validation_alias=BROKER_TIMEOUT_ENV
+    )
+    """Give up (exit 3) after the broker was unreachable this long; 0: never (option
+    ``--broker-timeout``, environment ``SCORING_WORKER_BROKER_TIMEOUT``)."""
     model_timeout_s: float = Field(default=60.0, ge=0, validation_alias=MODEL_TIMEOUT_ENV)
     """A batch the model has scored this long: log the scoring thread's stack and exit 3
     (not ready from half of it); 0: report only, never exit (option ``--model-timeout``,
@@ -185,88 +103,31 @@ class WorkerSettings(BaseSettings):
     """...up to this."""
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
     """After SIGTERM/SIGINT, how long the batch in hand may take to commit."""
-    kafka: dict[str, KafkaValue] = Field(default_factory=dict)
-    """librdkafka passthrough properties; secret-looking values are SecretStr."""
     value_format: ValueFormat = ValueFormat.JSON
     """What event values are: ``json``, or the Confluent wire format with ``avro`` or
     ``json-schema`` (writer schemas from the Schema Registry)."""
     output_format: OutputFormat = OutputFormat.JSON
     """What prediction records are on the output (and challenger) topic: ``json``, or
     ``avro`` in the Confluent wire format, the schema registered under ``<topic>-value``."""
-    schema_registry_url: str | None = Field(default=None, repr=False)
-    """Schema Registry URL(s), comma-separated; needed by ``avro`` and ``json-schema``
-    (credentials in it are masked in ``masked()``, and it is left out of ``repr``)."""
-    schema_registry_basic_auth: SecretStr | None = None
-    """``USER:PASSWORD`` for the registry's HTTP basic auth (masked when printed)."""
-    schema_registry_ca: Path | None = None
-    """CA certificate (PEM) of the registry's TLS certificate."""
-    schema_registry_certificate: Path | None = None
-    """Client certificate (PEM) for mutual TLS with the registry."""
-    schema_registry_key: Path | None = None
-    """Its private key (PEM)."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        kafka_env = _KafkaEnvSource(settings_cls)
-        return init_settings, env_settings, kafka_env, dotenv_settings, file_secret_settings
-
-    @field_validator("kafka", mode="before")
-    @classmethod
-    def _check_kafka(cls, value: Any) -> Any:
-        if not isinstance(value, Mapping):
-            return value
-        checked: dict[str, KafkaValue] = {}
-        for raw_key, raw in value.items():
-            key = str(raw_key).strip().lower()
-            if not _KEY.match(key):
-                raise ValueError(key_problem(str(raw_key)))
-            if unscoped(key) in CONTROLLED:
-                raise ValueError(f"kafka property {key!r} is set by the worker itself")
-            text = raw.get_secret_value() if isinstance(raw, SecretStr) else str(raw)
-            if is_secret(key):
-                keep_secret(text)  # whatever message quotes it later: masked there too
-            checked[key] = SecretStr(text) if is_secret(key) else text
-        return checked
-
-    @field_validator("schema_registry_url")
-    @classmethod
-    def _check_registry_url(cls, value: str | None) -> str | None:
-        if value is not None and not all(
-            part.strip().startswith(("http://", "https://")) for part in value.split(",")
-        ):
-            raise ValueError("--schema-registry-url wants http:// or https:// URLs")
-        return value
 
     # --- derived values -------------------------------------------------------------------
 
     def registry(self) -> RegistrySettings | None:
         """The Schema Registry settings; None for plain JSON. ValueError when a wire
         format has no registry URL."""
+        registry = self.registry_settings()
         if self.value_format is ValueFormat.JSON and self.output_format is OutputFormat.JSON:
-            if self.schema_registry_url is not None:  # as the other commands: say it
+            if registry is not None:  # as the other commands: say it
                 raise ValueError(REGISTRY_UNUSED)
             return None
-        if self.schema_registry_url is None:
+        if registry is None:
             needs = (
                 f"--value-format {self.value_format.value}"
                 if self.value_format is not ValueFormat.JSON
                 else "--output-format avro"
             )
             raise ValueError(f"{needs} needs --schema-registry-url")
-        return RegistrySettings(
-            url=self.schema_registry_url,
-            basic_auth=self.schema_registry_basic_auth,
-            ca_location=self.schema_registry_ca,
-            certificate_location=self.schema_registry_certificate,
-            key_location=self.schema_registry_key,
-        )
+        return registry
 
     @property
     def transactional_id(self) -> str:
@@ -337,44 +198,3 @@ class WorkerSettings(BaseSettings):
         # a user's larger retry.backoff.ms would otherwise be clamped to this maximum
         config.setdefault("retry.backoff.max.ms", max(50, int(config["retry.backoff.ms"])))
         return config
-
-    def kafka_properties(self, scope: Literal["consumer", "producer"]) -> dict[str, str]:
-        """Passthrough properties for one client: unscoped ones, then ``<scope>.`` ones."""
-        shared: dict[str, str] = {}
-        scoped: dict[str, str] = {}
-        for key, value in self.kafka.items():
-            text = value.get_secret_value() if isinstance(value, SecretStr) else value
-            head, _, rest = key.partition(".")
-            if head == scope and rest:
-                scoped[rest] = text
-            elif head not in SCOPES:
-                shared[key] = text
-        return {**shared, **scoped}
-
-    def masked(self) -> dict[str, Any]:
-        """The settings as JSON-ready values, every secret shown as ``**********``."""
-        dumped = self.model_dump(mode="json")
-        dumped["kafka"] = {k: "**********" if is_secret(k) else v for k, v in self.kafka.items()}
-        if self.schema_registry_url is not None:
-            dumped["schema_registry_url"] = masked_url(self.schema_registry_url)
-        return dumped
-
-
-def unscoped(key: str) -> str:
-    """``producer.linger.ms`` -> ``linger.ms``; unscoped keys unchanged."""
-    head, _, rest = key.partition(".")
-    return rest if head in SCOPES and rest else key
-
-
-def parse_kafka_property(text: str) -> tuple[str, str]:
-    """``KEY=VALUE`` from ``--kafka-property``; ValueError naming the problem, never quoting
-    the text (a password given as ``sasl.password Hunter2`` would be in it)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(
-            f"--kafka-property wants KEY=VALUE; one given ({len(text)} characters) has "
-            f"{'no key' if sep else 'no ='} (not shown: it may hold a secret)"
-        )
-    if not _KEY.match(key.strip().lower()):
-        raise ValueError(key_problem(key))
-    return key.strip(), value

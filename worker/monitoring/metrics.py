@@ -22,7 +22,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from model_bundles.bundle import Bundle
-from schemas.records import RejectReason
+from schemas.wire_names import RejectReason
 from worker.core.scoring import ScoredBatch
 from worker.monitoring.collectors import BulkHistogram, DriftCollector
 from worker.monitoring.drift import DriftSettings

@@ -1,4 +1,5 @@
-"""Research and replay: score files and recorded ranges, compare prediction files (parity).
+"""Replay: score a bounded range of a recorded topic as the live worker would, and compare
+two prediction files record by record (parity).
 
 May import worker.kafka, worker.monitoring, worker.core, model_bundles and schemas.
 """

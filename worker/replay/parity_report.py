@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.replay.id_hint import id_mismatch_hint
+from worker.core.ids import id_mismatch_hint
 from worker.replay.parity import Diff, Outputs, ParityResult, Side
 
 

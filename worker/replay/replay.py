@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Protocol
 
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.core.counts import counted
 from worker.core.record_avro import AvroRecords
 from worker.core.recording import OutgoingMessage, RecordedMessage

@@ -3,8 +3,8 @@
 Here rather than in schemas/ because the demo event schema comes from the demo config
 (model_bundles.config): schemas/ imports nothing of the project.
 
-`python -m model_bundles.schema_export --write schemas/json` rewrites them;
-`python -m model_bundles.schema_export --check schemas/json` (make schemas-check, in CI) compares.
+`python -m tools.schema_export --write schemas/json` rewrites them;
+`python -m tools.schema_export --check schemas/json` (make schemas-check, in CI) compares.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def render(schema: dict[str, Any]) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model_bundles.schema_export")
+    parser = argparse.ArgumentParser(prog="python -m tools.schema_export")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", type=Path, metavar="DIR")
     mode.add_argument("--check", type=Path, metavar="DIR")
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         elif not path.exists() or path.read_bytes() != content:
             stale.append(name)
     if stale:
-        fix = f"python -m model_bundles.schema_export --write {target}"
+        fix = f"python -m tools.schema_export --write {target}"
         print(f"schemas out of date: {', '.join(stale)}; run {fix}", file=sys.stderr)
         return 1
     return 0

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from worker.core.counts import counted
-from worker.replay.evaluate import Joined, Matching
-from worker.replay.evaluate_stats import (
+from worker.evaluate.inputs import Joined, Matching
+from worker.evaluate.stats import (
     PAIRED,
     STRATIFIED,
     Difference,

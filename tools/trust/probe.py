@@ -1,7 +1,7 @@
 """Every estimator of scikit-learn's catalogue, fitted on one small table.
 
 The reviewed type list is generated from what these fitted pipelines hold
-(``python -m model_bundles.trust.generate``), and the catalogue coverage test
+(``python -m tools.trust.generate``), and the catalogue coverage test
 builds, loads and re-scores a bundle of each. Estimators that cannot take a
 plain tabular target are excluded here, each with its reason.
 """

@@ -4,7 +4,7 @@ Classification: accuracy, log loss, Brier score (``brier_score_loss``: the posit
 label's for two labels, summed over labels for more) and ROC AUC (one-vs-rest macro
 average for more than two labels; it needs labels of every class). Regression: MAE,
 RMSE and R². Labels arrive as integer positions in the models' classes
-(``worker.replay.evaluate.Joined``).
+(``worker.evaluate.inputs.Joined``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from model_bundles.errors import BadInputError
-from worker.replay.evaluate import Task
+from schemas.errors import BadInputError
+from worker.evaluate.inputs import Task
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list[Any]], float]
 PerEvent = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list[Any]], np.ndarray]
@@ -44,7 +44,7 @@ class Metric:
     root: bool = False
     needs_every_class: bool = False
     """Undefined on a sample that lacks a class (ROC AUC): resampled within each class
-    (``worker.replay.evaluate_stats``, the stratified bootstrap)."""
+    (``worker.evaluate.stats``, the stratified bootstrap)."""
 
 
 def _roc_auc(y: np.ndarray, _pred: np.ndarray, p: np.ndarray | None, classes: list[Any]) -> float:

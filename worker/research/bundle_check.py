@@ -19,9 +19,9 @@ from typing import IO, Any
 import orjson
 
 from model_bundles.bundle import Bundle
-from model_bundles.errors import BadInputError
 from model_bundles.events import check_event
 from model_bundles.values import category_text
+from schemas.errors import BadInputError
 from schemas.manifest import FeatureSpec
 from worker.core.counts import counted
 from worker.core.formats import WireDecoder, WriterSchema

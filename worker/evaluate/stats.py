@@ -1,6 +1,6 @@
 """`evaluate`'s figures: the task's metrics with 95 % intervals, and paired differences.
 
-Metrics are scikit-learn's (``worker.replay.evaluate_metrics``).
+Metrics are scikit-learn's (``worker.evaluate.metrics``).
 
 Intervals and p-values come from a paired bootstrap (``scipy.stats.bootstrap``,
 percentile method, ``n_resamples`` resamples drawn by ``numpy.random.Generator(seed)``):
@@ -58,10 +58,9 @@ import numpy as np
 import orjson
 from scipy.stats import bootstrap, norm
 
-from model_bundles.errors import BadInputError
-from worker.replay.evaluate import Joined
-from worker.replay.evaluate_metrics import Metric, Scorer, metrics_for
-from worker.replay.id_hint import join_hint
+from schemas.errors import BadInputError
+from worker.evaluate.inputs import Joined, join_hint
+from worker.evaluate.metrics import Metric, Scorer, metrics_for
 
 CONFIDENCE = 0.95
 ALPHA = 0.05

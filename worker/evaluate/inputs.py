@@ -40,8 +40,9 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
-from model_bundles.errors import BadInputError
 from model_bundles.values import category_text
+from schemas.errors import BadInputError
+from worker.core.ids import id_mismatch_hint, sample_ids
 from worker.core.recording import is_envelope, message_from_envelope
 
 Task = Literal["classification", "regression"]
@@ -409,3 +410,15 @@ def _scores(model: ModelPredictions, ids: list[str], classes: list[str]) -> np.n
         scores = model.scores[event_id]
         out[row] = [scores[c] for c in classes]
     return out
+
+
+def join_hint(joined: Joined, path: str = "labels") -> str:
+    """``evaluate``'s hint when too few labelled events joined: ids from the labels and
+    from each predictions file, and the files whose ids repeat; empty when some events
+    joined and no id repeats (the ids are not the cause)."""
+    if joined.ids and not any(m.duplicates for m in joined.models):
+        return ""
+    sides = [(path, sample_ids(joined.labels.values))]
+    sides += [(m.source, sample_ids(m.predictions)) for m in joined.models]
+    repeated = [(m.source, f"{m.duplicates} duplicates") for m in joined.models if m.duplicates]
+    return id_mismatch_hint(sides, repeated)

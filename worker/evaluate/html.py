@@ -23,9 +23,9 @@ from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_curve
 
-from worker.replay.evaluate import Joined
-from worker.replay.evaluate_report import input_lines, method_lines, table_rows
-from worker.replay.evaluate_stats import Evaluation, counting_warnings
+from worker.evaluate.inputs import Joined
+from worker.evaluate.report import input_lines, method_lines, table_rows
+from worker.evaluate.stats import Evaluation, counting_warnings
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }

@@ -19,7 +19,7 @@ from typing import IO
 import orjson
 
 from model_bundles.bundle import Bundle
-from model_bundles.errors import BadInputError
+from schemas.errors import BadInputError
 from worker.core.counts import counted
 from worker.core.formats import KnownSchemas, SchemaSource, WireDecoder, WriterSchema, learn_all
 from worker.core.recording import encode_bytes, read_recording_items
