@@ -59,8 +59,9 @@ demo: $(STAMP) kafka-up $(if $(filter avro,$(DEMO_FORMAT)),registry-up) ## build
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)} \
 	SCHEMA_REGISTRY_URL=$${SCHEMA_REGISTRY_URL:-http://127.0.0.1:$(SCHEMA_REGISTRY_PORT)} $(BIN)/python -m examples.demo
 
-bench: $(STAMP) kafka-up ## throughput/latency benchmarks, writes docs/benchmarks.md
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/python -m bench
+bench: $(STAMP) kafka-up registry-up ## throughput/latency/CPU benchmarks, writes docs/benchmarks.md
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) SCHEMA_REGISTRY_URL=http://127.0.0.1:$(SCHEMA_REGISTRY_PORT) \
+		$(BIN)/python -m bench
 
 deploy-tools: $(STAMP) ## install promtool (Debian prometheus), chromium, hadolint, docker-compose, helm, kubeconform for checks
 	scripts/install-prometheus

@@ -13,9 +13,11 @@ import argparse
 import os
 import statistics
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import bench.child
+from bench import pinning
 from bench.common import Kafka, default_bootstrap, events
 from bench.e2e import RunResult, Setup, run_once
 from bench.suite import BUNDLES, build_bundles
@@ -28,12 +30,16 @@ def main() -> None:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--pairs", type=int, default=3)
     p.add_argument("--avro", action="store_true", help="Avro values (SCHEMA_REGISTRY_URL)")
+    p.add_argument("--pin", action="store_true", help="broker and worker on separate cores")
     args = p.parse_args()
     kafka = Kafka(default_bootstrap())
     values, keys = events(args.events)
     runs: dict[Path, list[RunResult]] = {tree.resolve(): [] for tree in args.trees}
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp,
+            pinning.pinned(kafka.bootstrap) if args.pin else nullcontext(),
+        ):
             bundle = build_bundles(Path(tmp), [args.bundle])[args.bundle]
             for _ in range(args.pairs):
                 for tree, results in runs.items():

@@ -18,6 +18,8 @@ from bench.common import REPO, poll_until
 
 SOURCE_TREE: Path = REPO
 """The source tree a child imports the worker from (``bench.ab`` sets it per run)."""
+PIN_CPU: int | None = None
+"""The CPU measured children are started on (``taskset -c``; ``bench.pinning`` sets it)."""
 
 
 @dataclass
@@ -27,6 +29,8 @@ class Child:
     args: list[str]
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    measured: bool = True
+    """The process under measurement (pinned with ``PIN_CPU``), not a helper like the pacer."""
     process: subprocess.Popen[bytes] | None = None
     returncode: int | None = None
     peak_rss_kib: int = 0
@@ -42,8 +46,9 @@ class Child:
         self._out = (self.workdir / f"{name}.out").open("wb")
         self._err = (self.workdir / f"{name}.err").open("wb")
         env = {**os.environ, "PYTHONPATH": str(SOURCE_TREE), **self.env}
+        pin = ["taskset", "-c", str(PIN_CPU)] if self.measured and PIN_CPU is not None else []
         self.process = subprocess.Popen(
-            self.args, stdout=self._out, stderr=self._err, env=env, cwd=SOURCE_TREE
+            [*pin, *self.args], stdout=self._out, stderr=self._err, env=env, cwd=SOURCE_TREE
         )
         return self
 

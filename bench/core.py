@@ -29,6 +29,10 @@ class CoreResult:
     """best time of each stage on one batch"""
     sweep: dict[int, float]
     """batch size -> events/s through BatchScorer.score (best of a few passes)"""
+    scorer_cpu: Figure
+    """µs of process CPU (every thread) per event through BatchScorer.score"""
+    bare_cpu: Figure
+    """µs of process CPU (every thread: the model's own pools too) per row, predict_proba"""
 
 
 def input_events(values: Sequence[bytes], keys: Sequence[bytes]) -> list[InputEvent]:
@@ -38,18 +42,25 @@ def input_events(values: Sequence[bytes], keys: Sequence[bytes]) -> list[InputEv
     ]
 
 
-def _rate(work: Callable[[], object], count: int) -> float:
-    started = time.perf_counter()
+def _rate(work: Callable[[], object], count: int, cpu: list[float] | None = None) -> float:
+    """Events per wall second; with ``cpu``, also appends the µs of process CPU per event
+    (``time.process_time``: user + system of every thread of this process)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     work()
-    return count / (time.perf_counter() - started)
+    wall = time.perf_counter() - started
+    if cpu is not None:
+        cpu.append((time.process_time() - cpu_started) / count * 1e6)
+    return count / wall
 
 
-def _best_ms(work: Callable[[], object], tries: int) -> float:
+def _best_ms(
+    work: Callable[[], object], tries: int, clock: Callable[[], float] = time.perf_counter
+) -> float:
     best = float("inf")
     for _ in range(tries):
-        started = time.perf_counter()
+        started = clock()
         work()
-        best = min(best, time.perf_counter() - started)
+        best = min(best, clock() - started)
     return best * 1000
 
 
@@ -71,15 +82,20 @@ def measure(
 
     score_all()  # warm up
     predict_all()
-    scored, bare = [], []
+    scored: list[float] = []
+    bare: list[float] = []
+    scored_cpu: list[float] = []
+    bare_cpu: list[float] = []
     for _ in range(repeats):  # interleaved, so both see the same neighbours
-        scored.append(_rate(score_all, len(events)))
-        bare.append(_rate(predict_all, len(events)))
+        scored.append(_rate(score_all, len(events), scored_cpu))
+        bare.append(_rate(predict_all, len(events), bare_cpu))
     return CoreResult(
         Figure.of(scored, "events/s"),
         Figure.of(bare, "rows/s"),
         stages(scorer, batches[0], tries=max(3, 10 * repeats)),
         {size: _sweep_rate(scorer, events, size) for size in sweep},
+        Figure.of(scored_cpu, "µs/event"),
+        Figure.of(bare_cpu, "µs/row"),
     )
 
 
@@ -111,9 +127,11 @@ def _sweep_rate(scorer: BatchScorer, events: list[InputEvent], size: int) -> flo
     return max(_rate(score_all, count) for _ in range(3))
 
 
-def decode_costs_us(values: Sequence[bytes], tries: int) -> dict[str, float]:
-    """Best µs per event of the decode step: the events as JSON, and the same events as Avro
-    in the wire format (``examples.wire``'s schema, the writer schema already fetched)."""
+def decode_costs_us(bundle: Bundle, values: Sequence[bytes], tries: int) -> dict[str, float]:
+    """Best µs per event of the scorer's decode step (``BatchScorer._decode_all``, loop and
+    checks included) on one batch: the events as JSON, and the same events as Avro in the
+    wire format (``examples.wire``'s schema, the writer schema already fetched).
+    CPU time of this thread (``time.thread_time``): a loaded machine moves it little."""
     import json
 
     from examples.wire import SCHEMA_V1, avro_value
@@ -123,10 +141,12 @@ def decode_costs_us(values: Sequence[bytes], tries: int) -> dict[str, float]:
     events = [e for e in events if isinstance(e, dict) and "ts" in e]
     decoder = WireDecoder(ValueFormat.AVRO)
     decoder.learn(WriterSchema(1, "AVRO", json.dumps(SCHEMA_V1)))
-    plain = [orjson.dumps(e) for e in events]
-    wire = [avro_value(1, SCHEMA_V1, e) for e in events]
-    per_event = 1000 / len(events)
+    keys = [b""] * len(events)
+    plain = input_events([orjson.dumps(e) for e in events], keys)
+    wire = input_events([avro_value(1, SCHEMA_V1, e) for e in events], keys)
+    as_json, as_avro = BatchScorer(bundle), BatchScorer(bundle, decoder=decoder)
+    per_event, cpu = 1000 / len(events), time.thread_time
     return {
-        "json": _best_ms(lambda: [orjson.loads(v) for v in plain], tries) * per_event,
-        "avro": _best_ms(lambda: [decoder.decode(v) for v in wire], tries) * per_event,
+        "json": _best_ms(lambda: as_json._decode_all(plain), tries, cpu) * per_event,
+        "avro": _best_ms(lambda: as_avro._decode_all(wire), tries, cpu) * per_event,
     }

@@ -11,6 +11,7 @@ The peak RSS is the child's ``VmHWM``, sampled with the end offsets.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,13 @@ class RunResult:
     main_cpu_s: float
     """CPU time of its main thread (the Python loop) over the span: with 2 cores shared with
     the broker, it says how busy the loop was whatever the neighbours did."""
+    load: float = float("nan")
+    """The machine's 1-minute load average at the end of the run (other users' work)."""
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        """Process CPU (user + system, every thread: librdkafka's too) per event, µs."""
+        return self.cpu_s / self.events * 1e6
 
     @property
     def events_per_s(self) -> float:
@@ -52,6 +60,8 @@ class Setup:
     kafka_properties: tuple[str, ...] = ()
     """``KEY=VALUE`` librdkafka properties for both (``--kafka-property``)."""
     deadline_s: float = 600
+    registry_url: str | None = None
+    """A Schema Registry (SCHEMA_REGISTRY_URL): the worker's Avro runs need one."""
 
     def worker_extra(self) -> list[str]:
         batch = [] if self.batch_events is None else ["--max-batch-events", str(self.batch_events)]
@@ -116,17 +126,25 @@ def run_once(
     mode: Mode,
     bundle: Path | None = None,
     challenger: Path | None = None,
+    avro: bool = False,
 ) -> RunResult:
-    """One run; ``challenger``: the worker also scores with it, into ``<sink>-chal``."""
+    """One run; ``challenger``: the worker also scores with it, into ``<sink>-chal``;
+    ``avro``: the same events as Avro in the wire format, through ``setup.registry_url``."""
     kafka, count = setup.kafka, len(setup.values)
     source, sink = kafka.topic("in"), kafka.topic("out")
     kafka.topic_named(f"{sink}-dlq", 1)
     try:
-        kafka.load(source, setup.values, setup.keys)
+        values, format_args = setup.values, []
+        if avro:
+            if setup.registry_url is None:
+                raise BenchError("an Avro run needs SCHEMA_REGISTRY_URL (make registry-up)")
+            values = avro_values(setup.registry_url, f"{source}-value", setup.values)
+            format_args = ["--value-format", "avro", "--schema-registry-url", setup.registry_url]
+        kafka.load(source, values, setup.keys)
         if kind == "worker":
             assert bundle is not None
             args = worker_args(bundle, kafka.bootstrap, source, sink, mode, count)
-            args += setup.worker_extra()
+            args += setup.worker_extra() + format_args
             if challenger is not None:
                 kafka.topic_named(f"{sink}-chal", 4)
                 args += ["--challenger", str(challenger), "--challenger-topic", f"{sink}-chal"]
@@ -149,9 +167,37 @@ def run_once(
             raise BenchError(f"{kind} {mode}: {produced} records out for {count} events in")
         start = assigned_at(child, kind)
         cpu, main_cpu = child.cpu_between(start, end)
-        return RunResult(count, end - start, child.peak_rss_kib / 1024, cpu, main_cpu)
+        load = os.getloadavg()[0]
+        return RunResult(count, end - start, child.peak_rss_kib / 1024, cpu, main_cpu, load)
     finally:
         kafka.cleanup()
+
+
+_AVRO: dict[tuple[int, int], list[bytes]] = {}
+
+
+def avro_values(registry_url: str, subject: str, values: list[bytes]) -> list[bytes]:
+    """``values`` (JSON events) as Avro in the wire format, ``examples.wire.SCHEMA_V1``
+    registered under ``subject`` (the same schema keeps its id: encoded once per id)."""
+    import json
+    import urllib.request
+
+    import orjson
+
+    from examples.wire import SCHEMA_V1, avro_value
+
+    request = urllib.request.Request(
+        f"{registry_url}/subjects/{subject}/versions",
+        data=json.dumps({"schema": json.dumps(SCHEMA_V1)}).encode(),
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        schema_id = int(json.loads(response.read())["id"])
+    key = (schema_id, id(values))
+    if key not in _AVRO:
+        _AVRO[key] = [avro_value(schema_id, SCHEMA_V1, orjson.loads(v)) for v in values]
+    return _AVRO[key]
 
 
 def _watch(child: Child, watcher: EndWatcher, deadline_s: float) -> None:

@@ -80,7 +80,7 @@ def measure(run: LatencyRun) -> LatencyResult:
                 PYTHON, "-m", "bench.pace", "--bootstrap", kafka.bootstrap, "--topic", source,
                 "--rate", str(run.rate), "--count", str(count),
             ]  # fmt: skip
-            with running(Child(pace, run.workdir)) as pacer:
+            with running(Child(pace, run.workdir, measured=False)) as pacer:
                 outputs = _read(kafka, sink, count, worker, run.seconds + 120)
                 pacer.wait(60)
             worker.wait(60)

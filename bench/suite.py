@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import core, latency, naive, startup
+from bench import core, latency, naive, pinning, startup
 from bench.common import Figure, Kafka, events
 from bench.e2e import Kind, Mode, RunResult, Setup, run_once, worker_defaults
 from bench.report import Report
@@ -33,6 +35,12 @@ class Plan:
     kafka_properties: tuple[str, ...]
     """librdkafka ``KEY=VALUE`` for the worker and the passthrough alike."""
     sections: frozenset[str]
+    registry_url: str | None = None
+    """The Schema Registry of the Avro run (None: the Avro run is left out)."""
+    pin: bool = True
+    """Broker JVM on one core, measured processes on the other (``bench.pinning``)."""
+    pinned_note: str = ""
+    """How the end-to-end and latency runs were pinned, for the notes (empty: not pinned)."""
 
 
 def say(text: str) -> None:
@@ -74,17 +82,22 @@ def run_startup(plan: Plan, workdir: Path, bundles: dict[str, Path], report: Rep
         )
 
 
-def run_core(plan: Plan, bundles: dict[str, Path], report: Report) -> dict[str, float]:
+def run_core(
+    plan: Plan, bundles: dict[str, Path], report: Report, cpu: int | None = None
+) -> dict[str, core.CoreResult]:
     """In-process scorer vs bare predict_proba, both at the worker's batch size (like for
-    like with the end-to-end runs); returns the bare model's rows/s per bundle."""
+    like with the end-to-end runs), every thread of this process on ``cpu`` when given
+    (the pinned comparison); returns each bundle's result."""
     values, keys = events(plan.core_events)
     inputs = core.input_events(values, keys)
     batch = plan.batch_events or worker_defaults()[0]
-    medians = {}
+    medians: dict[str, core.CoreResult] = {}
     for name, path in bundles.items():
         say(f"core, {name}: {plan.core_events:,} events, batch {batch:,}, {plan.repeats} passes")
         sweep = plan.sweep if name == "LR" else ()
-        result = core.measure(load_bundle(path), inputs, batch, max(plan.repeats, 3), sweep)
+        with pinning.on_cpu(cpu) if cpu is not None else nullcontext():
+            result = core.measure(load_bundle(path), inputs, batch, max(plan.repeats, 3), sweep)
+        load = os.getloadavg()[0]
         report.add(
             f"scoring core in process (BatchScorer, batch {batch:,}), {name}",
             result.scorer,
@@ -93,9 +106,19 @@ def run_core(plan: Plan, bundles: dict[str, Path], report: Report) -> dict[str, 
         report.add(
             f"bare predict_proba on prebuilt frames (batch {batch:,}), {name}",
             result.bare,
-            "the model alone",
+            f"the model alone; load {load:.1f}",
         )
-        medians[name] = result.bare.median
+        report.add(
+            f"bare model CPU per row (batch {batch:,}), {name}",
+            result.bare_cpu,
+            f"process CPU, every thread (time.process_time); load {load:.1f}",
+        )
+        report.add(
+            f"scoring core CPU per event (batch {batch:,}), {name}",
+            result.scorer_cpu,
+            "process CPU, every thread",
+        )
+        medians[name] = result
         report.ratios.append(
             (
                 f"scoring core / bare model, {name}",
@@ -108,10 +131,11 @@ def run_core(plan: Plan, bundles: dict[str, Path], report: Report) -> dict[str, 
         if result.sweep:
             sizes = ", ".join(f"{k}: {v:,.0f}" for k, v in result.sweep.items())
             report.extra.append(f"- {name} events/s in process by batch size: {sizes}")
-    costs = core.decode_costs_us(values[:batch], max(plan.repeats, 3))
+    costs = core.decode_costs_us(load_bundle(bundles["LR"]), values[:batch], 10)
     report.extra.append(
-        f"- decode per event (batch of {batch:,}): JSON {costs['json']:.2f} µs, the same events "
-        f"as Avro in the wire format {costs['avro']:.2f} µs (fastavro, schema fetched)"
+        f"- decode step per event (batch of {batch:,}, thread CPU, best of 10): JSON "
+        f"{costs['json']:.2f} µs, the same events as Avro in the wire format "
+        f"{costs['avro']:.2f} µs (reader compiled from the writer schema, fastavro behind it)"
     )
     report.targets.append(
         (
@@ -125,6 +149,8 @@ def run_core(plan: Plan, bundles: dict[str, Path], report: Report) -> dict[str, 
 
 CHALLENGED = "LR, challenger HGB"
 """The LR champion with the HGB bundle as ``--challenger`` (its records in the transaction)."""
+AVRO = "LR, Avro"
+"""The LR bundle on the same events as Avro values through the Schema Registry."""
 E2E: list[tuple[Kind, Mode, str | None]] = [
     ("passthrough", "exactly-once", None),
     ("passthrough", "at-least-once", None),
@@ -133,6 +159,7 @@ E2E: list[tuple[Kind, Mode, str | None]] = [
     ("worker", "exactly-once", "HGB"),
     ("worker", "at-least-once", "HGB"),
     ("worker", "exactly-once", CHALLENGED),
+    ("worker", "exactly-once", AVRO),
 ]
 
 
@@ -140,13 +167,17 @@ def run_e2e(
     plan: Plan, kafka: Kafka, workdir: Path, bundles: dict[str, Path], report: Report
 ) -> dict[tuple[Kind, Mode, str | None], list[RunResult]]:
     values, keys = events(plan.events)
-    setup = Setup(kafka, workdir, values, keys, plan.batch_events, plan.kafka_properties)
-    results: dict[tuple[Kind, Mode, str | None], list[RunResult]] = {c: [] for c in E2E}
+    setup = Setup(kafka, workdir, values, keys, plan.batch_events, plan.kafka_properties,
+                  registry_url=plan.registry_url)  # fmt: skip
+    configurations = [c for c in E2E if c[2] != AVRO or plan.registry_url]
+    if len(configurations) < len(E2E):
+        say("no SCHEMA_REGISTRY_URL: the Avro run is left out (make registry-up)")
+    results: dict[tuple[Kind, Mode, str | None], list[RunResult]] = {c: [] for c in configurations}
     for repeat in range(plan.repeats):  # interleaved, so every configuration sees the same load
-        for kind, mode, name in E2E:
-            bundle = bundles["LR" if name == CHALLENGED else name] if name else None
+        for kind, mode, name in configurations:
+            bundle = bundles["LR" if name in (CHALLENGED, AVRO) else name] if name else None
             challenger = bundles["HGB"] if name == CHALLENGED else None
-            result = run_once(setup, kind, mode, bundle, challenger)
+            result = run_once(setup, kind, mode, bundle, challenger, avro=name == AVRO)
             results[kind, mode, name].append(result)
             say(
                 f"{kind} {mode}{f' {name}' if name else ''} run {repeat + 1}/{plan.repeats}: "
@@ -154,10 +185,16 @@ def run_e2e(
             )
     for (kind, mode, name), runs in results.items():
         label = f"{kind} {mode}" + (f", {name}" if name else " (ceiling)")
+        loads = f"load {min(r.load for r in runs):.1f}-{max(r.load for r in runs):.1f}"
         report.add(
             f"{label}: {plan.events:,} events, 4 partitions",
             Figure.of([r.events_per_s for r in runs], "events/s"),
-            "first poll -> last commit",
+            f"first poll -> last commit{plan.pinned_note}; {loads}",
+        )
+        report.add(
+            f"{label}: process CPU per event",
+            Figure.of([r.cpu_us_per_event for r in runs], "µs/event"),
+            f"user + system, every thread (/proc/PID/stat); {loads}",
         )
     for (kind, mode, name), runs in results.items():
         if kind == "worker":
@@ -192,10 +229,10 @@ def run_naive(plan: Plan, kafka: Kafka, workdir: Path, bundle: Path, report: Rep
 
 def run_latency(
     plan: Plan, kafka: Kafka, workdir: Path, bundle: Path, report: Report
-) -> dict[int | None, Figure]:
+) -> dict[int | None, tuple[Figure, Figure]]:
     """p50/p99 at the offered rate per batch-age setting, for the worker and, as the floor,
-    the passthrough; returns the worker's visible p99 figures."""
-    p99: dict[int | None, Figure] = {}
+    the passthrough; returns the visible p99 figures (worker, passthrough) per setting."""
+    p99: dict[int | None, tuple[Figure, Figure]] = {}
     for age in plan.latency_ages_ms:
         runs = {
             kind: latency.LatencyRun(
@@ -225,8 +262,11 @@ def run_latency(
         for kind, key, label in _LATENCY_ROWS:
             figure = Figure.of([getattr(r, key) for r in results[kind]], "ms")
             report.add(f"{label}, {kind}{', LR' if kind == 'worker' else ''}, {where}", figure,
-                       _LATENCY_NOTES[key])  # fmt: skip
-        p99[age] = Figure.of([r.visible_p99_ms for r in results["worker"]], "ms")
+                       _LATENCY_NOTES[key] + plan.pinned_note)  # fmt: skip
+        p99[age] = (
+            Figure.of([r.visible_p99_ms for r in results["worker"]], "ms"),
+            Figure.of([r.visible_p99_ms for r in results["passthrough"]], "ms"),
+        )
     return p99
 
 

@@ -41,6 +41,7 @@ import orjson
 
 from model_bundles.events import Rejection
 from schemas.wire_names import RejectReason
+from worker.core.avro_flat import FlatReader, compile_reader
 from worker.core.wire import (
     RegistryUnavailable,
     SchemaNotFound,
@@ -81,6 +82,8 @@ class _Avro:
     """``fastavro.schemaless_reader`` (imported with the first Avro schema, not before)."""
     decimals: bool
     """Some field may be a decimal: top-level Decimal values become numbers."""
+    flat: FlatReader | None = None
+    """The reader compiled for a flat record (``worker.core.avro_flat``), tried first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,9 @@ class WireDecoder:
             raise ValueError("plain JSON needs no wire decoder")
         self.format = value_format
         self._known: dict[int, _Avro | _Json | Rejection] = {}
+        self.compiled: dict[bytes, FlatReader] = {}
+        """Compiled readers by the 5 header bytes naming their schema: one lookup an event
+        (``BatchScorer`` looks them up inline; a reader's None means: call ``decode``)."""
         self.schemas: dict[int, WriterSchema] = {}
         """Every schema learnt, by id (what a recording keeps)."""
 
@@ -113,14 +119,25 @@ class WireDecoder:
     def learn(self, schema: WriterSchema) -> None:
         """Parse and keep a writer schema; one that cannot serve rejects its events."""
         self.schemas[schema.schema_id] = schema
-        self._known[schema.schema_id] = self._parse(schema)
+        known = self._known[schema.schema_id] = self._parse(schema)
+        header = bytes([MAGIC]) + schema.schema_id.to_bytes(4, "big")
+        if isinstance(known, _Avro) and known.flat is not None:
+            self.compiled[header] = known.flat
+        else:
+            self.compiled.pop(header, None)
 
     def missing(self, schema_id: int, detail: str) -> None:
         """The source has no such schema: its events are ``unknown_schema``."""
         self._known[schema_id] = Rejection(RejectReason.UNKNOWN_SCHEMA, detail)
+        self.compiled.pop(bytes([MAGIC]) + schema_id.to_bytes(4, "big"), None)
 
     def decode(self, value: bytes) -> dict[str, Any] | Rejection:
         """One value to the object JSON decoding would give, or why it cannot be."""
+        flat = self.compiled.get(value[:HEADER_BYTES])  # the common case, inline
+        if flat is not None:
+            obj = flat(value, HEADER_BYTES)
+            if obj is not None:
+                return obj
         schema_id = schema_id_of(value)
         if schema_id is None:
             return Rejection(
@@ -154,14 +171,15 @@ class WireDecoder:
         from fastavro import parse_schema, schemaless_reader
 
         decimals = [False]
+        plain = _plain_logical_types(loaded, decimals)
         try:
-            parsed = parse_schema(_plain_logical_types(loaded, decimals))
+            parsed = parse_schema(plain)
         except Exception as exc:  # fastavro raises several kinds for a bad schema
             return Rejection(
                 RejectReason.UNKNOWN_SCHEMA,
                 f"schema id {schema.schema_id} is not a usable Avro schema: {exc}",
             )
-        return _Avro(parsed, schemaless_reader, decimals[0])
+        return _Avro(parsed, schemaless_reader, decimals[0], compile_reader(plain))
 
 
 def learn_all(decoder: WireDecoder, source: SchemaSource, schema_ids: Iterable[int]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -22,7 +22,7 @@ from model_bundles.predict import Outputs
 from model_bundles.values import category_text
 from schemas.wire_names import RejectReason
 from worker.core.encoding import RecordEncoder
-from worker.core.formats import WireDecoder
+from worker.core.formats import HEADER_BYTES, WireDecoder
 from worker.core.ids import event_id, fallback_id
 from worker.core.model_errors import ModelCircuit, isolate, model_error
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES as DEFAULT_MAX_EVENT_BYTES
@@ -137,11 +137,14 @@ class BatchScorer:
             return self._isolated(events, decoded, positions, rejected, checked, exc)
         if checked.accepted:
             self._circuit.batch_done(len(checked.accepted), ())
-        indices = [positions[i] for i in checked.accepted]
-        valid = [decoded[i] for i in checked.accepted]
+        every = len(checked.accepted) == len(decoded)  # nothing rejected after decoding
+        indices = positions if every else [positions[i] for i in checked.accepted]
+        valid = decoded if every else [decoded[i] for i in checked.accepted]
+        # every event scored, in order: the events are the records' sources as they are
+        whole = every and len(positions) == len(events)
         return ScoredBatch(
             indices=indices,
-            records=self._encode(events, indices, valid, outputs),
+            records=self._encode(events, indices, valid, outputs, whole),
             rejected=rejected,
             frame=checked.frame,
             outputs=outputs,
@@ -221,9 +224,16 @@ class BatchScorer:
         decoded: list[dict[str, Any]] = []
         positions: list[int] = []
         rejected: list[Rejected] = []
-        limit = self.max_event_bytes
+        limit, compiled, decode = self.max_event_bytes, decoder.compiled, decoder.decode
         for index, event in enumerate(events):
             value = event.value
+            if value is not None and len(value) <= limit:
+                read = compiled.get(value[:HEADER_BYTES])  # the common case, inline
+                obj = None if read is None else read(value, HEADER_BYTES)
+                if obj is not None:
+                    decoded.append(obj)
+                    positions.append(index)
+                    continue
             if value is None:
                 outcome: dict[str, Any] | Rejection = Rejection(
                     RejectReason.WRONG_FORMAT, "message has no value"
@@ -231,7 +241,7 @@ class BatchScorer:
             elif len(value) > limit:
                 outcome = Rejection(RejectReason.TOO_LARGE, f"{len(value)} bytes > limit {limit}")
             else:
-                outcome = decoder.decode(value)
+                outcome = decode(value)
             if isinstance(outcome, Rejection):
                 rejected.append(Rejected(index, outcome))
             else:
@@ -264,9 +274,14 @@ class BatchScorer:
         indices: list[int],
         valid: list[dict[str, Any]],
         outputs: Outputs,
+        whole: bool = False,
     ) -> list[bytes]:
-        sources = [events[i] for i in indices]
-        ids: list[Any] = [event.get(self.id_field) for event in valid]
+        """``whole``: ``indices`` is every position of ``events`` in order."""
+        sources = events if whole else [events[i] for i in indices]
+        try:
+            ids: list[Any] = list(map(itemgetter(self.id_field), valid))
+        except KeyError:  # some event has no id field: the general rule below
+            ids = [event.get(self.id_field) for event in valid]
         if not set(map(type, ids)) <= {str}:  # some id is not a plain string: the general rule
             name = self.id_field
             ids = [
