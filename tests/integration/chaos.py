@@ -98,7 +98,7 @@ def soak(args: argparse.Namespace, bootstrap: str, workdir: Path) -> bool:
     ports: dict[str, int] = {}
     fleet = Fleet(lambda i: _worker(bootstrap, topics, workdir, i, ports if args.cluster else None))
     base = [f"w{i}" for i in range(args.workers)]
-    sampler = FleetSampler(fleet, ports)
+    sampler = FleetSampler(fleet, ports, bootstrap, topics, PARTITIONS)
     nemesis: Nemesis
     if args.cluster:
         cluster = LocalCluster()
@@ -122,7 +122,7 @@ def soak(args: argparse.Namespace, bootstrap: str, workdir: Path) -> bool:
             if w.proc.poll() is None:
                 w.kill()
     if isinstance(nemesis, ClusterNemesis):
-        for line in fault_report(nemesis.steps, sampler.samples, sampler.every_s):
+        for line in fault_report(sampler, nemesis.steps):
             print(line, flush=True)
     ok = _verdict(args, bootstrap, topics, stream, research, nemesis, drained_s)
     if os.environ.get("KAFKA_KEEP_TOPICS") != "1":

@@ -20,6 +20,7 @@ lag 0 while not committing for 10 s).
 
 from __future__ import annotations
 
+import bisect
 import random
 import socket
 import statistics
@@ -32,10 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import KafkaException
+from kafka_broker import end_offsets
 from kafka_cluster import LocalCluster
 from nemesis import KINDS, WEIGHTS, Fleet, Nemesis
 from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import Topics
+from worker_verify import GroupWatch
 
 CLUSTER_KINDS = (
     "leader_kill",
@@ -50,7 +54,8 @@ CLUSTER_KINDS = (
 )
 CLUSTER_WEIGHTS = (2, 2, 2, 1, 2, 1, 1, 1, 1)
 CLUSTER_EVERY = 3
-"""Every third step's first fault is a cluster fault (so at least a third of the steps)."""
+"""Every third step's first fault is a cluster fault (so at least a third of the steps);
+the other draws take a cluster fault with half these weights (a fifth of them)."""
 BROKER_SESSION_S = 5.0
 """``broker.session.timeout.ms`` of `scripts/kafka-local` (a paused node is fenced after)."""
 
@@ -102,7 +107,8 @@ class ClusterNemesis(Nemesis):
             self._force_cluster = False
             kind = self.rng.choices(CLUSTER_KINDS, CLUSTER_WEIGHTS)[0]
         else:
-            weights = (*WEIGHTS[:-1], *CLUSTER_WEIGHTS)  # "broker" is the one-node fault
+            # "broker" (last) is the one-node fault
+            weights = (*WEIGHTS[:-1], *(w / 2 for w in CLUSTER_WEIGHTS))
             kind = self.rng.choices((*KINDS[:-1], *CLUSTER_KINDS), weights)[0]
         self._step_kinds.append(kind)
         return kind
@@ -235,37 +241,55 @@ class ClusterNemesis(Nemesis):
 
 @dataclass
 class Sample:
+    """One worker's ``/readyz`` and metrics at ``at`` (monotonic seconds)."""
+
     at: float
     instance: str
     pid: int
     ready: bool
-    lag: float
-    assigned: bool
+    lags: dict[int, float]
+    """Input partition -> ``scoring_consumer_lag`` (the partitions it owns)."""
     rolled_back: float
     since_commit: float
 
 
 @dataclass
+class Truth:
+    """The broker's view at ``at``: input partition -> high watermark minus the group's
+    committed offset (events not yet delivered, a batch in hand included)."""
+
+    at: float
+    pending: dict[int, int]
+
+
+@dataclass
 class FleetSampler:
-    """Reads ``/readyz`` and ``/metrics`` of every live, unpaused worker each ``every_s``."""
+    """Reads ``/readyz`` and ``/metrics`` of every live, unpaused worker each ``every_s``,
+    and in a second thread what the broker says is pending (`Truth`)."""
 
     fleet: Fleet
     ports: dict[str, int]
+    bootstrap: str
+    topics: Topics
+    partitions: int
     every_s: float = 1.0
     samples: list[Sample] = field(default_factory=list)
+    truths: list[Truth] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fleet-sampler", daemon=True)
-        self._thread.start()
+        for target in (self._workers, self._broker):
+            thread = threading.Thread(target=target, name="fleet-sampler", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
+        for thread in self._threads:
+            thread.join(60)
 
-    def _run(self) -> None:
+    def _workers(self) -> None:
         while not self._stop.wait(self.every_s):
             for instance, w in list(self.fleet.workers.items()):
                 port = self.ports.get(instance)
@@ -274,6 +298,18 @@ class FleetSampler:
                 sample = _sample(instance, w.pid, port)
                 if sample is not None:
                     self.samples.append(sample)
+
+    def _broker(self) -> None:
+        watch = GroupWatch(self.bootstrap, self.topics.group, self.topics.input, self.partitions)
+        while not self._stop.wait(self.every_s):
+            try:
+                ends = end_offsets(self.bootstrap, self.topics.input, deadline_s=5)
+            except (KafkaException, TimeoutError):
+                continue  # mid-failover: no answer this time
+            committed = watch.committed()  # empty while a transaction holds the offsets
+            if committed:
+                pending = {p: end - committed.get(p, 0) for p, end in ends.items()}
+                self.truths.append(Truth(time.monotonic(), pending))
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -292,17 +328,17 @@ def _sample(instance: str, pid: int, port: int) -> Sample | None:
         return None  # not serving yet (starting) or gone
     if code != 200:
         return None
-    lag, assigned, rolled, since = 0.0, False, 0.0, 0.0
+    lags: dict[int, float] = {}
+    rolled, since = 0.0, 0.0
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == "scoring_consumer_lag":
-                lag += s.value
-                assigned = True
+                lags[int(s.labels["partition"])] = s.value
             elif s.name == "scoring_transactions_rolled_back_total":
                 rolled += s.value
             elif s.name == "scoring_seconds_since_last_commit":
                 since = s.value
-    return Sample(time.monotonic(), instance, pid, ready_code == 200, lag, assigned, rolled, since)
+    return Sample(time.monotonic(), instance, pid, ready_code == 200, lags, rolled, since)
 
 
 @dataclass
@@ -310,55 +346,84 @@ class StepFigures:
     label: str
     kinds: list[str]
     gap_s: float
-    """Longest time a worker alive through the step went without committing."""
+    """Longest time a worker alive through the step, with events pending on its
+    partitions, went without committing: the time to resume."""
     rollbacks: int
     not_ready_s: float
+    """Worker-seconds not ready (of workers owning partitions)."""
+    under_s: float
+    """Longest run of samples in which a worker's lag understated what the broker says is
+    pending on its partitions by more than ``UNDERSTATED`` events."""
     lies: list[str]
 
 
+UNDERSTATED = 1000
+"""Lag below the broker's pending count by more than this (a batch in hand is at most
+500 events here) counts as understated."""
+
+
+def _truth_at(truths: list[Truth], at: float) -> Truth | None:
+    i = bisect.bisect_left([t.at for t in truths], at)
+    near = [t for t in truths[max(i - 1, 0) : i + 1] if abs(t.at - at) <= 1.5]
+    return min(near, key=lambda t: abs(t.at - at)) if near else None
+
+
 def _step_figures(
-    step: StepRecord, until: float, samples: list[Sample], every_s: float
+    step: StepRecord, until: float, samples: list[Sample], truths: list[Truth], every_s: float
 ) -> StepFigures:
     window = [s for s in samples if step.at <= s.at < until]
     by_pid: dict[int, list[Sample]] = defaultdict(list)
     for s in window:
         by_pid[s.pid].append(s)
     before = {s.pid: s for s in samples if s.at < step.at}  # the last sample before
-    gap, rollbacks, not_ready, lies = 0.0, 0, 0.0, []
+    gap, rollbacks, not_ready, under, lies = 0.0, 0, 0.0, 0.0, []
     for pid, run in by_pid.items():
         through = pid in before  # alive before the step: its gaps are the step's
         base = before[pid].rolled_back if through else 0.0
         rollbacks += int(max(s.rolled_back for s in run) - base)
-        not_ready += every_s * sum(not s.ready for s in run if s.assigned)
-        if through:
-            gap = max(gap, *(s.since_commit for s in run if s.assigned), 0.0)
-        streak = 0
+        not_ready += every_s * sum(not s.ready for s in run if s.lags)
+        busy = streak = 0
+        under_streak = 0.0
         for s in run:
+            truth = _truth_at(truths, s.at)
+            pending = sum((truth.pending if truth else s.lags).get(p, 0) for p in s.lags)
+            if through and pending > 0:
+                gap = max(gap, s.since_commit)
             committing = s.since_commit < 1.5 * every_s
-            streak = streak + 1 if (not s.ready and committing) else 0
-            if streak == 3:
-                lies.append(f"{s.instance} not ready while committing")
-            if through and s.ready and s.since_commit > 15 and s.lag > 0:
-                lies.append(f"{s.instance} ready, {s.since_commit:.0f}s without a commit")
-            if through and s.assigned and s.since_commit > 10 and s.lag == 0:
-                lies.append(f"{s.instance} lag 0, {s.since_commit:.0f}s without a commit")
-    return StepFigures(step.label, step.kinds, gap, rollbacks, not_ready, sorted(set(lies)))
+            busy = busy + 1 if (not s.ready and committing) else 0
+            if busy == 3:
+                lies.append(f"{s.instance} not ready 3s while committing")
+            if through and s.ready and s.since_commit > 15 and pending > 0:
+                streak += 1
+                if streak == 1:
+                    lies.append(f"{s.instance} ready with {pending} pending, no commit for 15s")
+            else:
+                streak = 0
+            if truth is not None and pending - sum(s.lags.values()) > UNDERSTATED:
+                under_streak += every_s
+                under = max(under, under_streak)
+                if under_streak >= 10:
+                    lies.append(f"{s.instance} lag understated 10s ({pending} pending)")
+            else:
+                under_streak = 0.0
+    return StepFigures(step.label, step.kinds, gap, rollbacks, not_ready, under, sorted(set(lies)))
 
 
-def fault_report(steps: list[StepRecord], samples: list[Sample], every_s: float) -> list[str]:
+def fault_report(sampler: FleetSampler, steps: list[StepRecord]) -> list[str]:
     """Per step a line, then per kind (steps of that one kind alone) the median and
-    maximum commit gap and rollbacks; the lies, if any."""
-    samples = sorted(samples, key=lambda s: s.at)
+    maximum time to resume and rollbacks; the lies, if any."""
+    samples = sorted(sampler.samples, key=lambda s: s.at)
+    truths = sorted(sampler.truths, key=lambda t: t.at)
     figures = []
     for i, step in enumerate(steps):
         until = steps[i + 1].at if i + 1 < len(steps) else float("inf")
-        figures.append(_step_figures(step, until, samples, every_s))
+        figures.append(_step_figures(step, until, samples, truths, sampler.every_s))
     lines = []
     for f in figures:
         lie = f" LIES[{'; '.join(f.lies)}]" if f.lies else ""
         lines.append(
-            f"  fault {f.label}: longest_commit_gap={f.gap_s:.1f}s rollbacks={f.rollbacks} "
-            f"not_ready={f.not_ready_s:.0f}s{lie}"
+            f"  fault {f.label}: resumed_in={f.gap_s:.1f}s rollbacks={f.rollbacks} "
+            f"not_ready={f.not_ready_s:.0f}s lag_understated={f.under_s:.0f}s{lie}"
         )
     alone: dict[str, list[StepFigures]] = defaultdict(list)
     for f in figures:
@@ -368,10 +433,13 @@ def fault_report(steps: list[StepRecord], samples: list[Sample], every_s: float)
         gaps = [f.gap_s for f in fs]
         rolls = [f.rollbacks for f in fs]
         lines.append(
-            f"  kind {kind} x{len(fs)}: commit_gap median={statistics.median(gaps):.1f}s "
+            f"  kind {kind} x{len(fs)}: resumed_in median={statistics.median(gaps):.1f}s "
             f"max={max(gaps):.1f}s rollbacks median={statistics.median(rolls):g} "
-            f"max={max(rolls)}"
+            f"max={max(rolls)} not_ready median={statistics.median(f.not_ready_s for f in fs):.0f}s"
         )
     lied = sum(bool(f.lies) for f in figures)
-    lines.append(f"  metrics: {len(samples)} samples, {lied} steps with a lying readiness/lag")
+    lines.append(
+        f"  metrics: {len(samples)} worker samples, {len(truths)} broker samples, "
+        f"{lied} steps with a lying readiness or lag"
+    )
     return lines
