@@ -164,6 +164,10 @@ def _strike_while_feeding(
     )
     nemesis.fleet.workers["w0"].wait_event("assigned", 120)
     span_s = args.events / args.rate
+    if isinstance(nemesis, ClusterNemesis):
+        # a cluster step blocks for a node's restart (20-40 s here): schedule them over the
+        # first 80 % of the feed so the last ones still strike a fleet under load
+        span_s *= 0.8
     # the schedule: --faults steps at seeded moments over the feeding span, in order; a
     # step that blocks (a broker restart, a plain member's stay) delays the next ones
     due = sorted(rng.uniform(2, span_s) for _ in range(args.faults))
