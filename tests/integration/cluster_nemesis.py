@@ -93,6 +93,8 @@ class ClusterNemesis(Nemesis):
         self.steps: list[StepRecord] = []
         self._force_cluster = False
         self._step_kinds: list[str] = []
+        self._restarting: list[threading.Thread] = []
+        """Nodes being started again in the background (as a supervisor would)."""
 
     def step(self) -> str:
         self._force_cluster = len(self.steps) % CLUSTER_EVERY == 0
@@ -141,17 +143,26 @@ class ClusterNemesis(Nemesis):
 
     def _whole(self) -> None:
         """Every node up and every replica in sync before the next cluster fault."""
+        for thread in self._restarting:
+            while thread.is_alive():
+                self.supervise()
+                thread.join(0.5)
+        self._restarting.clear()
         topics = [self.topics.input, self.topics.output, self.topics.dlq]
         self.cluster.wait_whole(topics, 300, self.supervise)
 
     def _bounce(self, node: int, hard: bool) -> None:
-        """Kill or stop ``node``, leave it down a seeded 2-8 s, start it again."""
+        """Kill or stop ``node``, leave it down a seeded 1-5 s, then start it again in the
+        background (a node takes 20-50 s to start on this machine): the worker faults go
+        on meanwhile, the next cluster fault waits for it (`_whole`)."""
         if hard:
             self.cluster.kill(node)
         else:
             self._while(lambda: self.cluster.terminate(node))
-        self._stay(self.rng.uniform(2, 8))
-        self._while(lambda: self.cluster.start(node))
+        self._stay(self.rng.uniform(1, 5))
+        thread = threading.Thread(target=self.cluster.start, args=(node,), daemon=True)
+        thread.start()
+        self._restarting.append(thread)
 
     def _short(self, topic: str) -> str:
         return "in" if topic == self.topics.input else "out"
