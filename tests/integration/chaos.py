@@ -11,6 +11,10 @@ wakes everything, lets the fleet catch up, stops it, reads the output and the DL
 read_committed readers and compares them with research `score` of the same events.
 Prints one verdict line with the counts; exit 0 when every valid event has exactly one
 record equal to research and every invalid event exactly one dead letter, else 1.
+
+``--cluster`` (`make chaos CHAOS_CLUSTER=1`): against the three-node cluster of
+`scripts/kafka-local cluster`, with its faults too (`cluster_nemesis.py`); the workers
+serve their metrics, which are sampled, and a line per fault gives what they said.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from cluster_nemesis import CLUSTER_KINDS, ClusterNemesis, FleetSampler, fault_report, free_port
 from kafka_broker import (
     LocalBroker,
     create_topic,
@@ -34,6 +39,7 @@ from kafka_broker import (
     poll_until,
     unique_topic,
 )
+from kafka_cluster import LocalCluster
 from nemesis import Fleet, Nemesis
 from worker_harness import (
     Stream,
@@ -89,27 +95,59 @@ def soak(args: argparse.Namespace, bootstrap: str, workdir: Path) -> bool:
     topics = Topics(unique_topic("chaos-in"), unique_topic("chaos-out"), unique_topic("chaos-dlq"))
     for name, count in ((topics.input, PARTITIONS), (topics.output, PARTITIONS), (topics.dlq, 2)):
         create_topic(bootstrap, name, count)
-    broker = LocalBroker()
-    fleet = Fleet(lambda i: WorkerProcess(bootstrap, topics, workdir, i, kafka=KAFKA))
+    ports: dict[str, int] = {}
+    fleet = Fleet(lambda i: _worker(bootstrap, topics, workdir, i, ports if args.cluster else None))
     base = [f"w{i}" for i in range(args.workers)]
-    nemesis = Nemesis(
-        rng, fleet, base, broker if broker.manages(bootstrap) else None, topics, bootstrap
-    )
+    sampler = FleetSampler(fleet, ports, bootstrap, topics, PARTITIONS)
+    nemesis: Nemesis
+    if args.cluster:
+        cluster = LocalCluster()
+        nemesis = ClusterNemesis(rng, fleet, base, cluster, topics, bootstrap, PARTITIONS)
+    else:
+        broker = LocalBroker()
+        managed = broker if broker.manages(bootstrap) else None
+        nemesis = Nemesis(rng, fleet, base, managed, topics, bootstrap)
     started = time.monotonic()
     try:
         for instance in base:
             fleet.launch(instance)
+        if args.cluster:
+            sampler.start()
         _strike_while_feeding(args, bootstrap, topics, stream, rng, nemesis)
         _drain(args, bootstrap, topics, nemesis)
         drained_s = time.monotonic() - started
     finally:
+        sampler.stop()
         for w in fleet.all():
             if w.proc.poll() is None:
                 w.kill()
+    _fault_report(nemesis, sampler)
     ok = _verdict(args, bootstrap, topics, stream, research, nemesis, drained_s)
     if os.environ.get("KAFKA_KEEP_TOPICS") != "1":
         delete_topics(bootstrap, [topics.input, topics.output, topics.dlq])
     return ok
+
+
+def _fault_report(nemesis: Nemesis, sampler: FleetSampler) -> None:
+    """With the cluster: a line per fault of what the workers' metrics said."""
+    if not isinstance(nemesis, ClusterNemesis):
+        return
+    try:
+        for line in fault_report(sampler, nemesis.steps):
+            print(line, flush=True)
+    except Exception as exc:  # the figures are a report: the verdict still counts
+        print(f"  fault report failed: {type(exc).__name__}: {exc}", flush=True)
+
+
+def _worker(
+    bootstrap: str, topics: Topics, workdir: Path, instance: str, ports: dict[str, int] | None
+) -> WorkerProcess:
+    """A worker; with ``ports``, serving its metrics on a fresh port recorded there."""
+    extra: list[str] = []
+    if ports is not None:
+        ports[instance] = free_port()
+        extra = ["--metrics-port", str(ports[instance])]
+    return WorkerProcess(bootstrap, topics, workdir, instance, *extra, kafka=KAFKA)
 
 
 def _strike_while_feeding(
@@ -126,6 +164,10 @@ def _strike_while_feeding(
     )
     nemesis.fleet.workers["w0"].wait_event("assigned", 120)
     span_s = args.events / args.rate
+    if isinstance(nemesis, ClusterNemesis):
+        # a cluster step blocks for a node's restart (20-40 s here): schedule them over the
+        # first 80 % of the feed so the last ones still strike a fleet under load
+        span_s *= 0.8
     # the schedule: --faults steps at seeded moments over the feeding span, in order; a
     # step that blocks (a broker restart, a plain member's stay) delays the next ones
     due = sorted(rng.uniform(2, span_s) for _ in range(args.faults))
@@ -182,6 +224,11 @@ def _verdict(
         and dlq_dup == dlq_missing == 0
     )
     faults = ",".join(f"{k}={n}" for k, n in sorted(nemesis.fleet.counts.items()))
+    if isinstance(nemesis, ClusterNemesis):
+        counts = nemesis.fleet.counts
+        applied = sum(n for k, n in counts.items() if k != "paired")
+        on_cluster = sum(counts[k] for k in CLUSTER_KINDS)
+        faults += f"; steps={len(nemesis.steps)} faults={applied} cluster_faults={on_cluster}"
     exits = ",".join(f"{k}:{n}" for k, n in sorted(nemesis.exits.items()))
     print(
         f"chaos seed={args.seed} events={args.events} workers={args.workers} faults[{faults}] "
@@ -203,6 +250,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--faults", type=int, default=24, help="fault steps over the feed")
     parser.add_argument("--drain-s", type=float, default=900, help="deadline to catch up")
+    parser.add_argument(
+        "--cluster", action="store_true", help="the three-node cluster's faults too"
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     if not is_reachable(bootstrap):

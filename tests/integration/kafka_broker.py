@@ -219,7 +219,8 @@ def create_topic(
 ) -> None:
     """Create `name` and wait until metadata shows every partition with a leader."""
     admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
-    topic = NewTopic(name, partitions, 1, config=dict(config or {}))
+    # replication factor -1: the broker's default.replication.factor (3 on the cluster)
+    topic = NewTopic(name, partitions, -1, config=dict(config or {}))
     admin.create_topics([topic], operation_timeout=deadline_s)[name].result(timeout=deadline_s)
 
     def ready() -> bool | None:
