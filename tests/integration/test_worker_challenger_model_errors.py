@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import SCORING_WORKER, Stream, Topics, WorkerProcess, produce_stream, stop_all
 from worker_verify import read_predictions, read_with_headers
 
-from examples.stack import free_port, http_get
+from harness.http import http_get
+from harness.ports import free_port
 from tests.unit.model_error_fixtures import RAISE_AT, build_model_error_bundle, event
 
 EVENTS = 300
