@@ -218,7 +218,24 @@ ENCODER_ARGS: dict[str, dict[str, Any]] = {"HashingEncoder": {"max_process": 1, 
 """HashingEncoder forks worker processes by default: one process keeps the test small."""
 
 
-@pytest.mark.parametrize("name", _category_encoders())
+SAMPLE_ENCODERS = (
+    "HashingEncoder",
+    "OneHotEncoder",
+    "OrdinalEncoder",
+    "TargetEncoder",
+    "WOEEncoder",
+)
+"""``make test``'s encoders: one-hot, ordinal, target and WOE mappings (the read_csv test
+below fits these four too) and the hashing one, which forks; ``make soak`` tries all."""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        n if n in SAMPLE_ENCODERS else pytest.param(n, marks=pytest.mark.soak)
+        for n in _category_encoders()
+    ],
+)
 def test_each_category_encoder_round_trips(name: str, tmp_path: Path) -> None:
     """Refused before with a raw ``TypeError: no default __reduce__`` (pandas mappings)."""
     import category_encoders
