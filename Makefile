@@ -40,17 +40,19 @@ lint: $(STAMP) ## ruff + mypy strict + import contracts (import-linter)
 schemas-check: $(STAMP) ## exported JSON Schemas equal the committed ones
 	$(BIN)/python -m tools.schema_export --check schemas/json
 
-unit: $(STAMP) ## tests that need no broker
-	$(BIN)/pytest -q tests/unit
+unit: $(STAMP) ## tests that need no broker (the soak ones left out)
+	$(BIN)/pytest -q -m "not soak" tests/unit
 
-test: $(STAMP) kafka-up registry-up deploy-tools ## lint, schema and static checks, unit + integration tests on a real broker and registry
-	$(MAKE) lint schemas-check static-checks
+# The deploy checks run once, as tests/unit/deploy (the same checks as scripts/static-checks,
+# which stays for a quick look at deploy/ alone). --durations: where the time went.
+test: $(STAMP) kafka-up registry-up deploy-tools ## lint, schema check, unit + integration tests (deploy checks included) on a real broker and registry
+	$(MAKE) lint schemas-check
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) SCHEMA_REGISTRY_URL=http://127.0.0.1:$(SCHEMA_REGISTRY_PORT) \
-		$(BIN)/pytest -q -m "not soak" tests/unit tests/integration
+		$(BIN)/pytest -q -m "not soak" --durations=15 tests/unit tests/integration
 
 soak: $(STAMP) kafka-up registry-up ## the long tier: fault and catalogue runs marked `soak` (after make test in .ci/run)
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) SCHEMA_REGISTRY_URL=http://127.0.0.1:$(SCHEMA_REGISTRY_PORT) \
-		$(BIN)/pytest -q -m soak tests/unit tests/integration; rc=$$?; [ $$rc = 5 ] && rc=0; exit $$rc
+		$(BIN)/pytest -q -m soak --durations=15 tests/unit tests/integration; rc=$$?; [ $$rc = 5 ] && rc=0; exit $$rc
 
 container-test: $(STAMP) kafka-up ## build the image with podman, run it against the local broker
 	scripts/container-test

@@ -9,7 +9,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ from typing import Any, TypeVar
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
-QUIET: dict[str, Any] = {"log_level": 0}
+from harness.polling import poll_until as harness_poll_until
+from harness.topics import QUIET, create_topic, unique_topic
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 _T = TypeVar("_T")
@@ -72,22 +72,15 @@ class Figure:
 def poll_until(
     what: str, deadline_s: float, probe: Callable[[], _T | None], every_s: float = 0.02
 ) -> _T:
-    """Call ``probe`` until it returns non-None; BenchError naming ``what`` after the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() >= deadline:
-            raise BenchError(f"{what}: not done within {deadline_s:g}s")
-        time.sleep(every_s)
+    """``harness.polling.poll_until``, failing with BenchError naming ``what``."""
+    return harness_poll_until(what, deadline_s, probe, every_s, error=BenchError)
 
 
 # --- topics and events ------------------------------------------------------------------------
 
 
 def unique(prefix: str) -> str:
-    return f"bench-{prefix}-{uuid.uuid4().hex[:10]}"
+    return unique_topic(f"bench-{prefix}")
 
 
 class Kafka:
@@ -109,17 +102,8 @@ class Kafka:
         return self.topic_named(unique(prefix), partitions)
 
     def topic_named(self, name: str, partitions: int) -> str:
-        future = self.admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=30)
-        future[name].result(timeout=30)
+        create_topic(self.bootstrap, name, partitions)
         self._created.append(name)
-
-        def ready() -> bool | None:
-            meta = self.admin.list_topics(topic=name, timeout=5).topics.get(name)
-            if meta is None or meta.error is not None or len(meta.partitions) != partitions:
-                return None
-            return True if all(p.leader >= 0 for p in meta.partitions.values()) else None
-
-        poll_until(f"topic {name}", 30, ready)
         return name
 
     def cleanup(self) -> None:

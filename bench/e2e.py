@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Literal
 
 from bench.child import Child, running
-from bench.common import PYTHON, REPO, BenchError, EndWatcher, Kafka, unique
+from bench.common import PYTHON, BenchError, EndWatcher, Kafka, unique
+from harness.processes import SCORING_WORKER
 
 Kind = Literal["worker", "passthrough"]
 Mode = Literal["exactly-once", "at-least-once"]
-WORKER = REPO / ".venv" / "bin" / "scoring-worker"
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def worker_args(
     """``scoring-worker run`` as the benchmark starts it: metrics on (their cost counts)."""
     group = unique("group")
     return [
-        str(WORKER), "run", "--bundle", str(bundle), "--bootstrap-servers", bootstrap,
+        SCORING_WORKER, "run", "--bundle", str(bundle), "--bootstrap-servers", bootstrap,
         "--input-topic", source, "--output-topic", sink, "--dlq-topic", f"{sink}-dlq",
         "--group-id", group, "--instance-id", group, "--delivery", mode,
         "--max-events", str(events), "--idle-timeout", "120",

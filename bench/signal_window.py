@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-ENTRY = Path(sys.executable).with_name("scoring-worker")
+from harness.processes import SCORING_WORKER
+
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
 
 
@@ -31,7 +32,7 @@ def window_s() -> float | None:
     """Seconds from spawn until the new process holds SIGTERM (None: it ended first)."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        [str(ENTRY), "run", "--bundle", "/nonexistent"],
+        [SCORING_WORKER, "run", "--bundle", "/nonexistent"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

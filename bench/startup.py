@@ -11,11 +11,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.common import PYTHON, Figure
+from bench.common import Figure
+from harness.processes import SCORING_WORKER
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.verify import golden_mismatches
 
-SCORING_WORKER = str(Path(PYTHON).parent / "scoring-worker")
 FORMER_SIZES = (0, 1, 2, 3, 7)
 
 

@@ -10,91 +10,57 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import socket
 import subprocess
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+from harness.http import Samples, http_get, scrape
+from harness.polling import poll_until
+from harness.ports import free_port
+from harness.processes import LoggedProcess
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for(what: str, check: Callable[[], bool], deadline_s: float, every_s: float = 0.2) -> None:
-    """Poll ``check`` until it holds; fail with ``what`` after the deadline."""
-    give_up = time.monotonic() + deadline_s
-    while not check():
-        if time.monotonic() > give_up:
-            raise SystemExit(f"demo: timed out after {deadline_s:g}s waiting for {what}")
-        time.sleep(every_s)
-
-
-def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return int(response.status), response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except (urllib.error.URLError, OSError):
-        return 0, ""
+    """Poll ``check`` until it holds; the demo stops (SystemExit) naming ``what`` after the
+    deadline."""
+    poll_until(f"demo: {what}", deadline_s, lambda: True if check() else None, every_s,
+               error=SystemExit)  # fmt: skip
 
 
 @dataclass
 class Worker:
     name: str
     port: int
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
+    process: LoggedProcess
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def samples(self) -> Samples:
-        status, text = http_get(self.url + "/metrics")
-        if status != 200:
-            return {}
-        found: Samples = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return found
+        return scrape(self.url + "/metrics")
 
     def stop(self, timeout_s: float = 30.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        """SIGTERM, and SIGKILL when it has not exited within ``timeout_s``."""
         try:
-            return self.process.wait(timeout=timeout_s)
+            return self.process.stop(timeout_s)[0]
         except subprocess.TimeoutExpired:
             self.process.kill()
-            return self.process.wait()
-        finally:
-            self.log.close()
+            return self.process.proc.returncode
 
 
 def start_worker(cli: str, name: str, args: Sequence[str], log_dir: Path) -> Worker:
     port = free_port()
-    log = (log_dir / f"{name}.log").open("wb")
     command = [cli, "run", *args, "--instance-id", name,
                "--metrics-host", "127.0.0.1", "--metrics-port", str(port)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    worker = Worker(name, port, process, log)
+    process = LoggedProcess(name, command, log_dir / f"{name}.log", stdout_too=True)
+    worker = Worker(name, port, process)
     wait_for(f"{name} /healthz", lambda: _alive(worker), deadline_s=60)
     return worker
 
@@ -110,8 +76,8 @@ def wait_ready(workers: Sequence[Worker], deadline_s: float = 60) -> None:
 
 
 def _alive(worker: Worker) -> bool:
-    if worker.process.poll() is not None:
-        raise SystemExit(f"demo: {worker.name} exited early; see {worker.log.name}")
+    if worker.process.proc.poll() is not None:
+        raise SystemExit(f"demo: {worker.name} exited early; see {worker.process.log_path}")
     return http_get(worker.url + "/healthz")[0] == 200
 
 

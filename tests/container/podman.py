@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import urllib.request
 from collections.abc import Sequence
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from harness.ports import free_port
 
 HARDENED = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL")
 HARDENED += ("--security-opt", "no-new-privileges")
@@ -30,12 +31,6 @@ def podman(
     if check and done.returncode != 0:
         raise AssertionError(f"podman {' '.join(args)} exited {done.returncode}: {done.stderr}")
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Replica:

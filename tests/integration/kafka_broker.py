@@ -1,5 +1,6 @@
 """Helpers for integration tests against a real Kafka broker; no pytest in here.
 
+Polling and topics come from the shared `harness` (re-exported here for the tests).
 `LocalBroker` controls the broker that `scripts/kafka-local` runs (SIGTERM, SIGKILL,
 restart). The functions create topics, produce (optionally in transactions), read topics
 back and look offsets up. Every wait polls against a deadline; nothing sleeps to synchronise.
@@ -8,16 +9,14 @@ back and look offsets up. Every wait polls against a deadline; nothing sleeps to
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -28,13 +27,30 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+
+from harness.polling import poll_until
+from harness.topics import (
+    QUIET,
+    create_topic,
+    delete_topics,
+    is_reachable,
+    partition_count,
+    unique_topic,
+)
+
+# The integration tier imports these from here; they live in the shared harness.
+__all__ = [
+    "QUIET",
+    "create_topic",
+    "delete_topics",
+    "is_reachable",
+    "partition_count",
+    "poll_until",
+    "unique_topic",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
-QUIET: dict[str, Any] = {"log_level": 0}  # no librdkafka log lines while the broker is down
-_T = TypeVar("_T")
 Isolation = Literal["read_committed", "read_uncommitted"]
 # the `topic_factory` fixture: (partitions=1, config=None) -> topic name
 TopicFactory = Callable[..., str]
@@ -53,26 +69,6 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-def poll_until(what: str, deadline_s: float, probe: Callable[[], _T | None]) -> _T:
-    """Call `probe` until it returns non-None; TimeoutError naming `what` after the deadline.
-
-    A KafkaException from `probe` counts as "not yet" and is quoted if time runs out.
-    """
-    deadline = time.monotonic() + deadline_s
-    last_error: KafkaException | None = None
-    while True:
-        try:
-            result = probe()
-        except KafkaException as exc:
-            result, last_error = None, exc
-        if result is not None:
-            return result
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error})" if last_error else ""
-            raise TimeoutError(f"{what}: not done within {deadline_s:g}s{detail}")
-        time.sleep(0.05)
 
 
 # --- the local broker --------------------------------------------------------------------
@@ -181,60 +177,6 @@ class LocalBroker:
 
     def _gone(self, pid: int) -> Callable[[], bool | None]:
         return lambda: True if self.pid != pid else None
-
-
-def is_reachable(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when a client gets cluster metadata listing at least one broker."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
-    try:
-        return bool(admin.list_topics(timeout=timeout_s).brokers)
-    except KafkaException:
-        return False
-
-
-# --- topics -----------------------------------------------------------------------------
-
-
-def unique_topic(prefix: str = "it") -> str:
-    """A fresh topic name: the prefix (made legal) and 12 random hex digits."""
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", prefix).strip("-.")[:200] or "it"
-    return f"{clean}-{uuid.uuid4().hex[:12]}"
-
-
-def partition_count(bootstrap: str, topic: str, timeout_s: float = 10) -> int | None:
-    """Partitions of `topic` that have a leader, or None when the topic is unknown."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
-    meta = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
-    if meta is None or meta.error is not None:
-        return None
-    return sum(1 for p in meta.partitions.values() if p.leader >= 0 and p.error is None)
-
-
-def create_topic(
-    bootstrap: str,
-    name: str,
-    partitions: int = 1,
-    config: Mapping[str, str] | None = None,
-    deadline_s: float = 30,
-) -> None:
-    """Create `name` and wait until metadata shows every partition with a leader."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
-    # replication factor -1: the broker's default.replication.factor (3 on the cluster)
-    topic = NewTopic(name, partitions, -1, config=dict(config or {}))
-    admin.create_topics([topic], operation_timeout=deadline_s)[name].result(timeout=deadline_s)
-
-    def ready() -> bool | None:
-        return True if partition_count(bootstrap, name) == partitions else None
-
-    poll_until(f"topic {name} with {partitions} partitions", deadline_s, ready)
-
-
-def delete_topics(bootstrap: str, names: Sequence[str], deadline_s: float = 30) -> None:
-    """Delete topics and wait for the broker to accept the deletion."""
-    if names:
-        admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
-        for future in admin.delete_topics(list(names), operation_timeout=deadline_s).values():
-            future.result(timeout=deadline_s)
 
 
 # --- producing -------------------------------------------------------------------------------

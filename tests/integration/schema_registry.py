@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -15,6 +14,8 @@ from typing import Any
 
 import pytest
 from kafka_broker import poll_until
+
+from harness.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "schema-registry"
@@ -59,12 +60,6 @@ def register(url: str, subject: str, schema: dict[str, Any], schema_type: str = 
         return int(json.loads(response.read())["id"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PrivateRegistry:
     """A rivven-schema process of the test's own, on a free port: stop it, start it again
     (in-memory: a restart forgets every schema; register them again in the same order)."""
@@ -75,7 +70,7 @@ class PrivateRegistry:
             [str(SCRIPT), "build"], capture_output=True, text=True, timeout=3600, check=True
         )
         self.binary = built.stdout.strip().splitlines()[-1]
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"registry-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -27,6 +27,8 @@ import yaml
 from kafka_broker import TopicFactory, poll_until, unique_topic
 from worker_harness import demo_bundle, make_stream, produce_stream
 
+from harness.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 import chart_checks  # noqa: E402
@@ -39,15 +41,6 @@ def _need(ok: bool, message: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -78,7 +71,7 @@ def test_chart_pod_starts_scores_and_drains_on_a_read_only_root(
     except FileNotFoundError as exc:
         _need(False, str(exc))
     topics = [topic_factory(partitions=2) for _ in range(3)]
-    port = _free_port()
+    port = free_port()
     values: dict[str, Any] = {
         "settings": {
             "SCORING_WORKER_BOOTSTRAP_SERVERS": bootstrap,

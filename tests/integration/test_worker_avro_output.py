@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import struct
 import subprocess
 import urllib.request
@@ -23,6 +22,7 @@ from schema_registry import latest_id, session_registry_url
 from worker_harness import SCORING_WORKER, Topics, WorkerProcess, demo_bundle, make_stream
 from worker_verify import GroupWatch, input_ends, read_predictions, read_with_headers
 
+from harness.ports import free_port
 from worker.core.formats import schema_id_of
 
 EVENTS = 1_500
@@ -124,17 +124,11 @@ def test_avro_records_are_the_json_records_values_bit_for_bit(
     cli("parity", "--expected", str(recording), "--actual", str(again))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_registry_down_at_start_is_exit_3_with_one_line(
     bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
 ) -> None:
     topics = Topics(input=topic_factory(1), output=topic_factory(1), dlq=topic_factory(1))
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     worker = WorkerProcess(bootstrap, topics, tmp_path, "no-registry", "--output-format", "avro",
                            "--schema-registry-url", down, "--broker-timeout", "3")  # fmt: skip
     try:

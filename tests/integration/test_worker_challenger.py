@@ -3,6 +3,9 @@
 The challenger topic, read_committed, holds each valid event exactly once, equal to
 `score` with the challenger bundle; the champion topic holds the same bytes per event as
 a run of the same input without challengers; the DLQ holds each rejected event once.
+``make test`` kills through 8,000 events (a kill point is a random share of the output and
+at least 500 records past the restart: every kill lands mid-stream); ``make soak``
+through 20,000.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 from kafka_broker import Record, TopicFactory, consume_all, poll_until
 from worker_harness import (
     REPO,
@@ -35,7 +39,8 @@ from worker_verify import (
 
 from model_bundles.build import build_from_config
 
-EVENTS = 20_000
+EVENTS = 8_000
+SOAK_EVENTS = 20_000
 KILLS = 3
 
 
@@ -47,10 +52,13 @@ def hgb_bundle() -> Path:
     return out
 
 
+@pytest.mark.parametrize(
+    "events", [EVENTS, pytest.param(SOAK_EVENTS, marks=pytest.mark.soak)], ids=["short", "long"]
+)
 def test_challenger_exactly_once_through_sigkills(
-    bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
+    bootstrap: str, topic_factory: TopicFactory, tmp_path: Path, events: int
 ) -> None:
-    stream = cached_stream(EVENTS, seed=47, poison_rate=0.02)
+    stream = cached_stream(events, seed=47, poison_rate=0.02)
     research = research_records_async(stream)
     challenger_research = research_records(hgb_bundle(), stream, tmp_path)
     topics = Topics(input=topic_factory(4), output=topic_factory(4), dlq=topic_factory(1))

@@ -1,7 +1,7 @@
 """A broken challenger never stops the champion (issue 26 with ``--challenger``), on the
 real broker.
 
-Champion and challenger are the bundles of ``tests/unit/model_error_fixtures.py``: the
+Champion and challenger are the bundles of ``tests/support/model_error_fixtures.py``: the
 champion's trusted ``Hooks`` raise at ``a >= 1000``, the challenger's at ``a >= 5``. The
 first events alternate between both scoring and only the champion scoring; from then on
 the challenger raises on every event, so its circuit opens. The worker disables it, keeps
@@ -20,8 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import SCORING_WORKER, Stream, Topics, WorkerProcess, produce_stream, stop_all
 from worker_verify import read_predictions, read_with_headers
 
-from examples.stack import free_port, http_get
-from tests.unit.model_error_fixtures import RAISE_AT, build_model_error_bundle, event
+from harness.http import http_get
+from harness.ports import free_port
+from tests.support.model_error_fixtures import RAISE_AT, build_model_error_bundle, event
 
 EVENTS = 300
 MIXED = 50

@@ -18,11 +18,12 @@ from kafka_broker import TopicFactory, poll_until
 from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import Stream, Topics, WorkerProcess, demo_bundle, produce_stream, stop_all
 
-from examples.stack import free_port, http_get
 from examples.stream import generate_events, parse_drift
+from harness.http import http_get
+from harness.ports import free_port
 from model_bundles.bundle import load_bundle
-from tests.unit.drift_offline import offline_report
-from tests.unit.scored import score_lines
+from tests.support.drift_offline import offline_report
+from tests.support.scored import score_lines
 
 EVENTS = 10_000
 NUMERIC = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")

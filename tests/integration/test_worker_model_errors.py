@@ -1,6 +1,6 @@
 """A model that fails on one event fails that event only (issue 26), on the real broker.
 
-The bundle (``tests/unit/model_error_fixtures.py``) keeps scikit-learn's default
+The bundle (``tests/support/model_error_fixtures.py``) keeps scikit-learn's default
 ``OneHotEncoder(handle_unknown="error")`` and carries a trusted transformer with test
 hooks: block on ``b >= 1000``, and (``GATE_ENV`` set) stop inside the model call that
 isolates the unknown-category event, so the worker can be killed in the middle of it.
@@ -20,8 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import SCORING_WORKER, Stream, Topics, WorkerProcess, produce_stream, stop_all
 from worker_verify import read_predictions, read_with_headers
 
-from examples.stack import free_port, http_get
-from tests.unit.model_error_fixtures import (
+from harness.http import http_get
+from harness.ports import free_port
+from tests.support.model_error_fixtures import (
     BLOCK_AT,
     GATE_ENV,
     UNKNOWN,

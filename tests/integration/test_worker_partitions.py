@@ -17,7 +17,8 @@ from kafka_broker import QUIET, TopicFactory, consume_all, poll_until, produce
 from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import Topics, WorkerProcess, cached_stream, produce_stream, stop_all
 
-from examples.stack import free_port, http_get
+from harness.http import http_get
+from harness.ports import free_port
 from worker.live.settings import METADATA_REFRESH_MS
 
 

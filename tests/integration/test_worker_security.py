@@ -33,18 +33,14 @@ from worker_harness import (
 )
 from worker_verify import GroupWatch, assert_exactly_once, read_predictions, verify_predictions
 
+from harness.ports import free_port
+
 BROKER_TIMEOUT_S = 20
 
 
 @pytest.fixture(scope="module")
 def secure() -> SecureBroker:
     return secure_broker()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _score_all(
@@ -61,7 +57,7 @@ def _score_all(
     stream = cached_stream(events, seed=81, poison_rate=0.02)
     research = research_records_async(stream)
     produce_stream(bootstrap, topics.input, stream)
-    port = _free_port()
+    port = free_port()
     worker = WorkerProcess(
         listener, topics, tmp_path, "secure", "--metrics-port", str(port),
         kafka=[*FAST_GROUP, *kafka], extra_env=env,

@@ -24,7 +24,8 @@ from kafka_broker import TopicFactory, poll_until
 from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import Topics, WorkerProcess, make_stream, produce_stream, stop_all
 
-from examples.stack import free_port, http_get
+from harness.http import http_get
+from harness.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = 300

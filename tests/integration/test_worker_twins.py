@@ -13,7 +13,7 @@ from kafka_broker import TopicFactory, poll_until
 from worker_harness import Topics, WorkerProcess, cached_stream, produce_stream, stop_all
 
 
-@pytest.mark.parametrize("trial", [1, 2])
+@pytest.mark.parametrize("trial", [1, pytest.param(2, marks=pytest.mark.soak)])
 def test_the_fenced_twin_says_so_in_one_line(
     bootstrap: str, topic_factory: TopicFactory, tmp_path: Path, trial: int
 ) -> None:

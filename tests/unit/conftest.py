@@ -7,15 +7,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from harness.workers import PENGUINS, PENGUINS_CONFIG, PENGUINS_CSV
 from model_bundles.build import build_from_config
 from model_bundles.bundle import Bundle, load_bundle
 from worker.monitoring.drift import DriftSettings
 from worker.monitoring.metrics import WorkerMetrics
-
-REPO = Path(__file__).resolve().parents[2]
-PENGUINS = REPO / "examples" / "penguins"
-PENGUINS_CSV = PENGUINS / "penguins.csv"
-PENGUINS_CONFIG = PENGUINS / "config.toml"
 
 
 @pytest.fixture(scope="session")
