@@ -1,6 +1,6 @@
 """Checks of the Helm chart deploy/helm/scoring-worker: the tools', then the project's rules.
 
-Run by ``scripts/static-checks`` and by ``tests/unit/test_helm_chart.py``. For the default
+Run by ``scripts/static-checks`` and by ``tests/unit/deploy/test_helm_chart.py``. For the default
 values (rendered twice: without KEDA in the cluster, then with its and Prometheus-
 Operator's APIs served) and for every realistic values file in the chart's ``ci/``:
 

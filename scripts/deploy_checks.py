@@ -1,6 +1,6 @@
 """Static checks of the deployment files that no off-the-shelf linter covers.
 
-Run by ``scripts/static-checks`` and by ``tests/unit/test_deploy_static.py``:
+Run by ``scripts/static-checks`` and by ``tests/unit/deploy/test_deploy_static.py``:
 
 * the Grafana dashboard and the Prometheus rules query only metrics the worker
   exports (``worker.monitoring.metrics.METRIC_NAMES``), recording-rule outputs, or ``up``;

@@ -17,7 +17,7 @@ interval, period or time-zone dtype, a MultiIndex) is refused when saving
 (``UnsupportedTypeException``), never saved approximately: the build then says
 which step holds it. ``register()`` installs the handlers in skops (its
 dispatch table and node mapping; skops has no public API for this, so the
-pinned skops version is tested by ``tests/unit/test_library_catalogue.py``).
+pinned skops version is tested by ``tests/unit/bundles/test_library_catalogue.py``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ beyond 63 bits, a boolean byte other than 0 or 1, a float NaN, invalid UTF-8, by
 missing or left over) makes it answer None, and the caller decodes that value with
 fastavro as before, so every value fastavro rejects is still rejected with fastavro's
 words, and every value the compiled reader accepts decodes to what fastavro gives
-(``tests/unit/test_avro_flat.py`` checks both on generated and corrupted values).
+(``tests/unit/core/test_avro_flat.py`` checks both on generated and corrupted values).
 Each value is read from its own bytes: one bad value cannot shift another's.
 
 Schemas it does not compile (None): anything but a record of fields of the types

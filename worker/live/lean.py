@@ -8,7 +8,7 @@ library would import anyway, each holding memory for the life of the worker.
 
 ``leave_out`` must run before pandas is first imported (``worker.cli.main`` calls it for
 ``run`` only); a test checks that the live path's outputs are byte for byte the same
-(``tests/unit/test_lean.py``).
+(``tests/unit/live/test_lean.py``).
 """
 
 from __future__ import annotations
