@@ -18,7 +18,14 @@ from model_bundles.verify import describe_plan
 from model_bundles.versions import version_notes
 from schemas.manifest import FeatureSpec, Manifest
 from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
-from worker.cli.options import bundle_option, option, trust_options, warn_only_option, writable
+from worker.cli.options import (
+    batch_options,
+    bundle_option,
+    option,
+    trust_options,
+    warn_only_option,
+    writable,
+)
 from worker.core.wire import ValueFormat
 from worker.kafka.settings import ONE_SHOT_BROKER_TIMEOUT_S
 from worker.research.bundle_check import check_events
@@ -195,14 +202,7 @@ def trust_lines(m: Manifest) -> list[str]:
 )
 @option("--output", type=_file, required=True, help="prediction records (JSONL)")
 @option("--rejects", type=_file, default=None, help="write rejected lines here (JSONL)")
-@option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=1000,
-    show_default=True,
-    help="events scored per batch (the same predictions at any size)",
-)
-@option("--id-field", default=None, help="event id field (default: the bundle's id column)")
+@batch_options()
 @format_options()
 @warn_only_option()
 @trust_options()

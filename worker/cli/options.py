@@ -43,6 +43,24 @@ def warn_only_option() -> Callable[[F], F]:
     )
 
 
+def batch_options() -> Callable[[F], F]:
+    """``--batch-size`` and ``--id-field`` of the research commands (`score`, `replay`)."""
+
+    def decorate(command: F) -> F:
+        command = option(
+            "--id-field", default=None, help="event id field (default: the bundle's id column)"
+        )(command)
+        return option(
+            "--batch-size",
+            type=click.IntRange(1),
+            default=1000,
+            show_default=True,
+            help="events scored per batch (the same predictions at any size)",
+        )(command)
+
+    return decorate
+
+
 def _path_type() -> Any:
     from pathlib import Path
 

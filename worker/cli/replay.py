@@ -26,6 +26,7 @@ from worker.cli.format_options import (
 )
 from worker.cli.kafka_options import all_of, connection, kafka_options, kafka_settings
 from worker.cli.options import (
+    batch_options,
     bundle_option,
     option,
     trust_options,
@@ -86,14 +87,7 @@ _range_options = all_of(
 @option("--output", type=_file, default=None, help="write prediction records here (JSONL)")
 @option("--output-topic", default=None, help="or produce them to this topic")
 @option("--expected", type=_existing, default=None, help="compare with these predictions")
-@option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=1000,
-    show_default=True,
-    help="events scored per batch (the same predictions at any size)",
-)
-@option("--id-field", default=None, help="event id field (default: the bundle's id column)")
+@batch_options()
 @option("--metrics-host", default="127.0.0.1", show_default=True, help="metrics bind address")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
 @format_options()
