@@ -298,7 +298,7 @@ def test_format_option_errors(penguins_bundle_dir: Path, tmp_path: Path, capsys:
 def _worker_with_registry(
     bundle: Bundle, values: list[bytes], registry: Any, clock: Any
 ) -> tuple[Any, Any, Any, Any]:
-    from loop_fakes import Connector, FakeSource, RecordingObserver, lines_of, memory_log
+    from tests.support.loop_fakes import Connector, FakeSource, RecordingObserver, lines_of, memory_log
 
     from worker.live.loop import Worker
     from worker.live.settings import WorkerSettings
@@ -342,7 +342,7 @@ class _FlakyRegistry:
 
 
 def test_a_registry_away_makes_the_worker_wait_not_dead_letter(penguins_bundle: Bundle) -> None:
-    from loop_fakes import Clock
+    from tests.support.loop_fakes import Clock
 
     clock = Clock()
     values = [avro_value(1, SCHEMA_V1, e) for e in _events(25)]
@@ -363,7 +363,7 @@ def test_a_registry_away_makes_the_worker_wait_not_dead_letter(penguins_bundle: 
 def test_a_registry_away_past_the_broker_timeout_exits_with_nothing_delivered(
     penguins_bundle: Bundle,
 ) -> None:
-    from loop_fakes import Clock
+    from tests.support.loop_fakes import Clock
 
     from schemas.errors import RuntimeFailure
 
@@ -401,7 +401,7 @@ def test_run_settings_want_a_registry_for_wire_formats_only() -> None:
 def test_a_stop_while_waiting_for_the_registry_ends_the_run_with_nothing_committed(
     penguins_bundle: Bundle,
 ) -> None:
-    from loop_fakes import Clock
+    from tests.support.loop_fakes import Clock
 
     clock = Clock()
     values = [avro_value(1, SCHEMA_V1, e) for e in _events(10)]
