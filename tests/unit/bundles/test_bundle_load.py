@@ -72,7 +72,8 @@ def test_an_untrusted_type_is_refused_before_any_code_runs(
     monkeypatch.setenv(MARKER_ENV, str(marker))
     _rewrite(bundle_copy, **{"model.skops": sio.dumps(Evil())})
     with pytest.raises(
-        BundleError, match=r"neither in the scikit-learn catalogue.*tests\.support\.evil_payload\.Evil"
+        BundleError,
+        match=r"neither in the scikit-learn catalogue.*tests\.support\.evil_payload\.Evil",
     ):
         load_bundle(bundle_copy)
     assert not marker.exists()

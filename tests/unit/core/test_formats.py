@@ -298,8 +298,13 @@ def test_format_option_errors(penguins_bundle_dir: Path, tmp_path: Path, capsys:
 def _worker_with_registry(
     bundle: Bundle, values: list[bytes], registry: Any, clock: Any
 ) -> tuple[Any, Any, Any, Any]:
-    from tests.support.loop_fakes import Connector, FakeSource, RecordingObserver, lines_of, memory_log
-
+    from tests.support.loop_fakes import (
+        Connector,
+        FakeSource,
+        RecordingObserver,
+        lines_of,
+        memory_log,
+    )
     from worker.live.loop import Worker
     from worker.live.settings import WorkerSettings
 
@@ -363,9 +368,8 @@ def test_a_registry_away_makes_the_worker_wait_not_dead_letter(penguins_bundle: 
 def test_a_registry_away_past_the_broker_timeout_exits_with_nothing_delivered(
     penguins_bundle: Bundle,
 ) -> None:
-    from tests.support.loop_fakes import Clock
-
     from schemas.errors import RuntimeFailure
+    from tests.support.loop_fakes import Clock
 
     clock = Clock()
     values = [avro_value(1, SCHEMA_V1, e) for e in _events(10)]
