@@ -11,12 +11,12 @@ export DEMO_DRIFT ?=
 export DEMO_FORMAT ?=
 export SCHEMA_REGISTRY_PORT ?= 8081
 
-.PHONY: help install test soak unit integration lint typecheck schemas-check demo bench chaos \
+.PHONY: help install test soak unit lint schemas-check demo bench chaos \
         kafka-up kafka-down kafka-reset cluster-up cluster-down cluster-reset registry-up registry-down clean deploy-tools static-checks \
         container-test k8s-check
 
 help:
-	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -115,5 +115,5 @@ registry-up: ## start the local Schema Registry (rivven-schema; built with cargo
 registry-down: ## stop it (it keeps schemas in memory: they are gone)
 	scripts/schema-registry down
 
-clean:
+clean: ## remove .venv, .cache (the broker's data, tool caches) and build output
 	rm -rf $(VENV) .cache build *.egg-info
