@@ -106,8 +106,8 @@ def test_challenger_exactly_once_through_sigkills(
     assert_exactly_once(verdict, stream.valid)
     baseline = read_predictions(bootstrap, alone_topics.output, stream.valid)
     assert _by_id(champion) == _by_id(baseline), "a challenger changed the champion's records"
-    letters = consume_all(bootstrap, topics.dlq, EVENTS - stream.valid, deadline_s=60)
-    assert len(letters) == EVENTS - stream.valid, "each rejected event once in the DLQ"
+    letters = consume_all(bootstrap, topics.dlq, events - stream.valid, deadline_s=60)
+    assert len(letters) == events - stream.valid, "each rejected event once in the DLQ"
     mine = summary["penguins-species-hgb@1.0.0"]  # the last worker's share, no rejects
     assert 0 < mine["produced"] < verdict.records and mine["rejected"] == {}
     print(
