@@ -115,12 +115,12 @@ class RunSummary:
     stop_reason: str = ""
 
 
-def next_offsets(events: Iterable[InputEvent]) -> dict[Partition, int]:
+def next_offsets(events: Sequence[InputEvent]) -> dict[Partition, int]:
     """Offsets to commit after ``events``: one past the last per partition."""
     out: dict[Partition, int] = {}
     # zipped getters, no attribute lookups or max() call per event: 0.6 against 1.1 ms
     # per batch of 5,000
-    for key, offset in zip(map(_PARTITION, events), map(_OFFSET, events)):
+    for key, offset in zip(map(_PARTITION, events), map(_OFFSET, events), strict=True):
         if offset >= out.get(key, 0):  # offset + 1 > what the partition has so far
             out[key] = offset + 1
         elif key not in out:
