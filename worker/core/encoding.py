@@ -28,6 +28,7 @@ from model_bundles.predict import Outputs
 _BULK_TYPES = frozenset({int, float, bool, type(None)})
 """Types whose orjson text holds no comma, so a JSON array of them splits on b","."""
 _SOURCE_NUMBERS = (attrgetter("partition"), attrgetter("offset"), attrgetter("timestamp_ms"))
+_TOPIC = attrgetter("topic")
 
 
 class Source(Protocol):
@@ -132,10 +133,10 @@ class RecordEncoder:
         topics = self._topics
         if len(topics) > 1024:
             topics.clear()
-        names = [
-            topics.get(s.topic) or topics.setdefault(s.topic, orjson.dumps(s.topic))
-            for s in sources
-        ]
+        named = list(map(_TOPIC, sources))
+        for topic in set(named).difference(topics):  # a batch holds a topic or a few
+            topics[topic] = orjson.dumps(topic)
+        names = list(map(topics.__getitem__, named))
         return [names, *(_json_each(list(map(field, sources))) for field in _SOURCE_NUMBERS)]
 
     def _encode_each(
@@ -164,8 +165,8 @@ def _json_each(values: list[Any]) -> list[bytes]:
     if types <= _BULK_TYPES:
         return orjson.dumps(values)[1:-1].split(b",")
     if len(types) == 1:  # e.g. string labels: encode each distinct value once
-        memo: dict[Any, bytes] = {}
-        return [memo.get(v) or memo.setdefault(v, orjson.dumps(v)) for v in values]
+        memo = {v: orjson.dumps(v) for v in set(values)}
+        return list(map(memo.__getitem__, values))
     return [orjson.dumps(v) for v in values]
 
 

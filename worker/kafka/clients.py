@@ -42,8 +42,8 @@ from worker.kafka.types import RebalanceListener as RebalanceListener
 def to_input_events(messages: Iterable[Message]) -> Polled:
     """Messages -> InputEvents; error messages become failures (partition EOF is dropped)."""
     polled = Polled()
-    events = polled.events
-    for msg in messages:  # the hot path: one pass, positional construction
+    append, event = polled.events.append, InputEvent
+    for msg in messages:  # the hot path: one pass, no Python call but the client's
         error = msg.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
@@ -53,17 +53,25 @@ def to_input_events(messages: Iterable[Message]) -> Polled:
                 polled.failures.append(problem)
             continue
         kind, stamp = msg.timestamp()
-        events.append(
-            InputEvent(
-                msg.value(),
-                msg.key(),
-                msg.topic() or "",
-                msg.partition() or 0,
-                msg.offset() or 0,
-                stamp if kind != 0 and stamp >= 0 else None,
+        # tuple.__new__ builds the NamedTuple in C: InputEvent(...) runs its Python
+        # __new__, a third of this loop's time (0.37 against 0.24 us per message)
+        append(
+            _new(
+                event,
+                (
+                    msg.value(),
+                    msg.key(),
+                    msg.topic() or "",
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                    stamp if kind != 0 and stamp >= 0 else None,
+                ),
             )
         )
     return polled
+
+
+_new = tuple.__new__
 
 
 IDLE_WAIT_S = 0.1

@@ -59,11 +59,12 @@ class _Sender:
         last: Any = None
         headers: Any = None
         for m in messages:
-            if m.headers is not last:  # a batch's records share one list: converted once
-                last = m.headers
-                headers = client_headers(last)
+            topic, value, key, listed = m  # unpacked once: no attribute lookup per field
+            if listed is not last:  # a batch's records share one list: converted once
+                last = listed
+                headers = client_headers(listed)
             try:  # the hot path: one call per record, no retry loop set up
-                produce(m.topic, m.value, m.key, headers=headers)
+                produce(topic, value, key, headers=headers)
             except (BufferError, KafkaException):
                 self.produce(m, headers=headers)  # waits for room, or words the refusal
 

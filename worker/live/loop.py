@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from itertools import repeat
+from operator import attrgetter
 from typing import TypeVar
 
 from schemas.errors import RuntimeFailure, StartupAborted
@@ -262,11 +265,23 @@ class Worker(RebalanceListener):
             (HEADER_INSTANCE, (s.instance_id or "").encode()),
             (HEADER_SCORED_AT, str(int(time.time() * 1000)).encode()),
         ]
-        out = [
-            Outgoing(s.output_topic, record, events[i].key, headers)
-            for i, record in zip(scored.indices, scored.records, strict=True)
-        ]
-        sources = [events[i] for i in scored.indices]
+        # every event scored, in order (the common batch): the events are the sources
+        indices = scored.indices
+        whole = len(indices) == len(events) and indices == list(range(len(events)))
+        sources = list(events) if whole else [events[i] for i in indices]
+        if len(sources) != len(scored.records):
+            raise ValueError("a scored batch holds as many records as scored events")
+        out = list(
+            map(
+                _outgoing,
+                zip(
+                    repeat(s.output_topic),
+                    scored.records,
+                    map(_KEY, sources),
+                    repeat(headers),
+                ),
+            )
+        )
         if s.dlq_topic and scored.rejected:
             out += dead_letter_messages(
                 events,
@@ -286,7 +301,7 @@ class Worker(RebalanceListener):
         summary.produced += len(scored.records)
         summary.rejected.update(r.rejection.reason.value for r in scored.rejected)
         self.observer.batch_scored(self.settings.input_topic, len(events), scored, duration_s)
-        stamps = [events[i].timestamp_ms for i in scored.indices]
+        stamps = list(map(_TIMESTAMP, map(events.__getitem__, scored.indices)))
         self.observer.delivered(len(scored.records), stamps, time.time())
 
     def _ask(self, what: str, ask: Callable[[], _T]) -> _T:
@@ -357,6 +372,16 @@ class Worker(RebalanceListener):
         self.progress.forget(partitions)
         self.positions.forget(partitions)
         self.health.set_assigned(bool(self.assigned))
+
+
+_KEY = attrgetter("key")
+_TIMESTAMP = attrgetter("timestamp_ms")
+
+
+_outgoing: Callable[[tuple[str, bytes, bytes | None, list[tuple[str, bytes]]]], Outgoing] = partial(
+    tuple.__new__, Outgoing
+)
+"""An Outgoing from its fields' tuple, in C (``Outgoing(...)`` runs a Python ``__new__``)."""
 
 
 def _in_avro(messages: list[Outgoing], avro: AvroRecords) -> list[Outgoing]:

@@ -216,3 +216,45 @@ def test_record_encoder_gives_encode_ones_bytes(
         for i, event_id in enumerate(ids)
     ]
     assert got == want
+
+
+# --- decoding a batch at once ----------------------------------------------------------------
+
+_BAD_VALUES = [
+    None,  # no value
+    b"",  # not JSON
+    b"[1, 2]",  # JSON, not an object
+    b'{"bill_length_mm": NaN}',  # orjson refuses, the stdlib reads: non_finite, not invalid
+    b'{"a": 1}, {"b": 2}',  # two objects: not one value
+    b'{"event_id": "' + b"x" * 300 + b'"}',  # beyond max_event_bytes below
+]
+
+
+def test_a_batch_decoded_at_once_gives_each_events_own_verdict(penguins_bundle: Bundle) -> None:
+    """The whole-batch decode (one orjson call per value, no loop) is taken only when every
+    value is an object within the size limit; otherwise each event is looked at alone, and
+    either way an event's record or rejection is what it gets scored alone."""
+    good = [
+        orjson.dumps({"event_id": f"e{i}", "bill_length_mm": 39.0 + i, "bill_depth_mm": 18.7,
+                      "flipper_length_mm": 181, "body_mass_g": 3750, "island": "Dream",
+                      "sex": "male"})
+        for i in range(4)
+    ]  # fmt: skip
+    scorer = BatchScorer(penguins_bundle, max_event_bytes=200)
+
+    def alone(value: bytes | None) -> tuple[list[bytes], list[tuple[str, str]]]:
+        one = scorer.score([InputEvent(value, offset=0)])
+        return one.records, [(r.rejection.reason, r.rejection.detail) for r in one.rejected]
+
+    whole = scorer.score([InputEvent(v, offset=0) for v in good])
+    assert whole.indices == [0, 1, 2, 3] and not whole.rejected
+    assert whole.records == [alone(v)[0][0] for v in good]
+    for bad in _BAD_VALUES:
+        for at in range(len(good) + 1):
+            values = [*good[:at], bad, *good[at:]]
+            batch = scorer.score([InputEvent(v, offset=0) for v in values])
+            assert [r.index for r in batch.rejected] == [at]
+            rejection = batch.rejected[0].rejection
+            assert [(rejection.reason, rejection.detail)] == alone(bad)[1]
+            assert batch.indices == [i for i in range(len(values)) if i != at]
+            assert batch.records == whole.records
