@@ -5,8 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from worker.logs import forget_secrets
+
+# The machines that run the suite are shared and run tests in parallel (pytest-xdist):
+# how fast an example is drawn or run says nothing about the code under test. The
+# property tests keep every other health check and their example counts.
+settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture(autouse=True)

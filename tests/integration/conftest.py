@@ -2,8 +2,12 @@
 
 The broker is the one named by KAFKA_BOOTSTRAP_SERVERS when that answers, else the local
 one that `scripts/kafka-local up` starts (and leaves running: `make kafka-down` stops it).
-Tests that stop, kill or restart the broker use the `broker` fixture and carry
-`@pytest.mark.broker_control`; they are skipped when the broker is not the local one.
+
+Tests that stop, kill or restart a broker carry `@pytest.mark.broker_control` and use the
+`broker` fixture: a broker of their own, started by `scripts/kafka-local` on free ports
+with its data in a temporary directory, so the tests running beside them (pytest-xdist)
+never see the shared broker go away. Every such test runs on one xdist worker (the
+`private-broker` group), which starts that broker once.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from kafka_broker import (
     unique_topic,
 )
 
+from harness.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -34,10 +40,19 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.integration)
+        if not item.path.is_relative_to(HERE):
+            continue
+        item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("broker_control") is not None:
+            # one xdist worker runs them all (`--dist loadgroup`): one private broker
+            item.add_marker(pytest.mark.xdist_group("private-broker"))
+        else:
+            # a module's tests share its module- and session-scoped fixtures (bundles,
+            # streams, research scores): on one xdist worker they are built once
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture(scope="session")
@@ -64,20 +79,40 @@ def bootstrap(local_broker: LocalBroker) -> str:
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A broker of this session's own (`scripts/kafka-local` on free ports, data in a
+    temporary directory, no SASL_SSL listener), started on first use, stopped at the end."""
+    home = tmp_path_factory.mktemp("private-broker")
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(free_port()),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "KAFKA_DATA_DIR": str(home / "data"),
+        "KAFKA_RUN_DIR": str(home / "run"),
+        "KAFKA_SASL_SSL_PORT": "",
+        "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m",
+    }
+    own = LocalBroker(env)
+    try:
+        own.up()
+    except BrokerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield own
+    own.down()
+
+
 @pytest.fixture
-def broker(
-    request: pytest.FixtureRequest, bootstrap: str, local_broker: LocalBroker
-) -> Iterator[LocalBroker]:
-    """Control of the session broker; the test must be marked `broker_control`.
+def broker(request: pytest.FixtureRequest, private_broker: LocalBroker) -> Iterator[LocalBroker]:
+    """A broker the test may stop, kill or restart (`private_broker`); the test must be
+    marked `broker_control` and reads `broker.bootstrap`, never the shared `bootstrap`.
 
     After the test the broker is started again if the test left it down.
     """
     if request.node.get_closest_marker("broker_control") is None:
         pytest.fail("tests using the `broker` fixture must be marked @pytest.mark.broker_control")
-    if not local_broker.manages(bootstrap):
-        pytest.skip(f"the broker at {bootstrap} is not run by scripts/kafka-local")
-    yield local_broker
-    local_broker.up()
+    yield private_broker
+    private_broker.up()
 
 
 @pytest.fixture

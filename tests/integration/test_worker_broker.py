@@ -34,6 +34,12 @@ OUTAGE_S = 10.0
 TRIALS = int(os.environ.get("OUTAGE_TRIALS", "1"))
 
 
+@pytest.fixture
+def bootstrap(broker: LocalBroker) -> str:
+    """This module's tests stop their broker: they and `topic_factory` use the private one."""
+    return broker.bootstrap
+
+
 @pytest.mark.broker_control
 @pytest.mark.parametrize("trial", range(TRIALS))
 @pytest.mark.parametrize(

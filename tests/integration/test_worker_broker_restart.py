@@ -39,6 +39,12 @@ TRANSACTION_TIMEOUT_S = 10
 SEEDS = int(os.environ.get("BROKER_RESTART_SEEDS", "1"))
 
 
+@pytest.fixture
+def bootstrap(broker: LocalBroker) -> str:
+    """This module's tests stop their broker: they and `topic_factory` use the private one."""
+    return broker.bootstrap
+
+
 @pytest.mark.broker_control
 @pytest.mark.timeout(600)  # a broker restart on a loaded machine takes minutes
 @pytest.mark.parametrize("seed", range(SEEDS))

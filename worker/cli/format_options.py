@@ -17,7 +17,7 @@ from worker.cli.kafka_options import all_of
 from worker.cli.options import option
 from worker.core.formats import RegistryUnavailable, ValueFormat, WireDecoder, WriterSchema
 from worker.core.record_avro import SCHEMA_TEXT, AvroRecords, subject_of
-from worker.core.wire import REGISTRY_UNUSED, OutputFormat
+from worker.core.wire import REGISTRY_UNUSED, REGISTRY_UNUSED_BY_INPUT, OutputFormat
 from worker.kafka.registry import RegistrySettings
 from worker.kafka.settings import REGISTRY_KEYS, KafkaSettings, deadline_of, registry_of
 
@@ -72,12 +72,13 @@ def output_format_option(for_settings: bool = False) -> Callable[[F], F]:
 
 def pop_format(
     o: dict[str, Any],
-    output_format: OutputFormat = OutputFormat.JSON,
+    output_format: OutputFormat | None = None,
     settings: KafkaSettings | None = None,
 ) -> tuple[ValueFormat, RegistrySettings | None]:
     """Take the format options out of a command's options: the format, the registry (None
     when no URL was given): ``settings``'s for a command that talks to Kafka, else from the
-    options. ``output_format`` avro needs the registry as well."""
+    options. ``output_format`` avro needs the registry as well; None: the command has no
+    ``--output-format``, so a refusal does not name it."""
     value_format = ValueFormat(o.pop("value_format"))
     try:
         if settings is not None:
@@ -90,6 +91,8 @@ def pop_format(
         if output_format is OutputFormat.AVRO:
             raise click.UsageError("--output-format avro needs --schema-registry-url")
         return value_format, None
+    if value_format is ValueFormat.JSON and output_format is None:
+        raise click.UsageError(REGISTRY_UNUSED_BY_INPUT)
     if value_format is ValueFormat.JSON and output_format is OutputFormat.JSON:
         raise click.UsageError(REGISTRY_UNUSED)
     return value_format, registry

@@ -25,6 +25,9 @@ class ValueFormat(StrEnum):
 REGISTRY_UNUSED = (
     "--schema-registry-url is for --value-format avro or json-schema, or --output-format avro"
 )
+"""The refusal of a registry nothing uses, for a command with ``--output-format``."""
+REGISTRY_UNUSED_BY_INPUT = "--schema-registry-url is for --value-format avro or json-schema"
+"""The same, for a command without ``--output-format`` (`record`, `publish`, `score`)."""
 
 
 class OutputFormat(StrEnum):

@@ -15,6 +15,7 @@ librdkafka must be given a finite wait, is asked with ``request_s``).
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +25,13 @@ from worker.kafka.properties import Scope
 from worker.kafka.settings import KafkaSettings, deadline_of
 from worker.kafka.tls import certificate_name_problem
 from worker.kafka.types import FailureKind, KafkaFailure
-from worker.logs import KafkaLog, librdkafka_logger
+from worker.logs import KafkaLog, librdkafka_logger, redact
 
 REACH_SLICE_S = 0.5
 """How long each metadata request of ``reach`` waits before the error callback is served."""
+WAITING_NOTE_S = (10.0, 30.0)
+"""``reach`` says it is still waiting after the first of these many seconds, then every
+second: a long or endless ``--broker-timeout`` is not a silent hang."""
 
 
 class Refusals:
@@ -97,6 +101,8 @@ class Connection:
         metadata answer; RuntimeFailure as soon as the broker refused it (``auth: ...``),
         or after ``timeout_s`` without an answer (0: never)."""
         deadline = self.deadline()
+        started = time.monotonic()
+        note_at = started + WAITING_NOTE_S[0]
         while True:
             slice_s = max(min(REACH_SLICE_S, deadline - time.monotonic()), 0.01)
             try:
@@ -105,8 +111,26 @@ class Connection:
             except Exception as exc:  # KafkaException: no answer within the slice
                 cause: object = exc.args[0] if exc.args else exc
             client.poll(0)  # serves the error callback: why there was no answer
-            if self.refusals.last is not None or time.monotonic() >= deadline:
+            now = time.monotonic()
+            if self.refusals.last is not None or now >= deadline:
                 raise self.unreachable(what, cause)
+            if now >= note_at:
+                self.say_waiting(what, now - started, cause)
+                note_at = now + WAITING_NOTE_S[1]
+
+    def say_waiting(self, what: str, waited_s: float, cause: object) -> None:
+        """One stderr line: the broker has not answered ``what`` for ``waited_s`` seconds,
+        why (``cause``: a ``KafkaError`` or text), and how long it will still be waited for."""
+        limit = "0: for ever" if self.timeout_s == 0 else f"{self.timeout_s:g}s"
+        print(
+            redact(
+                f"scoring-worker: warning: {what}: broker {self.bootstrap_servers} has not "
+                f"answered for {waited_s:.0f}s ({_reason(cause)}); still waiting "
+                f"(--broker-timeout {limit})"
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
 
     def failed(self, what: str, problem: KafkaFailure, acl: str) -> RuntimeFailure:
         """An authorization error met while ``what`` as ``auth: ...; needs ACL ALLOW
@@ -124,5 +148,13 @@ class Connection:
         last = self.log.last if self.log is not None else None
         return RuntimeFailure(
             f"{what}: broker {self.bootstrap_servers} did not answer within "
-            f"{self.request_s:g}s ({cause})" + (f"; last broker error: {last}" if last else "")
+            f"{self.request_s:g}s ({_reason(cause)})"
+            + (f"; last broker error: {last}" if last else "")
         )
+
+
+def _reason(cause: object) -> str:
+    """A ``KafkaError``'s own words (``str()`` of one is ``KafkaError{code=...,str="..."}``,
+    which a reader should not have to parse); anything else as it prints."""
+    words = getattr(cause, "str", None)
+    return str(words()) if callable(words) else str(cause)

@@ -286,7 +286,9 @@ def test_format_option_errors(penguins_bundle_dir: Path, tmp_path: Path, capsys:
     base = ["score", "--bundle", str(penguins_bundle_dir), "--input", str(tmp_path / "x")]
     base += ["--output", str(tmp_path / "o")]
     assert run_cli([*base, "--schema-registry-url", "http://r:1"]) == 2
-    assert "is for --value-format avro or json-schema" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "is for --value-format avro or json-schema" in said
+    assert "--output-format" not in said  # score has no such option: never advise it
     assert run_cli([*base, "--value-format", "protobuf"]) == 2
     assert run_cli([*base, "--value-format", "avro", "--schema-registry-basic-auth", "u:p"]) == 2
     assert "need --schema-registry-url" in capsys.readouterr().err

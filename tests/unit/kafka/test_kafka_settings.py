@@ -175,6 +175,35 @@ def test_reach_with_a_timeout_gives_up() -> None:
         conn.reach(client, "x")
 
 
+def test_a_silent_broker_is_named_in_words_not_as_a_kafka_error_repr() -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    class _Refused(_SilentThenAnswering):
+        def list_topics(self, timeout: float) -> None:
+            self.asked += 1
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata"))
+
+    conn = Connection(KafkaSettings(bootstrap_servers="k", broker_timeout_s=0.2))
+    with pytest.raises(RuntimeFailure) as failed:
+        conn.reach(_Refused(silent=0), "reading t")
+    assert "(Failed to get metadata)" in str(failed.value)
+    assert "KafkaError{" not in str(failed.value)
+
+
+def test_a_long_wait_says_it_is_still_waiting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import worker.kafka.connection as connection
+
+    monkeypatch.setattr(connection, "WAITING_NOTE_S", (0.0, 3600.0))
+    conn = Connection(KafkaSettings(bootstrap_servers="k:9", broker_timeout_s=0))
+    conn.reach(_SilentThenAnswering(silent=3), "reading t")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines  # one note, then none until the next interval
+    assert lines[0].startswith("scoring-worker: warning: reading t: broker k:9 has not answered")
+    assert lines[0].endswith("still waiting (--broker-timeout 0: for ever)")
+
+
 # --- every command, as an operator meets it --------------------------------------------------
 
 
