@@ -10,6 +10,12 @@ export KAFKA_SASL_SSL_PORT ?= $(shell echo $$(($(KAFKA_PORT) + 2)))
 export DEMO_DRIFT ?=
 export DEMO_FORMAT ?=
 export SCHEMA_REGISTRY_PORT ?= 8081
+# pytest-xdist: tests run in TEST_WORKERS processes (most of a test's time is waiting on the
+# broker and on worker processes); an integration module's tests share one process (its
+# fixtures are built once), broker-control tests another, on a broker of their own
+# (tests/integration/conftest.py). TEST_WORKERS=0: one process, in order.
+TEST_WORKERS ?= 4
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup)
 
 .PHONY: help install test soak unit lint schemas-check demo bench chaos \
         kafka-up kafka-down kafka-reset cluster-up cluster-down cluster-reset registry-up registry-down clean deploy-tools static-checks \
@@ -41,18 +47,18 @@ schemas-check: $(STAMP) ## exported JSON Schemas equal the committed ones
 	$(BIN)/python -m tools.schema_export --check schemas/json
 
 unit: $(STAMP) ## tests that need no broker (the soak ones left out)
-	$(BIN)/pytest -q -m "not soak" tests/unit
+	$(BIN)/pytest -q -m "not soak" $(XDIST) tests/unit
 
 # The deploy checks run once, as tests/unit/deploy (the same checks as scripts/static-checks,
 # which stays for a quick look at deploy/ alone). --durations: where the time went.
 test: $(STAMP) kafka-up registry-up deploy-tools ## lint, schema check, unit + integration tests (deploy checks included) on a real broker and registry
 	$(MAKE) lint schemas-check
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) SCHEMA_REGISTRY_URL=http://127.0.0.1:$(SCHEMA_REGISTRY_PORT) \
-		$(BIN)/pytest -q -m "not soak" --durations=15 tests/unit tests/integration
+		$(BIN)/pytest -q -m "not soak" $(XDIST) --durations=15 tests/unit tests/integration
 
 soak: $(STAMP) kafka-up registry-up ## the long tier: fault and catalogue runs marked `soak` (after make test in .ci/run)
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) SCHEMA_REGISTRY_URL=http://127.0.0.1:$(SCHEMA_REGISTRY_PORT) \
-		$(BIN)/pytest -q -m soak --durations=15 tests/unit tests/integration; rc=$$?; [ $$rc = 5 ] && rc=0; exit $$rc
+		$(BIN)/pytest -q -m soak $(XDIST) --durations=15 tests/unit tests/integration; rc=$$?; [ $$rc = 5 ] && rc=0; exit $$rc
 
 container-test: $(STAMP) kafka-up ## build the image with podman, run it against the local broker
 	scripts/container-test

@@ -98,6 +98,26 @@ def process_gone(pid: int) -> bool:
     return True
 
 
+def kafka_local(
+    *args: str, env: Mapping[str, str], timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/kafka-local ARGS`` (``cluster ...`` for the cluster), output captured."""
+    return subprocess.run(
+        [str(KAFKA_LOCAL), *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def kafka_local_status(*args: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The ``key=value`` lines of ``scripts/kafka-local [ARGS] status``."""
+    out = kafka_local(*args, "status", env=env, timeout_s=60).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
 class LocalBroker:
     """The broker run by `scripts/kafka-local`, addressed by its environment (KAFKA_PORT...)."""
 
@@ -109,18 +129,10 @@ class LocalBroker:
         self.log_file = Path(info["log_file"])
 
     def _run(self, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(KAFKA_LOCAL), command],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        return kafka_local(command, env=self.env, timeout_s=timeout_s)
 
     def _status(self) -> dict[str, str]:
-        out = self._run("status", 30).stdout
-        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return kafka_local_status(env=self.env)
 
     def up(self, timeout_s: float = 600) -> str:
         """Start the broker (a no-op when it runs) and return its bootstrap address."""

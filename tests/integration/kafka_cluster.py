@@ -19,7 +19,14 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
-from kafka_broker import KAFKA_LOCAL, QUIET, BrokerError, poll_until, process_gone
+from kafka_broker import (
+    QUIET,
+    BrokerError,
+    kafka_local,
+    kafka_local_status,
+    poll_until,
+    process_gone,
+)
 
 TRANSACTION_STATE = "__transaction_state"
 CONSUMER_OFFSETS = "__consumer_offsets"
@@ -82,18 +89,10 @@ class LocalCluster:
         }
 
     def _run(self, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(KAFKA_LOCAL), "cluster", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        return kafka_local("cluster", *args, env=self.env, timeout_s=timeout_s)
 
     def _status(self) -> dict[str, str]:
-        out = self._run("status", timeout_s=60).stdout
-        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return kafka_local_status("cluster", env=self.env)
 
     def _checked(self, *args: str, timeout_s: float) -> None:
         done = self._run(*args, timeout_s=timeout_s)

@@ -24,7 +24,7 @@ from worker.core.wire import OutputFormat
 from worker.kafka.admin import fit_batches, read_limits
 from worker.kafka.clients import KafkaFailure
 from worker.kafka.offsets import ExplicitStartConsumer
-from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker, admin_config
+from worker.kafka.offsets_admin import OffsetsAdmin, OffsetsAsker
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
 from worker.kafka.registry import RegistrySchemas, RegistrySettings
 from worker.kafka.tls import certificate_name_problem
@@ -57,7 +57,9 @@ class KafkaConnector:
 
     def offsets(self) -> OffsetsAsker:
         """After ``source``: committed offsets from the consumer, the rest from an admin client."""
-        config = {**admin_config(self.settings.consumer_config()), "logger": self.logger}
+        # the one admin configuration every command uses (unscoped properties only)
+        s = self.settings
+        config = {**s.admin_config(), "client.id": s.client_id, "logger": self.logger}
         return OffsetsAsker(OffsetsAdmin(config), self._consumer)
 
     def delivery(self, status: Status, group: Group) -> Delivery:

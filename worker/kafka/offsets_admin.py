@@ -28,20 +28,8 @@ from worker.kafka.errors import call as _call
 from worker.kafka.offsets import ExplicitStartConsumer
 from worker.kafka.types import FailureKind, KafkaFailure, Partition
 
-_ADMIN_PREFIXES = (
-    *("bootstrap.", "security.", "sasl.", "ssl.", "socket.", "client.", "broker."),
-    *("reconnect.", "metadata.", "retry.", "log_level", "logger", "error_cb"),
-)
-
-
 REPLACE_AFTER_TIMEOUTS = 3
 """Admin requests timing out in a row before the admin client is replaced."""
-
-
-def admin_config(consumer_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The connection and security part of a consumer's librdkafka config, for an admin
-    client (consumer-only keys would only draw configuration warnings)."""
-    return {k: v for k, v in consumer_config.items() if k.startswith(_ADMIN_PREFIXES)}
 
 
 class OffsetsAdmin:
