@@ -213,12 +213,7 @@ class BatchScorer:
                     decoded.append(obj)
                     positions.append(index)
                     continue
-            outcome = self._decode(value)
-            if isinstance(outcome, Rejection):
-                rejected.append(Rejected(index, outcome))
-            else:
-                decoded.append(outcome)
-                positions.append(index)
+            _keep(index, self._decode(value), decoded, positions, rejected)
         return decoded, positions, rejected
 
     def _decode_wire(
@@ -245,11 +240,7 @@ class BatchScorer:
                 outcome = Rejection(RejectReason.TOO_LARGE, f"{len(value)} bytes > limit {limit}")
             else:
                 outcome = decode(value)
-            if isinstance(outcome, Rejection):
-                rejected.append(Rejected(index, outcome))
-            else:
-                decoded.append(outcome)
-                positions.append(index)
+            _keep(index, outcome, decoded, positions, rejected)
         return decoded, positions, rejected
 
     def _decode(self, value: bytes | None) -> dict[str, Any] | Rejection:
@@ -292,6 +283,22 @@ class BatchScorer:
                 for e, source in zip(valid, sources, strict=True)
             ]
         return self._records.encode(ids, sources, outputs)
+
+
+def _keep(
+    index: int,
+    outcome: dict[str, Any] | Rejection,
+    decoded: list[dict[str, Any]],
+    positions: list[int],
+    rejected: list[Rejected],
+) -> None:
+    """The slow path's verdict on the event at ``index``: its object and position kept, or
+    its rejection (the common case appends inline, without this call)."""
+    if isinstance(outcome, Rejection):
+        rejected.append(Rejected(index, outcome))
+    else:
+        decoded.append(outcome)
+        positions.append(index)
 
 
 _UINT64_BEYOND = float(2**64)

@@ -127,6 +127,13 @@ class Worker(RebalanceListener):
         except StartupAborted:  # a stop signal during start-up: a clean stop (exit 0)
             self._shutdown(started)
             return self.summary
+        except BaseException:
+            # A fatal start (the broker refused us, a topic is missing): the clients are
+            # closed now, while the interpreter is whole. Left to the exit, they were
+            # destroyed during finalization, when librdkafka's threads may still call
+            # into Python: the process died of SIGSEGV instead of exiting 3.
+            self._shutdown(started)
+            raise
         self.health.starting = False
         self.source.subscribe([s.input_topic], self)
         self.watchdog.start()

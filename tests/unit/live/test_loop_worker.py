@@ -246,3 +246,16 @@ def test_a_missing_topic_is_refused_before_joining(penguins_bundle: Bundle) -> N
     with pytest.raises(RuntimeFailure, match="topic dlq does not exist"):
         worker.run()
     assert not source.assigned and not connector.fake_delivery.started
+    assert source.closed and connector.fake_delivery.closed
+
+
+def test_a_failed_start_closes_the_clients_before_it_is_raised(penguins_bundle: Bundle) -> None:
+    """Left open, the clients are destroyed while the interpreter finalizes, when
+    librdkafka's threads may still call into Python: the process then dies of SIGSEGV
+    (exit -11) instead of exit 3 (seen in the untrusted-certificate run under load)."""
+    source = FakeSource({0: []})
+    source.metadata_error = RuntimeFailure("auth: _SSL: certificate verify failed")
+    worker, connector, _ = make_worker(penguins_bundle, source)
+    with pytest.raises(RuntimeFailure, match="certificate verify failed"):
+        worker.run()
+    assert source.closed and connector.fake_delivery.closed
