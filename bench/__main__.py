@@ -144,6 +144,7 @@ def _run(plan: suite.Plan, kafka: Kafka, workdir: Path, report: Report) -> None:
     if why_not is not None:
         report.settings["pinning"] = f"none ({why_not})"
         suite.say(f"not pinned: {why_not}")
+    as_given = plan
     with pinning.pinned(kafka.bootstrap) if why_not is None else nullcontext() as pinned:
         cpu = pinned.measured_cpu if pinned is not None else None
         if pinned is not None:
@@ -154,8 +155,14 @@ def _run(plan: suite.Plan, kafka: Kafka, workdir: Path, report: Report) -> None:
             cores = suite.run_core(plan, bundles, report, cpu)
         if "e2e" in plan.sections:
             e2e = suite.run_e2e(plan, kafka, workdir, bundles, report)
-        if "latency" in plan.sections:
-            p99 = suite.run_latency(plan, kafka, workdir, bundles["LR"], report)
+    if "latency" in plan.sections:
+        # Unpinned, worker and passthrough alike: with the broker's JVM held to one core
+        # the paced producer's metadata went stale ("new leader-1 not found in cache")
+        # and it gave up with 100,000 events queued, three runs in three (2026-12-07, on
+        # main and on 8e99dca alike); the pinned throughput runs are unaffected. Not
+        # understood yet: docs/benchmarks.md.
+        p99 = suite.run_latency(as_given, kafka, workdir, bundles["LR"], report)
+        report.settings["latency pinning"] = "none (the latency runs are never pinned)"
     _verdicts(report, e2e, naive, p99)
     _limits(report, e2e, {name: result.bare.median for name, result in cores.items()})
     _efficiency(report, e2e, cores)

@@ -62,11 +62,18 @@ class Child:
         if self.returncode is not None:
             return self.returncode
         self.sample()
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        assert self.process is not None
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # Popen reaped it first (``kill`` polls before it signals)
+            if self.process.returncode is None:
+                raise
+            self.returncode = self.process.returncode
+            self._close_files()
+            return self.returncode
         if pid == 0:
             return None
         self.returncode = os.waitstatus_to_exitcode(status)
-        assert self.process is not None
         self.process.returncode = self.returncode  # reaped here, not by Popen
         self._close_files()
         return self.returncode

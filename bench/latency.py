@@ -81,7 +81,11 @@ def measure(run: LatencyRun) -> LatencyResult:
                 "--rate", str(run.rate), "--count", str(count),
             ]  # fmt: skip
             with running(Child(pace, run.workdir, measured=False)) as pacer:
-                outputs = _read(kafka, sink, count, worker, run.seconds + 120)
+                try:
+                    outputs = _read(kafka, sink, count, worker, run.seconds + 120)
+                except BenchError as exc:  # say whether the pacer gave up, and why
+                    said = (pacer.stdout() + pacer.stderr()).strip().splitlines()[-3:]
+                    raise BenchError(f"{exc}; pacer exit {pacer.poll()}: {said}") from None
                 pacer.wait(60)
             worker.wait(60)
         if pacer.returncode != 0 or worker.returncode != 0:
