@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -61,8 +62,9 @@ def register(url: str, subject: str, schema: dict[str, Any], schema_type: str = 
 
 
 class PrivateRegistry:
-    """A rivven-schema process of the test's own, on a free port: stop it, start it again
-    (in-memory: a restart forgets every schema; register them again in the same order)."""
+    """A rivven-schema process of the test's own, on a free port: pause and resume it (its
+    schemas kept), or stop it and start it again (in-memory: a restart forgets every schema;
+    register them again in the same order)."""
 
     def __init__(self, log_dir: Path) -> None:
         session_registry_url()  # builds the binary if need be
@@ -90,6 +92,17 @@ class PrivateRegistry:
             self.proc.kill()
             self.proc.wait(30)
         self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the registry keeps its port and its schemas but answers nothing (every
+        request times out) until ``resume``; unlike a restart, nothing is forgotten."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``: the same schemas, under the same ids, at once."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
 
 def latest_id(url: str, subject: str) -> int:

@@ -254,7 +254,7 @@ def test_json_schema_events_and_replay_with_the_recorded_schemas(
 def test_a_registry_away_is_waited_for_and_then_exit_3_with_nothing_lost(
     bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
 ) -> None:
-    """A private registry stopped under the worker: no dead letter, no commit past the events
+    """A private registry paused under the worker: no dead letter, no commit past the events
     it cannot decode; back in time, every event once; away past --broker-timeout, exit 3."""
     registry = PrivateRegistry(tmp_path)
     registry.start()
@@ -274,13 +274,15 @@ def test_a_registry_away_is_waited_for_and_then_exit_3_with_nothing_lost(
         watch = GroupWatch(bootstrap, topics.group, topics.input, 1)
         watch.wait_caught_up({0: 300}, 120)
         written = output_progress(bootstrap, topics.output)  # records and commit markers
-        registry.stop()
+        # Paused, not restarted: a restarted in-memory registry is empty until the schemas
+        # are registered again, and a worker asking in that window is told (rightly) that
+        # the id is unknown: 300 dead letters, a race of the test's making (seen once).
+        registry.pause()
         produce(bootstrap, topics.input, v2, keys[300:600])
         worker.wait_event("registry_unavailable", 60)
         assert watch.committed() == {0: 300}
         assert output_progress(bootstrap, topics.output) == written
-        registry.start()  # in memory: the same schemas again, in the same order, same ids
-        assert [register(registry.url, subject, s) for s in (SCHEMA_V1, SCHEMA_V2)] == ids
+        registry.resume()
         watch.wait_caught_up({0: 600}, 120)
         worker.wait_event("registry_available", 30)
         assert worker.stop()[0] == 0
