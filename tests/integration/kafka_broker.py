@@ -98,6 +98,15 @@ def process_gone(pid: int) -> bool:
     return True
 
 
+def live_pid(pid_file: Path) -> int | None:
+    """The pid written in ``pid_file`` while that process lives (`process_gone`), else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return None if process_gone(pid) else pid
+
+
 def kafka_local(
     *args: str, env: Mapping[str, str], timeout_s: float
 ) -> subprocess.CompletedProcess[str]:
@@ -156,11 +165,8 @@ class LocalBroker:
     @property
     def pid(self) -> int | None:
         """The broker's pid until its process is gone (see `process_gone`), else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if process_gone(pid):
+        pid = live_pid(self.pid_file)
+        if pid is None:
             return None
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()

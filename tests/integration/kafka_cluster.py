@@ -24,6 +24,7 @@ from kafka_broker import (
     BrokerError,
     kafka_local,
     kafka_local_status,
+    live_pid,
     poll_until,
     process_gone,
 )
@@ -61,11 +62,7 @@ class Node:
     @property
     def pid(self) -> int | None:
         """The node's JVM pid until its process is gone, else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return None if process_gone(pid) else pid
+        return live_pid(self.pid_file)
 
 
 class LocalCluster:
