@@ -32,6 +32,7 @@ from worker.core.ranges import Bounds
 from worker.core.recording import RecordedMessage, encode_message, read_recording
 from worker.core.scoring import BatchScorer
 from worker.kafka.connection import Connection
+from worker.kafka.offsets_admin import OffsetsAdmin
 from worker.kafka.ranges import RangeReader
 from worker.monitoring.metrics import WorkerMetrics
 from worker.replay.parity import ParityChecker
@@ -401,6 +402,11 @@ def test_non_utf8_values_and_headers_survive_record_publish_record(
         created.append(topic)
         publish = ["publish", "--bootstrap-servers", bootstrap, "--topic", topic]
         ok(*publish, "--input", files[-1], "--partitions", 2, "--keep-partitions")
+        # readable as soon as publish returns: its commit markers are in (asked once)
+        marks = OffsetsAdmin({"bootstrap.servers": bootstrap}).stable_and_end(
+            [(topic, 0), (topic, 1)], 10
+        )
+        assert all(stable == end > 1 for stable, end in marks.values()), marks
         files.append(tmp_path / f"recorded-{hop}.jsonl")
         record_topic(bootstrap, topic, files[-1])
 

@@ -33,10 +33,13 @@ class _Sender:
         config: Mapping[str, Any],
         on_error: ErrorHandler | None,
         logger: logging.Logger | None,
+        every_report: bool = False,
     ) -> None:
         # Delivery reports for failures only, through one config-level callback: a
         # per-message Python callback and report cost ~1.5 us per event on the hot path.
-        reports = {"on_delivery": self._on_delivery, "delivery.report.only.error": True}
+        # ``every_report``: a message's own ``on_delivery`` hears its success as well.
+        only_errors = not every_report
+        reports = {"on_delivery": self._on_delivery, "delivery.report.only.error": only_errors}
         self._producer = Producer(with_callbacks({**config, **reports}, on_error, logger))
         self.failures: list[KafkaFailure] = []
         self.hung = False

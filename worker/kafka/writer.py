@@ -7,6 +7,11 @@ all or nothing, so a run that failed half way can be run again without duplicati
 anything (issue 28). A refused message is a ``Refused`` naming it (its index in the order
 sent). ``--broker-timeout`` bounds each wait for the broker; 0: the writer waits for ever
 (a transaction still ends at its ``transaction.timeout.ms``, 15 minutes, on the broker).
+
+A commit returns once the transaction coordinator has logged it; the markers that make
+its messages readable to ``read_committed`` consumers reach the partitions a moment later.
+``finish`` waits for them (the last stable offsets past every message written), so a
+`record` or a worker started right after `publish` returns reads the whole file.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
@@ -24,8 +29,9 @@ from worker.core.recording import OutgoingMessage
 from worker.kafka.acl import needs_acl
 from worker.kafka.connection import Connection
 from worker.kafka.errors import failure
+from worker.kafka.offsets_admin import OffsetsAdmin
 from worker.kafka.producers import IdempotentProducer, TransactionalProducer
-from worker.kafka.types import FailureKind, KafkaFailure, Outgoing
+from worker.kafka.types import FailureKind, KafkaFailure, Outgoing, Partition
 
 PUBLISH_TRANSACTIONAL_PREFIX = "scoring-worker-publish-"
 """`publish`'s transactional ids: this, then a fresh uuid (a prefixed ACL covers them)."""
@@ -34,6 +40,7 @@ PUBLISH_TRANSACTION_TIMEOUT_MS = 900_000
 UNANSWERED = frozenset({"_TIMED_OUT", "_TRANSPORT", "_ALL_BROKERS_DOWN"})
 """Codes of a client call the broker did not answer."""
 FLUSH_SLICE_S = 1.0
+VISIBLE_POLL_S = 0.05
 
 
 class Refused(RuntimeFailure):
@@ -57,6 +64,7 @@ class TopicWriter:
         self.sent = 0
         self.transactional = transactional
         self._refused: list[tuple[int, int, KafkaFailure]] = []
+        self._last: dict[int, int] = {}  # partition -> highest offset delivered
         # librdkafka's 0 is "for ever", as --broker-timeout 0; a transaction's messages
         # can wait no longer than the transaction
         timeout_ms = max(int(connection.timeout_s * 1000), 1000)
@@ -76,7 +84,8 @@ class TopicWriter:
         self._producer: IdempotentProducer | TransactionalProducer
         if transactional:
             config.setdefault("transaction.timeout.ms", PUBLISH_TRANSACTION_TIMEOUT_MS)
-            self._producer = TransactionalProducer(config, None, None)
+            # every delivery report: the offsets written are waited for in ``finish``
+            self._producer = TransactionalProducer(config, None, None, every_report=True)
         else:
             self._producer = IdempotentProducer(config, None, None)
         connection.reach(self._producer.client, f"producing to {topic}")
@@ -110,16 +119,21 @@ class TopicWriter:
 
     def send(self, messages: Iterable[OutgoingMessage]) -> None:
         """Queue every message (stopping at the first refused one)."""
+        last = self._last
         for m in messages:
             if self._refused:
                 return
             index, size = self.sent, len(m.value or b"")
 
             def report(
-                error: KafkaError | None, _msg: Message, i: int = index, n: int = size
+                error: KafkaError | None, msg: Message, i: int = index, n: int = size
             ) -> None:
                 if error is not None:
                     self._refused.append((i, n, failure(error)))
+                else:
+                    p, offset = msg.partition(), msg.offset()
+                    if p is not None and offset is not None and offset > last.get(p, -1):
+                        last[p] = offset
 
             extras: dict[str, Any] = {"headers": list(m.headers), "on_delivery": report}
             if m.partition is not None:
@@ -143,6 +157,7 @@ class TopicWriter:
             elif isinstance(self._producer, TransactionalProducer):
                 commit = self._producer.commit
                 self._call("committing", lambda: commit(self.connection.request_s))
+                self._wait_visible()
         finally:
             with contextlib.suppress(KafkaFailure):  # the outcome is said below
                 self._producer.close()
@@ -169,8 +184,45 @@ class TopicWriter:
             if time.monotonic() >= deadline:
                 return left
 
+    def _wait_visible(self) -> None:
+        """Wait (within ``--broker-timeout``) until the commit markers are in every
+        partition written; past that, return: the transaction is committed and becomes
+        readable on its own."""
+        if not self._last:
+            return
+        admin = OffsetsAdmin(self.connection.config(None))
+        wanted = {(self.topic, p): offset for p, offset in self._last.items()}
+        request_s = self.connection.request_s
+
+        def ask() -> Mapping[Partition, tuple[int, int]]:
+            try:
+                return admin.stable_and_end(list(wanted), request_s)
+            except KafkaFailure:  # asked again until the deadline
+                return {}
+
+        stable_past(ask, wanted, self.connection.deadline())
+
     def _abort(self) -> None:
         if isinstance(self._producer, TransactionalProducer):
             # failing that, the transaction times out on the broker: nothing becomes visible
             with contextlib.suppress(KafkaFailure):
                 self._producer.abort(self.connection.request_s)
+
+
+def stable_past(
+    ask: Callable[[], Mapping[Partition, tuple[int, int]]],
+    last: Mapping[Partition, int],
+    deadline: float,
+    pause_s: float = VISIBLE_POLL_S,
+) -> bool:
+    """Ask ``ask`` (partition -> (last stable offset, high watermark)) until every
+    partition of ``last`` (partition -> the last offset written) has its last stable
+    offset past that offset: True then; False once ``time.monotonic()`` passes
+    ``deadline`` first."""
+    while True:
+        marks = ask()
+        if all(p in marks and marks[p][0] > offset for p, offset in last.items()):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause_s)
