@@ -383,6 +383,19 @@ def end_offsets(
         consumer.close()
 
 
+def settled(bootstrap: str, topic: str, deadline_s: float = 30) -> dict[int, int]:
+    """Partition -> end offset, once no partition of ``topic`` has a transaction still
+    open or committed without its markers (last stable offset == high watermark): a
+    worker's or `publish`'s last commit is answered before its markers are written."""
+
+    def ask() -> dict[int, int] | None:
+        stable = end_offsets(bootstrap, topic, "read_committed", deadline_s)
+        ends = end_offsets(bootstrap, topic, "read_uncommitted", deadline_s)
+        return ends if stable == ends else None
+
+    return poll_until(f"{topic} settled", deadline_s, ask)
+
+
 def group_committed(
     bootstrap: str, group: str, topic: str, partitions: Sequence[int], timeout_s: float = 5
 ) -> dict[int, int]:

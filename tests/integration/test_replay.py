@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka_broker import TopicFactory, create_topic, delete_topics, unique_topic
+from kafka_broker import TopicFactory, create_topic, delete_topics, settled, unique_topic
 from prometheus_client import CollectorRegistry
 
 from examples.stream import generate_events
@@ -62,6 +62,9 @@ def ok(*args: object) -> None:
 
 
 def record_topic(bootstrap: str, topic: str, path: Path, *extra: object) -> list[RecordedMessage]:
+    """`record` of ``topic`` once its last transaction is readable (a worker that just
+    exited after its last commit left its markers to the coordinator)."""
+    settled(bootstrap, topic)
     ok("record", "--bootstrap-servers", bootstrap, "--topic", topic, "--output", path, *extra)
     return list(read_recording(path.open("rb"), path.name))
 
