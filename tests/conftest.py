@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib.metadata import version
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -25,3 +26,19 @@ def _no_secrets_from_earlier_tests() -> Iterator[None]:
     forget_secrets()
     yield
     forget_secrets()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse ``--dist loadgroup`` with a pytest whose node ids pytest-xdist 3.8 cannot
+    tag (pytest 9.2: pytest-dev/pytest-xdist#1386): the groups of
+    tests/integration/conftest.py would silently not take, every module's fixtures built
+    on every worker and the private broker started several times."""
+    if config.getoption("dist", default="no") != "loadgroup":
+        return
+    xdist = tuple(int(p) for p in version("pytest-xdist").split(".")[:2])
+    if pytest.version_tuple[:2] >= (9, 2) and xdist <= (3, 8):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} with pytest-xdist {version('pytest-xdist')} runs "
+            "`--dist loadgroup` without its groups (pytest-dev/pytest-xdist#1386): "
+            "run `make install` for the locked pytest"
+        )
