@@ -16,7 +16,8 @@ import orjson
 from bench.common import Figure
 from model_bundles.bundle import Bundle
 from model_bundles.events import check_batch, events_to_frame
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 
 
 @dataclass(frozen=True)

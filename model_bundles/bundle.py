@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from model_bundles.events import Rejection, check_event, events_to_frame, normalize_frame
+from model_bundles.events import check_event, events_to_frame, normalize_frame
 from model_bundles.predict import Outputs, predict_outputs
 from model_bundles.reference import Reference
 from model_bundles.store import read_bundle
@@ -19,6 +19,7 @@ from model_bundles.verify import golden_mismatches
 from model_bundles.versions import POLICY, package_mismatches, version_mismatches
 from schemas.errors import BundleError
 from schemas.manifest import FeatureSpec, Manifest
+from schemas.rejection import Rejection
 
 log = logging.getLogger(__name__)
 

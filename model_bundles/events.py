@@ -34,19 +34,12 @@ from model_bundles.values import (
 )
 from schemas.errors import BadInputError
 from schemas.manifest import FeatureSpec
+from schemas.rejection import Rejection
 from schemas.wire_names import RejectReason
 
 _TEXT_OR_NULL = frozenset({str, type(None)})
 _FLOAT_MAX_INT = 2**1024 - 2**970
 """The smallest integer that ``float()`` refuses (it would round to 2**1024)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why one event cannot be scored."""
-
-    reason: RejectReason
-    detail: str
 
 
 def check_event(event: Mapping[str, Any], features: Sequence[FeatureSpec]) -> Rejection | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from worker.core.scoring import InputEvent
+from worker.core.events import InputEvent
 from worker.kafka.clients import FailureKind, KafkaFailure, Partition, Polled, RebalanceListener
 from worker.kafka.types import CommittedOffsets
 from worker.live.delivery import DeliveryBatch, Group, Status

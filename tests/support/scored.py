@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from examples.stream import generate_events, parse_drift
 from model_bundles.bundle import Bundle
-from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer, ScoredBatch
 
 
 def score_lines(bundle: Bundle, lines: Sequence[bytes], topic: str = "events") -> ScoredBatch:

@@ -29,9 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("worker.cli.bundle:score", "Research path: score a JSONL file of events, no Kafka."),
     "run": ("worker.cli.live:run", "Live path: consume, score and produce predictions."),
     "replay": ("worker.cli.replay:replay_command", "Score a bounded range of a topic."),
-    "record": ("worker.cli.replay:record", "Copy a topic (or a range of it) to a file."),
+    "record": ("worker.cli.record:record", "Copy a topic (or a range of it) to a file."),
     "publish": ("worker.cli.publish:publish", "Produce a recording or events file into a topic."),
-    "parity": ("worker.cli.replay:parity", "Compare two prediction files by event id."),
+    "parity": ("worker.cli.parity:parity", "Compare two prediction files by event id."),
     "topics": ("worker.cli.topics:topics", "Create the topics the worker reads and writes."),
     "evaluate": ("worker.cli.evaluate:evaluate_command", "Compare models on labelled events."),
 }

@@ -18,7 +18,7 @@ from schemas.errors import BadInputError, RuntimeFailure
 from worker.cli.format_options import format_options, patiently, pop_format
 from worker.cli.kafka_options import connection, kafka_options, kafka_settings
 from worker.cli.options import option
-from worker.cli.replay import lines_of, recorded_schemas
+from worker.cli.recordings import lines_of, recorded_schemas
 from worker.core.counts import counted
 from worker.core.formats import (
     ValueFormat,

@@ -1,4 +1,4 @@
-"""`replay`, `record` and `parity`: recorded streams and research/live parity.
+"""`replay`: a bounded range of a topic scored, compared with expected predictions.
 
 See docs/replay.md for the recording format and the model comparison workflow.
 """
@@ -9,13 +9,11 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
-import orjson
 
 from model_bundles.bundle import Bundle, load_bundle
-from schemas.errors import BadInputError
 from worker.cli.format_options import (
     PatientSchemas,
     decoder_of,
@@ -24,7 +22,7 @@ from worker.cli.format_options import (
     pop_format,
     register_records,
 )
-from worker.cli.kafka_options import all_of, connection, kafka_options, kafka_settings
+from worker.cli.kafka_options import connection, kafka_options, kafka_settings
 from worker.cli.options import (
     batch_options,
     bundle_option,
@@ -33,21 +31,20 @@ from worker.cli.options import (
     warn_only_option,
     writable,
 )
-from worker.core.counts import counted
+from worker.cli.parity import show_result
+from worker.cli.record import range_options
+from worker.cli.recordings import EXISTING, FILE, lines_of, note, recorded_schemas
+from worker.core.complete_file import written
 from worker.core.formats import (
     KnownSchemas,
     SchemaSource,
     WireDecoder,
-    WriterSchema,
     learn_all,
 )
 from worker.core.ranges import bounds, describe, in_window
 from worker.core.record_avro import AvroRecords
 from worker.core.recording import (
     RecordedMessage,
-    encode_message,
-    encode_schema,
-    read_recording_items,
 )
 from worker.core.scoring import BatchScorer
 from worker.core.wire import OutputFormat
@@ -56,8 +53,7 @@ from worker.kafka.connection import Connection
 from worker.kafka.ranges import RangeReader
 from worker.kafka.settings import REGISTRY_KEYS
 from worker.kafka.writer import TopicWriter
-from worker.replay.parity import ParityChecker, ParityResult, compare
-from worker.replay.parity_report import to_json, to_text
+from worker.replay.parity import ParityChecker
 from worker.replay.replay import (
     FileSink,
     ReplayObserver,
@@ -67,26 +63,15 @@ from worker.replay.replay import (
 )
 
 F = Callable[..., Any]
-_file = click.Path(dir_okay=False, path_type=Path)
-_existing = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-# the range of `record` and `replay`
-_range_options = all_of(
-    option("--topic", required=True, help="topic to read"),
-    option("--from-offset", type=click.IntRange(0), default=None, help="per partition"),
-    option("--from-time", default=None, metavar="ISO", help="first event time (incl.)"),
-    option("--to-time", default=None, metavar="ISO", help="end time (excl.)"),
-)
 
 
 @click.command("replay")
 @bundle_option()
 @kafka_options()
-@_range_options
-@option("--output", type=_file, default=None, help="write prediction records here (JSONL)")
+@range_options
+@option("--output", type=FILE, default=None, help="write prediction records here (JSONL)")
 @option("--output-topic", default=None, help="or produce them to this topic")
-@option("--expected", type=_existing, default=None, help="compare with these predictions")
+@option("--expected", type=EXISTING, default=None, help="compare with these predictions")
 @batch_options()
 @option("--metrics-host", default="127.0.0.1", show_default=True, help="metrics bind address")
 @option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="serve /metrics")
@@ -95,7 +80,7 @@ _range_options = all_of(
 @option(
     "--schemas",
     "schemas_from",
-    type=_existing,
+    type=EXISTING,
     default=None,
     help="writer schemas from this recording first (the registry only for the others)",
 )
@@ -132,7 +117,7 @@ def replay_command(**o: Any) -> int:
         observer = _observer(bundle, o["metrics_host"], o["metrics_port"], stack)
         reader = stack.enter_context(RangeReader(conn, o["topic"]))
         ranges = reader.resolve(span)
-        _note(f"range of {o['topic']}: {describe(ranges)}")
+        note(f"range of {o['topic']}: {describe(ranges)}")
         avro = None
         if output_format is OutputFormat.AVRO and registry is not None:
             avro = register_records(registry, [o["output_topic"]], settings.broker_timeout_s)
@@ -143,10 +128,10 @@ def replay_command(**o: Any) -> int:
             summary = replay(
                 batches, scorer, sink, observer=observer, checker=checker, report=_rejected
             )
-    _note(summary.line(o["topic"], target))
+    note(summary.line(o["topic"], target))
     if checker is None:
         return 0
-    return _show(checker.finish(), as_json=False)
+    return show_result(checker.finish(), as_json=False)
 
 
 def _schemas(
@@ -165,15 +150,6 @@ def _schemas(
     if recording is None:
         return patient
     return KnownSchemas(recorded_schemas(recording), patient)
-
-
-def recorded_schemas(recording: Path) -> dict[int, WriterSchema]:
-    found: dict[int, WriterSchema] = {}
-    with lines_of(recording) as lines:
-        for item in read_recording_items(lines, str(recording)):
-            if isinstance(item, WriterSchema):
-                found[item.schema_id] = item
-    return found
 
 
 def _learning(
@@ -218,7 +194,7 @@ def _output(
     """Replay's output: a file (complete or absent) or a topic (flushed at the end), its
     records in Avro with ``avro``."""
     if path is not None:
-        with _written(path) as sink:
+        with written(path, FileSink) as sink:
             yield sink
         return
     assert topic is not None
@@ -226,98 +202,6 @@ def _output(
     writer = TopicWriter(conn, topic)
     yield TopicSink(writer.send, avro, topic)
     writer.finish()
-
-
-@contextmanager
-def _written(path: Path) -> Iterator[FileSink]:
-    sink = FileSink(path)
-    try:
-        yield sink
-    except BaseException:
-        sink.discard()
-        raise
-    sink.commit()
-
-
-@click.command("record")
-@kafka_options()
-@_range_options
-@option("--output", type=_file, required=True, help="recording to write (JSONL)")
-@format_options()
-def record(**o: Any) -> None:
-    """Copy a topic (or a range of it) to a file: keys, values, headers, timestamps; with
-    --value-format avro|json-schema, the writer schemas its values name as well."""
-    settings = kafka_settings(o, REGISTRY_KEYS)
-    value_format, registry = pop_format(o, settings=settings)
-    decoder = decoder_of(value_format)
-    if decoder is not None and registry is None:
-        raise click.UsageError(f"--value-format {value_format.value} needs --schema-registry-url")
-    timeout_s = settings.broker_timeout_s
-    schemas = PatientSchemas(registry, timeout_s) if registry is not None else None
-    writable(o["output"])
-    span = bounds(o["from_offset"], o["from_time"], o["to_time"])
-    conn = connection(settings)
-    count = 0
-    with RangeReader(conn, o["topic"]) as reader:
-        ranges = reader.resolve(span)
-        with _written(o["output"]) as sink:
-            for batch in in_window(reader.read(ranges, 1000), span):
-                if decoder is not None and schemas is not None:
-                    sink.write_lines(_new_schemas(batch, decoder, schemas))
-                sink.write_lines(encode_message(m) for m in batch)
-                count += len(batch)
-    recorded = counted(count, "message")
-    _note(f"recorded {recorded} of {o['topic']} ({describe(ranges)}) -> {o['output']}")
-
-
-def _new_schemas(
-    batch: list[RecordedMessage], decoder: WireDecoder, schemas: SchemaSource
-) -> list[bytes]:
-    """Schema lines for the writer schemas the batch names that were not recorded yet."""
-    before = set(decoder.schemas)
-    learn_all(decoder, schemas, decoder.wanted(m.value for m in batch))
-    return [encode_schema(decoder.schemas[i]) for i in sorted(set(decoder.schemas) - before)]
-
-
-@click.command("parity")
-@option("--expected", type=_existing, required=True, help="reference predictions (JSONL)")
-@option("--actual", type=_existing, required=True, help="predictions to check (JSONL)")
-@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-@option("--show", type=click.IntRange(0), default=10, show_default=True, help="mismatches listed")
-def parity(expected: Path, actual: Path, as_json: bool, show: int) -> int:
-    """Compare two prediction files by event id; exit 1 on any difference or missing event."""
-    with lines_of(expected) as exp, lines_of(actual) as act:
-        result = compare(exp, act, (str(expected), str(actual)), max_listed=show)
-    return _show(result, as_json)
-
-
-def _show(result: ParityResult, as_json: bool) -> int:
-    if as_json:
-        click.echo(orjson.dumps(to_json(result), option=orjson.OPT_INDENT_2).decode())
-    else:
-        for line in to_text(result):
-            click.echo(line)
-    return 0 if result.ok else 1
-
-
-class lines_of:
-    """Lines of a file; BadInputError (exit 2) when it cannot be read."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            self._file: IO[bytes] = path.open("rb")
-        except OSError as exc:
-            raise BadInputError(f"cannot read {path}: {exc.strerror}") from None
-
-    def __enter__(self) -> Iterator[bytes]:
-        return iter(self._file)
-
-    def __exit__(self, *_: object) -> None:
-        self._file.close()
-
-
-def _note(message: str) -> None:
-    click.echo(message, err=True)
 
 
 def _warn(message: str) -> None:

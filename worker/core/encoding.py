@@ -32,7 +32,7 @@ _TOPIC = attrgetter("topic")
 
 
 class Source(Protocol):
-    """Where an event came from (``worker.core.scoring.InputEvent``)."""
+    """Where an event came from (``worker.core.events.InputEvent``)."""
 
     @property
     def topic(self) -> str: ...

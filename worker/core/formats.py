@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from model_bundles.events import Rejection
+from schemas.rejection import Rejection
 from schemas.wire_names import RejectReason
 from worker.core.avro_flat import FlatReader, compile_reader
 from worker.core.wire import (

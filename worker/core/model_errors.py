@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from model_bundles.events import Rejection
 from model_bundles.predict import Outputs
 from schemas.errors import RuntimeFailure
+from schemas.rejection import Rejection
 from schemas.wire_names import RejectReason
 
 MAX_MESSAGE_CHARS = 200

@@ -11,40 +11,23 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import orjson
 import pandas as pd
 
 from model_bundles.bundle import Bundle
-from model_bundles.events import CheckedBatch, Rejection, check_batch
+from model_bundles.events import CheckedBatch, check_batch
 from model_bundles.predict import Outputs
 from model_bundles.values import category_text
+from schemas.rejection import Rejection
 from schemas.wire_names import RejectReason
 from worker.core.encoding import RecordEncoder
+from worker.core.events import InputEvent
 from worker.core.formats import HEADER_BYTES, WireDecoder
-from worker.core.ids import event_id, fallback_id
+from worker.core.ids import event_id
 from worker.core.model_errors import ModelCircuit, isolate, model_error
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES as DEFAULT_MAX_EVENT_BYTES
-
-
-class InputEvent(NamedTuple):
-    """One message to score, as read from Kafka or a file line.
-
-    A NamedTuple rather than a frozen dataclass: one is made per message, and a frozen
-    dataclass's ``__init__`` (``object.__setattr__`` per field) costs twice as much.
-    """
-
-    value: bytes | None
-    key: bytes | None = None
-    topic: str = ""
-    partition: int = 0
-    offset: int = 0
-    timestamp_ms: int | None = None
-
-    def fallback_id(self) -> str:
-        """Event id when the event has no usable id field (``worker.core.ids``)."""
-        return fallback_id(self.key, self.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from worker.core.scoring import InputEvent
+from worker.core.events import InputEvent
 from worker.kafka.admin import partition_count
 from worker.kafka.errors import BROKER_DOWN as BROKER_DOWN
 from worker.kafka.errors import call as _call

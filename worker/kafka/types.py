@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # importing it would import pandas: `topics create` has no use for it
-    from worker.core.scoring import InputEvent
+    from worker.core.events import InputEvent
 
 Partition = tuple[str, int]
 """(topic, partition)"""

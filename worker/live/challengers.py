@@ -45,8 +45,9 @@ import numpy.typing as npt
 from model_bundles.predict import Outputs
 from schemas.errors import BadInputError
 from schemas.wire_names import HEADER_INSTANCE, HEADER_SCORED_AT, RejectReason
+from worker.core.events import InputEvent
 from worker.core.model_errors import ModelFailure
-from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
+from worker.core.scoring import BatchScorer, ScoredBatch
 from worker.kafka.types import Outgoing
 from worker.logs import EventLog
 

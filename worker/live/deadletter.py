@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 from schemas.records import DeadLetter, SourceRef
 from schemas.wire_names import HEADER_TRUNCATED
+from worker.core.events import InputEvent
 from worker.core.model_errors import ModelErrorRejection
-from worker.core.scoring import InputEvent, Rejected
+from worker.core.scoring import Rejected
 from worker.kafka.clients import Outgoing
 
 BATCH_OVERHEAD_BYTES = 61 + 40

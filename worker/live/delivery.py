@@ -40,7 +40,7 @@ from worker.kafka.types import (
 from worker.logs import EventLog
 
 if TYPE_CHECKING:  # `topics`, `publish`... import no scorer
-    from worker.core.scoring import InputEvent
+    from worker.core.events import InputEvent
 
 STEP_S = 5.0
 """Longest single blocking call; between calls the worker checks stop and give-up deadlines."""

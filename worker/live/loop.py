@@ -25,9 +25,10 @@ from typing import TypeVar
 
 from schemas.errors import RuntimeFailure, StartupAborted
 from schemas.wire_names import HEADER_INSTANCE, HEADER_SCORED_AT
+from worker.core.events import InputEvent
 from worker.core.formats import RegistryUnavailable, SchemaSource, learn_all
 from worker.core.record_avro import AvroRecords
-from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch
+from worker.core.scoring import BatchScorer, ScoredBatch
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, RebalanceListener
 from worker.live.deadletter import dead_letter_messages
 from worker.live.delivery import DeliveryBatch

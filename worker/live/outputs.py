@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from model_bundles.events import Rejection
 from schemas.errors import RuntimeFailure
+from schemas.rejection import Rejection
 from schemas.wire_names import RejectReason
-from worker.core.scoring import InputEvent, Rejected, ScoredBatch
+from worker.core.events import InputEvent
+from worker.core.scoring import Rejected, ScoredBatch
 from worker.kafka.types import KafkaFailure
 from worker.live.delivery import DeliveryBatch
 from worker.logs import EventLog

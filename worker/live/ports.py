@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Protocol
 
-from worker.core.scoring import InputEvent, ScoredBatch, ScoringObserver
+from worker.core.events import InputEvent
+from worker.core.scoring import ScoredBatch, ScoringObserver
 from worker.kafka.types import KafkaFailure, Outgoing, Partition, Polled, RebalanceListener
 from worker.live.delivery import Delivery, Group, Status
 from worker.live.hanging import HangingObserver, StableOffsets

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from worker.core.scoring import InputEvent
+from worker.core.events import InputEvent
 from worker.kafka.types import Partition
 
 

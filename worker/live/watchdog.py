@@ -33,7 +33,7 @@ import traceback
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
-from worker.core.scoring import InputEvent
+from worker.core.events import InputEvent
 from worker.kafka.types import Call, KafkaFailure, Partition
 from worker.logs import EventLog
 

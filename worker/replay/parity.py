@@ -29,8 +29,8 @@ from typing import Any
 
 import orjson
 
-from model_bundles.events import Rejection
 from schemas.errors import BadInputError
+from schemas.rejection import Rejection
 from worker.core.formats import ValueFormat, WireDecoder, schema_id_of
 from worker.core.record_avro import json_form
 from worker.core.recording import (

@@ -13,19 +13,18 @@ With an expected file, every record is compared as it is written and the
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
-from schemas.errors import BadInputError
+from worker.core.complete_file import CompleteFile
 from worker.core.counts import counted
+from worker.core.events import InputEvent
 from worker.core.record_avro import AvroRecords
 from worker.core.recording import OutgoingMessage, RecordedMessage
-from worker.core.scoring import BatchScorer, InputEvent, ScoredBatch, ScoringObserver
+from worker.core.scoring import BatchScorer, ScoredBatch, ScoringObserver
 from worker.replay.parity import ParityChecker
 
 MAX_REPORTED_REJECTS = 20
@@ -108,30 +107,11 @@ def replay(
     return summary
 
 
-class FileSink:
-    """JSON lines; the file appears only complete (written aside, then renamed on commit)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._partial = path.with_name(f".{path.name}.partial")
-        try:
-            self._out: IO[bytes] = self._partial.open("wb")
-        except OSError as exc:
-            raise BadInputError(f"cannot write {path}: {exc.strerror}") from None
+class FileSink(CompleteFile):
+    """Prediction records as JSON lines; the file appears only complete."""
 
     def write(self, events: list[InputEvent], batch: ScoredBatch) -> None:
         self.write_lines(batch.records)
-
-    def write_lines(self, lines: Iterable[bytes]) -> None:
-        self._out.writelines(line + b"\n" for line in lines)
-
-    def commit(self) -> None:
-        self._out.close()
-        os.replace(self._partial, self.path)
-
-    def discard(self) -> None:
-        self._out.close()
-        self._partial.unlink(missing_ok=True)
 
 
 def outgoing(events: list[InputEvent], batch: ScoredBatch) -> list[OutgoingMessage]:

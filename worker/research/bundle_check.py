@@ -24,9 +24,10 @@ from model_bundles.values import category_text
 from schemas.errors import BadInputError
 from schemas.manifest import FeatureSpec
 from worker.core.counts import counted
+from worker.core.events import InputEvent
 from worker.core.formats import WireDecoder, WriterSchema
 from worker.core.recording import PublishOptions, read_publishable, read_recording_items
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.scoring import BatchScorer
 
 MOSTLY_ABSENT = 0.5
 """A feature absent from more than this share of the events makes the check fail."""

@@ -21,9 +21,10 @@ import orjson
 from model_bundles.bundle import Bundle
 from schemas.errors import BadInputError
 from worker.core.counts import counted
+from worker.core.events import InputEvent
 from worker.core.formats import KnownSchemas, SchemaSource, WireDecoder, WriterSchema, learn_all
 from worker.core.recording import encode_bytes, read_recording_items
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.scoring import BatchScorer
 from worker.replay.replay import input_event
 
 MAX_REPORTED_REJECTS = 20

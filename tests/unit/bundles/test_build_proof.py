@@ -23,7 +23,8 @@ from schemas.records import PredictionRecord
 from tests.support.trust_fixtures import build
 from tools.trust import probe
 from worker.cli.main import run_cli
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 
 
 @pytest.fixture(scope="module")

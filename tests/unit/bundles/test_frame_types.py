@@ -32,7 +32,8 @@ from model_bundles.build import build_bundle
 from model_bundles.bundle import Bundle, load_bundle
 from schemas.errors import BadInputError
 from schemas.manifest import FeatureSpec
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 
 ROWS = 1000
 

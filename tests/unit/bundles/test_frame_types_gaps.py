@@ -24,7 +24,8 @@ from sklearn.preprocessing import OneHotEncoder
 from model_bundles.build import build_bundle
 from model_bundles.bundle import Bundle, load_bundle
 from schemas.errors import BadInputError
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 from worker.monitoring.drift_bins import CategoricalBinner
 
 ROWS = 300

@@ -34,7 +34,8 @@ from model_bundles.bundle import load_bundle
 from model_bundles.estimators import make_preprocessor
 from schemas.errors import BadInputError, BundleError
 from tools.trust import probe
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 
 NUMERIC, CATEGORICAL = probe.NUMERIC, probe.CATEGORICAL
 FEATURES = [*NUMERIC, *CATEGORICAL]

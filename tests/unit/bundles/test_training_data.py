@@ -17,7 +17,8 @@ from schemas.errors import BadInputError
 from schemas.wire_names import RejectReason
 from tests.support.training_tables import fit_in_memory, score_in_memory, write_config
 from worker.cli.main import run_cli
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 from worker.monitoring.drift_bins import DriftLayout
 
 

@@ -29,7 +29,8 @@ from model_bundles.build import build_from_config
 from model_bundles.bundle import Bundle, load_bundle
 from model_bundles.values import category_text
 from tests.support.training_tables import fit_in_memory, score_in_memory, text_column, write_config
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 
 TEXTS = ["NA", "null", "None", "N/A", "nan", "007", "7", "0", "-3", "1.5", "1.0", "True",
          "true", "ü", "日本語", " x", "a,b", 'say "hi"']  # fmt: skip

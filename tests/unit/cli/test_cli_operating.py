@@ -144,6 +144,22 @@ def test_top_level_help_imports_no_heavy_module() -> None:
     assert "topics" in done.stdout and "run" in done.stdout
 
 
+@pytest.mark.parametrize("command", ["record", "publish", "parity", "topics"])
+def test_the_commands_that_score_nothing_import_no_scoring_stack(command: str) -> None:
+    """`record`, `publish`, `parity` and `topics` move bytes: they start without pandas,
+    scikit-learn or skops (2-3 s of CPU a start; the test suite starts them dozens of
+    times, operators in scripts)."""
+    probe = (
+        "import sys\n"
+        "from worker.cli.main import run_cli\n"
+        f"assert run_cli([{command!r}, '--help']) == 0\n"
+        "heavy = {'pandas', 'sklearn', 'skops', 'scipy'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_version_prints_the_version_and_every_library_a_bundle_is_checked_against() -> None:
     from importlib.metadata import version
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from examples.stream import generate_labelled_events
 from examples.wire import SCHEMA_V1, SCHEMA_V2, avro_value, events_of
-from model_bundles.events import Rejection
+from schemas.rejection import Rejection
 from worker.core.avro_flat import compile_reader
 from worker.core.formats import ValueFormat, WireDecoder, WriterSchema
 

@@ -22,7 +22,8 @@ from model_bundles.predict import Outputs
 from schemas.manifest import FeatureSpec
 from schemas.wire_names import RejectReason
 from worker.core.encoding import RecordEncoder, encode_one
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 
 
 class _Text(str):

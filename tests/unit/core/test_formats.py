@@ -28,6 +28,7 @@ from examples.wire import (
 )
 from model_bundles.bundle import Bundle
 from worker.cli.main import run_cli
+from worker.core.events import InputEvent
 from worker.core.formats import (
     KnownSchemas,
     SchemaNotFound,
@@ -46,7 +47,7 @@ from worker.core.recording import (
     read_recording,
     read_recording_items,
 )
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.scoring import BatchScorer
 
 
 def _events(n: int, seed: int = 1) -> list[dict[str, Any]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 
 from model_bundles.bundle import Bundle
+from worker.core.events import InputEvent
 from worker.core.ids import event_id, fallback_id
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.scoring import BatchScorer
 from worker.replay.parity import compare
 
 PENGUIN = {

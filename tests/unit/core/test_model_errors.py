@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from model_bundles.bundle import Bundle, load_bundle
 from schemas.wire_names import HEADER_ERROR_MESSAGE, HEADER_ERROR_TYPE, HEADER_REASON
 from tests.support.model_error_fixtures import RAISE_AT, UNKNOWN, build_model_error_bundle, event
+from worker.core.events import InputEvent
 from worker.core.model_errors import (
     CIRCUIT_BATCHES,
     MAX_MESSAGE_CHARS,
@@ -21,7 +22,7 @@ from worker.core.model_errors import (
     ModelFailure,
     describe,
 )
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.scoring import BatchScorer
 from worker.live.deadletter import dead_letter_messages
 
 

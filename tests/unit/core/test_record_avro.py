@@ -24,6 +24,7 @@ from schemas.records import PredictionRecord
 from schemas.wire_names import RejectReason
 from worker.cli.format_options import register_records
 from worker.cli.main import run_cli
+from worker.core.events import InputEvent
 from worker.core.formats import WriterSchema, schema_id_of
 from worker.core.record_avro import (
     PREDICTION_RECORD_SCHEMA,
@@ -34,7 +35,7 @@ from worker.core.record_avro import (
     subject_of,
 )
 from worker.core.recording import RecordedMessage, encode_message, encode_schema
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.scoring import BatchScorer
 from worker.kafka.registry import RegistrySettings
 from worker.kafka.types import FailureKind, KafkaFailure, Outgoing
 from worker.live.delivery import DeliveryBatch

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from model_bundles.predict import Outputs
 from worker.core.encoding import RecordEncoder, encode_one
-from worker.core.scoring import InputEvent
+from worker.core.events import InputEvent
 
 MODEL = {"name": "m", "version": "1", "digest": "sha256:00"}
 LABELS = ["a", "b"]

@@ -16,7 +16,8 @@ from model_bundles.bundle import Bundle, load_bundle
 from schemas.errors import BadInputError
 from tests.support.loop_fakes import TOPIC, Clock, Connector, FakeSource, memory_log
 from worker.cli.main import run_cli
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 from worker.kafka.types import Outgoing
 from worker.live.challengers import Challengers
 from worker.live.loop import Worker

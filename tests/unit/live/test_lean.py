@@ -11,7 +11,8 @@ import orjson
 
 from examples.stream import generate_labelled_events
 from model_bundles.bundle import Bundle
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 
 ROOT = Path(__file__).resolve().parents[3]
 NOT_LIVE = (
@@ -59,7 +60,8 @@ import sys, orjson
 from worker.live.lean import leave_out
 leave_out()
 from model_bundles.bundle import load_bundle
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 from pathlib import Path
 lines = orjson.loads(sys.stdin.buffer.read())
 events = [InputEvent(v.encode(), None, "t", 0, i) for i, v in enumerate(lines)]

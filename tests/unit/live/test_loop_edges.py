@@ -8,9 +8,10 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from model_bundles.events import Rejection
+from schemas.rejection import Rejection
 from schemas.wire_names import HEADER_TRUNCATED, RejectReason
-from worker.core.scoring import InputEvent, Rejected
+from worker.core.events import InputEvent
+from worker.core.scoring import Rejected
 from worker.kafka.clients import Call, FailureKind, KafkaFailure, classify, to_input_events
 from worker.live.deadletter import dead_letter_messages
 from worker.logs import EventLog

@@ -12,7 +12,8 @@ from model_bundles.bundle import Bundle
 from tests.support.loop_fakes import TOPIC, Clock, Connector, FakeSource, memory_log
 from tests.support.promtext import value
 from tests.support.scored import stream_lines
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 from worker.live.loop import Worker
 from worker.live.progress import Progress
 from worker.live.settings import WorkerSettings

@@ -18,7 +18,8 @@ from tests.support.loop_fakes import (
     lines_of,
     memory_log,
 )
-from worker.core.scoring import BatchScorer, InputEvent
+from worker.core.events import InputEvent
+from worker.core.scoring import BatchScorer
 from worker.kafka.clients import FailureKind
 from worker.live.loop import Worker
 from worker.live.ports import first_offsets, next_offsets

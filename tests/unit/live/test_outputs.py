@@ -8,11 +8,12 @@ import orjson
 import pandas as pd
 import pytest
 
-from model_bundles.events import Rejection
 from model_bundles.predict import Outputs
 from schemas.errors import RuntimeFailure
+from schemas.rejection import Rejection
 from schemas.wire_names import HEADER_TRUNCATED, RejectReason
-from worker.core.scoring import InputEvent, Rejected, ScoredBatch
+from worker.core.events import InputEvent
+from worker.core.scoring import Rejected, ScoredBatch
 from worker.kafka.admin import fit_batches
 from worker.kafka.types import FailureKind, KafkaFailure, Outgoing, refused_messages
 from worker.live.deadletter import dead_letter_messages, value_budget

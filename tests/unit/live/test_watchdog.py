@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from worker.core.scoring import InputEvent
+from worker.core.events import InputEvent
 from worker.kafka.types import CommittedOffsets, Partition
 from worker.live.watchdog import ModelWatchdog
 from worker.logs import EventLog

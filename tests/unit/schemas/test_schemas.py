@@ -96,7 +96,8 @@ def test_event_model_accepts_exactly_what_check_event_accepts(
 
 
 def test_recorded_predictions_validate(penguins_bundle: Bundle) -> None:
-    from worker.core.scoring import BatchScorer, InputEvent
+    from worker.core.events import InputEvent
+    from worker.core.scoring import BatchScorer
 
     event = {
         "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181,
