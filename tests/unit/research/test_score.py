@@ -53,7 +53,9 @@ def test_score_equals_predict_proba_bit_for_bit(
 
 
 def test_every_batch_size_gives_the_same_bytes(penguins_bundle_dir: Path, tmp_path: Path) -> None:
-    lines = [line for line, _ in generate_labelled_events(1500, seed=3, poison_rate=0.02)]
+    # 400 events: a model call each at batch size 1 (the model's own batch invariance
+    # is test_outputs_do_not_depend_on_the_batch_size's)
+    lines = [line for line, _ in generate_labelled_events(400, seed=3, poison_rate=0.02)]
     events = _write_lines(tmp_path / "events.jsonl", lines)
     outputs = []
     for size in (1, 2, 7, 1000):
@@ -61,7 +63,7 @@ def test_every_batch_size_gives_the_same_bytes(penguins_bundle_dir: Path, tmp_pa
         args = ["score", "--bundle", str(penguins_bundle_dir), "--input", str(events)]
         assert run_cli([*args, "--output", str(out), "--batch-size", str(size)]) == 0
         outputs.append(out.read_bytes())
-    assert len(outputs[0].splitlines()) > 1400
+    assert len(outputs[0].splitlines()) > 370
     assert all(o == outputs[0] for o in outputs[1:])
 
 
@@ -145,6 +147,9 @@ def test_empty_data_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "has no rows" in capsys.readouterr().err
 
 
+SMALL_SIZE_EVENTS = 300
+
+
 @pytest.mark.parametrize("bundle_name", ["penguins_bundle", "mass_bundle"])
 def test_outputs_do_not_depend_on_the_batch_size(
     bundle_name: str, request: pytest.FixtureRequest
@@ -156,9 +161,13 @@ def test_outputs_do_not_depend_on_the_batch_size(
     events = [e for line, _ in lines if bundle.check_event(e := orjson.loads(line)) is None]
     whole = bundle.predict_events(events)
     for size in (1, 2, 3, 5, 7, 13, 64, 1000):
-        parts = [bundle.predict_events(events[i : i + size]) for i in range(0, len(events), size)]
+        # the small sizes over the first SMALL_SIZE_EVENTS events (a model call each):
+        # without the padding 2-40 % of rows differ, so that many still fail it
+        count = len(events) if size > 7 else SMALL_SIZE_EVENTS
+        chunks = [events[i : min(i + size, count)] for i in range(0, count, size)]
+        parts = [bundle.predict_events(chunk) for chunk in chunks]
         predictions = np.concatenate([p.predictions for p in parts])
-        assert np.array_equal(predictions, whole.predictions), f"batch size {size}"
+        assert np.array_equal(predictions, whole.predictions[:count]), f"batch size {size}"
         if whole.scores is not None:
             scores = np.concatenate([p.scores for p in parts if p.scores is not None])
-            assert np.array_equal(scores, whole.scores), f"batch size {size}"
+            assert np.array_equal(scores, whole.scores[:count]), f"batch size {size}"
