@@ -19,6 +19,7 @@ from model_bundles.versions import version_notes
 from schemas.manifest import FeatureSpec, Manifest
 from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
 from worker.cli.options import (
+    FILE,
     batch_options,
     bundle_option,
     option,
@@ -31,7 +32,6 @@ from worker.kafka.settings import ONE_SHOT_BROKER_TIMEOUT_S
 from worker.research.bundle_check import check_events
 from worker.research.score import score_file
 
-_file = click.Path(dir_okay=False, path_type=Path)
 _dir = click.Path(file_okay=False, path_type=Path)
 _existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -42,8 +42,8 @@ def bundle() -> None:
 
 
 @bundle.command()
-@option("--config", type=_file, required=True, help="training config (TOML)")
-@option("--data", type=_file, required=True, help="training data (.csv or .parquet)")
+@option("--config", type=FILE, required=True, help="training config (TOML)")
+@option("--data", type=FILE, required=True, help="training data (.csv or .parquet)")
 @option("--out", type=_dir, required=True, help="bundle directory to write")
 def build(config: Path, data: Path, out: Path) -> None:
     """Fit the pipeline of CONFIG on DATA and save a verifiable bundle."""
@@ -110,7 +110,7 @@ def inspect(bundle_dir: Path, as_json: bool) -> None:
 
 @bundle.command()
 @click.argument("bundle_dir", type=_existing_dir)
-@option("--events", type=_file, required=True, help="a recording or JSONL sample of the topic")
+@option("--events", type=FILE, required=True, help="a recording or JSONL sample of the topic")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @option(
     "--value-format",
@@ -196,12 +196,12 @@ def trust_lines(m: Manifest) -> list[str]:
 @option(
     "--input",
     "input_path",
-    type=_file,
+    type=FILE,
     required=True,
     help="events, one JSON per line; a recording with --value-format avro|json-schema",
 )
-@option("--output", type=_file, required=True, help="prediction records (JSONL)")
-@option("--rejects", type=_file, default=None, help="write rejected lines here (JSONL)")
+@option("--output", type=FILE, required=True, help="prediction records (JSONL)")
+@option("--rejects", type=FILE, default=None, help="write rejected lines here (JSONL)")
 @batch_options()
 @format_options()
 @warn_only_option()

@@ -12,7 +12,7 @@ import click
 import orjson
 
 from schemas.errors import BadInputError, ExitCode
-from worker.cli.options import option
+from worker.cli.options import EXISTING, option
 from worker.evaluate.inputs import ModelPredictions, join, read_labels, read_predictions
 from worker.evaluate.metrics import metrics_for
 from worker.evaluate.report import gate_failure, to_json, to_text
@@ -24,14 +24,12 @@ from worker.evaluate.stats import (
     not_better,
 )
 
-_existing = click.Path(exists=True, dir_okay=False, path_type=Path)
-
 
 @click.command("evaluate")
-@option("--labels", type=_existing, required=True, help="labels (JSONL or a recording)")
+@option("--labels", type=EXISTING, required=True, help="labels (JSONL or a recording)")
 @option(
     "--predictions",
-    type=_existing,
+    type=EXISTING,
     multiple=True,
     required=True,
     help="prediction file or recording (repeatable; the first model is the reference)",

@@ -7,14 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from schemas.errors import RuntimeFailure
 from worker.cli.kafka_options import all_of
-from worker.cli.options import option
+from worker.cli.options import EXISTING, option
 from worker.core.formats import RegistryUnavailable, ValueFormat, WireDecoder, WriterSchema
 from worker.core.record_avro import SCHEMA_TEXT, AvroRecords, subject_of
 from worker.core.wire import REGISTRY_UNUSED, REGISTRY_UNUSED_BY_INPUT, OutputFormat
@@ -23,7 +22,6 @@ from worker.kafka.settings import REGISTRY_KEYS, KafkaSettings, deadline_of, reg
 
 F = Callable[..., Any]
 T = TypeVar("T")
-_pem = click.Path(exists=True, dir_okay=False, path_type=Path)
 FORMATS = [f.value for f in ValueFormat]
 
 
@@ -47,14 +45,14 @@ def format_options(for_settings: bool = False) -> Callable[[F], F]:
             metavar="USER:PASSWORD",
             help="registry basic auth (prefer the environment variable)",
         ),
-        option("--schema-registry-ca", type=_pem, default=None, help="registry CA (PEM)"),
+        option("--schema-registry-ca", type=EXISTING, default=None, help="registry CA (PEM)"),
         option(
             "--schema-registry-certificate",
-            type=_pem,
+            type=EXISTING,
             default=None,
             help="client certificate (PEM) for mutual TLS with the registry",
         ),
-        option("--schema-registry-key", type=_pem, default=None, help="its key (PEM)"),
+        option("--schema-registry-key", type=EXISTING, default=None, help="its key (PEM)"),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -10,6 +11,12 @@ import click
 from worker.kafka.properties import ENV_PREFIX
 
 F = Callable[..., Any]
+
+
+FILE = click.Path(dir_okay=False, path_type=Path)
+"""A file option's type: a path to write (or read) that is not a directory."""
+EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+"""A file option's type: a file that exists."""
 
 
 def env_name(option: str) -> str:
@@ -28,7 +35,7 @@ def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
 def bundle_option(required: bool = True) -> Callable[[F], F]:
     return option(
         "--bundle",
-        type=click.Path(exists=True, file_okay=False, path_type=_path_type()),
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
         required=required,
         help="bundle directory",
     )
@@ -59,12 +66,6 @@ def batch_options() -> Callable[[F], F]:
         )(command)
 
     return decorate
-
-
-def _path_type() -> Any:
-    from pathlib import Path
-
-    return Path
 
 
 def trust_options() -> Callable[[F], F]:

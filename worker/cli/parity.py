@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 import orjson
 
-from worker.cli.options import option
-from worker.cli.recordings import EXISTING, lines_of
+from worker.cli.options import EXISTING, option
+from worker.cli.recordings import lines_of
 from worker.replay.parity import ParityResult, compare
 from worker.replay.parity_report import to_json, to_text
 

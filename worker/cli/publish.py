@@ -17,8 +17,8 @@ import click
 from schemas.errors import BadInputError, RuntimeFailure
 from worker.cli.format_options import format_options, patiently, pop_format
 from worker.cli.kafka_options import connection, kafka_options, kafka_settings
-from worker.cli.options import option
-from worker.cli.recordings import lines_of, recorded_schemas
+from worker.cli.options import EXISTING, option
+from worker.cli.recordings import lines_of, note, recorded_schemas
 from worker.core.counts import counted
 from worker.core.formats import (
     ValueFormat,
@@ -36,13 +36,11 @@ from worker.kafka.registry import RegistrySchemas, RegistrySettings
 from worker.kafka.settings import REGISTRY_KEYS, deadline_of
 from worker.kafka.writer import Refused, TopicWriter
 
-_existing = click.Path(exists=True, dir_okay=False, path_type=Path)
-
 
 @click.command("publish")
 @kafka_options()
 @option("--topic", required=True, help="topic to write")
-@option("--input", "input_path", type=_existing, required=True, help="recording or events")
+@option("--input", "input_path", type=EXISTING, required=True, help="recording or events")
 @option("--partitions", type=click.IntRange(1), default=None, help="create the topic with N")
 @option("--keep-partitions", is_flag=True, help="recordings: each message to its partition")
 @option("--key-field", default=None, help="plain events: the field to use as the key")
@@ -80,7 +78,7 @@ def publish(**o: Any) -> None:
     ids: dict[int, int] = {}
     if renumber is not None:
         ids = _register(*renumber, f"{o['topic']}-value", settings.broker_timeout_s)
-        _note("schemas: " + ", ".join(f"id {a} -> {b}" for a, b in sorted(ids.items())))
+        note("schemas: " + ", ".join(f"id {a} -> {b}" for a, b in sorted(ids.items())))
     writer = TopicWriter(conn, o["topic"], transactional=True)  # all or nothing
     with lines_of(path) as lines:
         writer.send(_renumbered(read_publishable(lines, str(path), options), ids))
@@ -89,7 +87,7 @@ def publish(**o: Any) -> None:
     except Refused as exc:
         raise _refused(exc, path, o["topic"]) from None
     published = counted(sent, "message")
-    _note(f"published {published} to {o['topic']} ({partitions} partitions, one transaction)")
+    note(f"published {published} to {o['topic']} ({partitions} partitions, one transaction)")
 
 
 def _refused(exc: Refused, path: Path, topic: str) -> Exception:
@@ -162,7 +160,3 @@ def _check_file(path: Path, options: PublishOptions) -> int:
 
 def _partition(message: OutgoingMessage) -> int:
     return -1 if message.partition is None else message.partition
-
-
-def _note(message: str) -> None:
-    click.echo(message, err=True)

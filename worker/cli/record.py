@@ -10,8 +10,8 @@ import click
 
 from worker.cli.format_options import PatientSchemas, decoder_of, format_options, pop_format
 from worker.cli.kafka_options import all_of, connection, kafka_options, kafka_settings
-from worker.cli.options import option, writable
-from worker.cli.recordings import FILE, note
+from worker.cli.options import FILE, option, writable
+from worker.cli.recordings import note
 from worker.core.complete_file import CompleteFile, written
 from worker.core.counts import counted
 from worker.core.formats import SchemaSource, WireDecoder, learn_all

@@ -14,11 +14,6 @@ from schemas.errors import BadInputError
 from worker.core.recording import read_recording_items
 from worker.core.wire import WriterSchema
 
-FILE = click.Path(dir_okay=False, path_type=Path)
-"""A file option's type: a path to write (or read) that is not a directory."""
-EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
-"""A file option's type: a file that exists."""
-
 
 class lines_of:
     """Lines of a file; BadInputError (exit 2) when it cannot be read."""

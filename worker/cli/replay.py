@@ -24,6 +24,8 @@ from worker.cli.format_options import (
 )
 from worker.cli.kafka_options import connection, kafka_options, kafka_settings
 from worker.cli.options import (
+    EXISTING,
+    FILE,
     batch_options,
     bundle_option,
     option,
@@ -33,7 +35,7 @@ from worker.cli.options import (
 )
 from worker.cli.parity import show_result
 from worker.cli.record import range_options
-from worker.cli.recordings import EXISTING, FILE, lines_of, note, recorded_schemas
+from worker.cli.recordings import lines_of, note, recorded_schemas
 from worker.core.complete_file import written
 from worker.core.formats import (
     KnownSchemas,
