@@ -15,6 +15,7 @@ one value at a time.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -129,24 +130,26 @@ def events_to_frame(
         elif feature.kind == "numeric":
             columns.append(_numbers(values))
         else:
-            columns.append(_categories(values, len(values)))
-    return _frame(features, columns)
+            columns.append(category_column(values))
+    return frame_of(features, columns)
 
 
 def _numbers(values: list[Any]) -> npt.NDArray[np.float64]:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _categories(values: list[Any], rows: int) -> npt.NDArray[np.object_]:
+def category_column(values: list[Any]) -> npt.NDArray[np.object_]:
     """Checked categorical values in their canonical text (an integer 1 is "1"), NaN for null."""
     if not set(map(type, values)) <= _TEXT_OR_NULL:
         return categorical_array(values)
-    column = np.empty(rows, dtype=object)
-    column[:] = [np.nan if v is None else v for v in values]
+    column = np.empty(len(values), dtype=object)
+    column[:] = values if None not in values else [np.nan if v is None else v for v in values]
     return column
 
 
-def _frame(features: Sequence[FeatureSpec], columns: Sequence[Any]) -> pd.DataFrame:
+def frame_of(features: Sequence[FeatureSpec], columns: Sequence[Any]) -> pd.DataFrame:
+    """The model input frame of ``columns`` (one per feature, in order, each of the rows'
+    values in the feature's frame type)."""
     # An explicit object Series: from a bare object array pandas would infer its ``str``
     # dtype, which every transformer converts back to object on every call. One index
     # object for all: pandas then has no indexes to align.
@@ -214,7 +217,9 @@ def check_batch(
         accepted = [i for i in accepted if i not in dropped]
         columns = [c.take(accepted) for c in columns]
     unknown = {c.feature.name: n for c in columns if (n := c.unknown_count())}
-    return CheckedBatch(accepted, rejected, _frame(features, [c.array() for c in columns]), unknown)
+    return CheckedBatch(
+        accepted, rejected, frame_of(features, [c.array() for c in columns]), unknown
+    )
 
 
 @dataclass(slots=True)
@@ -265,17 +270,21 @@ class _Column:
         if not self.feature.canonical:
             return frame_type(self.feature).column(self.values)
         if self.feature.kind == "categorical":
-            return _categories(self.values, len(self.values))
+            return category_column(self.values)
         return self.numbers if self.numbers is not None else _numbers(self.values)
 
     def unknown_count(self) -> int:
-        if self.feature.kind != "categorical":
-            return 0
-        known = frozenset(self.feature.categories or ())
-        values = self.values
-        if not set(map(type, values)) <= _TEXT_OR_NULL:
-            values = [category_text(v) for v in values]
-        return len(values) - values.count(None) - sum(map(known.__contains__, values))
+        return unknown_count(self.feature, self.values) if self.feature.kind == "categorical" else 0
+
+
+def unknown_count(feature: FeatureSpec, values: list[Any]) -> int:
+    """How many of a categorical feature's checked values (nulls aside) training never saw."""
+    known = frozenset(feature.categories or ())
+    if not set(map(type, values)) <= _TEXT_OR_NULL:
+        values = [category_text(v) for v in values]
+    # counted per distinct value (Counter counts in C): a batch holds few distinct ones
+    counts = Counter(values)
+    return sum(n for value, n in counts.items() if value is not None and value not in known)
 
 
 def _typed_suspects(feature: FeatureSpec, values: list[Any]) -> list[int]:

@@ -8,10 +8,10 @@ they cannot disagree about an event.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 import pandas as pd
@@ -25,7 +25,8 @@ from schemas.wire_names import RejectReason
 from worker.core.encoding import RecordEncoder
 from worker.core.events import InputEvent
 from worker.core.formats import HEADER_BYTES, WireDecoder
-from worker.core.ids import event_id
+from worker.core.ids import event_id, fallback_id
+from worker.core.json_columns import JsonColumns
 from worker.core.model_errors import ModelCircuit, isolate, model_error
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES as DEFAULT_MAX_EVENT_BYTES
 
@@ -96,6 +97,12 @@ class BatchScorer:
             include_source=include_source,
             scores_key="decision" if manifest.decision else "scores",
         )
+        self._columns = (
+            JsonColumns(manifest.features, self.id_field, max_event_bytes)
+            if decoder is None and JsonColumns.serves(manifest.features, self.id_field)
+            else None
+        )
+        """The fast path of plain JSON values (``worker.core.json_columns``), when it applies."""
         golden = [row.event for row in bundle.reference.golden]
         self._circuit = ModelCircuit(golden, bundle.predict_events)
         self.isolating_calls = 0
@@ -107,6 +114,41 @@ class BatchScorer:
         cannot be (its reason; ``model_error`` when the pipeline raised on it alone).
         ModelFailure (a RuntimeFailure, exit 3) when the circuit rule says the model, not
         the events, is at fault."""
+        fast = None
+        if self._columns is not None:
+            fast = self._columns.read(events, self._verdict_at(events))
+        if fast is None:
+            return self._score_general(events)
+        checked = fast.checked
+        try:
+            outputs = self.bundle.predict_model_frame(checked.frame)
+        except Exception as exc:  # isolated as the general path does, from its own frame
+            return self._isolated(events, *self._checked(events), exc)
+        if checked.accepted:
+            self._circuit.batch_done(len(checked.accepted), ())
+        indices = checked.accepted
+        whole = len(indices) == len(events)
+        sources = events if whole else [events[i] for i in indices]
+        ids = cast(list[str], fast.ids)
+        if None in fast.ids:  # no id field: the key, else the bytes (SPEC's rule)
+            ids = [
+                fallback_id(s.key, s.value) if i is None else i
+                for i, s in zip(fast.ids, sources, strict=True)
+            ]
+        return ScoredBatch(
+            indices=indices,
+            records=self._records.encode(ids, sources, outputs),
+            rejected=[Rejected(i, r) for i, r in checked.rejected],
+            frame=checked.frame,
+            outputs=outputs,
+            unknown_categories=checked.unknown_categories,
+        )
+
+    def _checked(
+        self, events: Sequence[InputEvent]
+    ) -> tuple[list[dict[str, Any]], list[int], list[Rejected], CheckedBatch]:
+        """The general path's decode and check: the decoded objects, their positions, the
+        events rejected (all of them, in batch order) and the check of the decoded ones."""
         decoded, positions, rejected = self._decode_all(events)
         checked = check_batch(decoded, self.bundle.manifest.features)
         if checked.rejected and _exact_integers(events, decoded, positions, checked):
@@ -114,6 +156,20 @@ class BatchScorer:
         if checked.rejected:
             rejected.extend(Rejected(positions[i], r) for i, r in checked.rejected)
             rejected.sort(key=attrgetter("index"))
+        return decoded, positions, rejected, checked
+
+    def _verdict_at(self, events: Sequence[InputEvent]) -> Callable[[int], Rejection | None]:
+        """The general path's verdict on the event at a position of ``events``, alone: its
+        rejection, or None when it scores."""
+
+        def verdict(index: int) -> Rejection | None:
+            _, _, rejected, _ = self._checked([events[index]])
+            return rejected[0].rejection if rejected else None
+
+        return verdict
+
+    def _score_general(self, events: Sequence[InputEvent]) -> ScoredBatch:
+        decoded, positions, rejected, checked = self._checked(events)
         try:
             outputs = self.bundle.predict_model_frame(checked.frame)
         except Exception as exc:  # the pipeline's error, whatever its class: isolate it

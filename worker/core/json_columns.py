@@ -1,0 +1,143 @@
+"""A batch of JSON event values straight into the checked model frame, for the common batch.
+
+The general path (``worker.core.scoring``) reads each value with ``orjson.loads`` into a
+dict, then ``model_bundles.events.check_batch`` gathers each feature's column out of the
+dicts and validates it: a dict, its keys and values per event, then one lookup per
+feature per event. For a bundle whose features are all in the canonical form (float64
+numbers, text categories), ``JsonColumns`` instead decodes each value with msgspec into a
+struct type compiled from the features: msgspec checks the types while it reads (a
+number for a numeric feature, text for a categorical one, null only where the pipeline
+imputes it, every feature present) and creates one slotted object per event, with no
+dict. The columns are then read off the structs. It costs about half of the general
+path's decode and check (measured by ``make bench``, "decode + validate + frame").
+
+Exactness: the fast path holds a batch only when every event it accepts is one
+``check_event`` accepts, with the same values, and every event it refuses is one the
+general path rejects; any other batch is scored by the general path, so no verdict,
+detail or value changes.
+
+- Accepted: msgspec reads a JSON number for a ``float`` field as the correctly rounded
+  float64 (an integer as ``float(int)``), as orjson followed by ``np.array(float64)``
+  does; a number beyond float64 is an error to msgspec (``non_finite`` to
+  ``check_event``); every column is still checked finite. Text is read as orjson reads
+  it; a duplicate key keeps its last value in both.
+- Refused: each event the struct decoder refuses (not JSON, not an object, a feature
+  absent, null where not imputed, another type, an id that is not text...) is judged by
+  the general path's ``decide`` on its own; when that accepts it (an integer id, a
+  category given as an integer...), the whole batch goes to the general path.
+
+``tests/unit/core/test_json_columns.py`` holds the two paths to the same frames, ids and
+verdicts on generated and corrupted batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, cast
+
+import msgspec
+import numpy as np
+
+from model_bundles.events import CheckedBatch, category_column, frame_of, unknown_count
+from schemas.manifest import FeatureSpec
+from schemas.rejection import Rejection
+from worker.core.events import InputEvent
+
+_VALUE = attrgetter("value")
+_ID = "event_id_"
+"""The struct's attribute for the id field (features are ``f0``, ``f1``...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnBatch:
+    """A batch the fast path holds: its checked frame and, per accepted event, its id
+    field's text (None where the event has none: the id then comes from the key or bytes)."""
+
+    checked: CheckedBatch
+    ids: list[str | None]
+
+
+Decide = Callable[[int], "Rejection | None"]
+"""The general path's verdict on the event at a position: its rejection, or None."""
+
+
+class JsonColumns:
+    """Decodes a batch of JSON values into the model frame of ``features``, when it can."""
+
+    def __init__(self, features: Sequence[FeatureSpec], id_field: str, max_event_bytes: int):
+        self.features = list(features)
+        self.limit = max_event_bytes
+        fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+        for index, feature in enumerate(self.features):
+            kind: Any = float if feature.kind == "numeric" else str
+            fields.append((f"f{index}", kind | None if feature.nullable else kind))
+        fields.append((_ID, str | msgspec.UnsetType, msgspec.UNSET))
+        rename = {f"f{i}": f.name for i, f in enumerate(self.features)} | {_ID: id_field}
+        struct = msgspec.defstruct("Event", fields, rename=rename, gc=False)
+        self._decode = msgspec.json.Decoder(struct).decode
+        self._columns = [attrgetter(f"f{i}") for i in range(len(self.features))]
+        self._id = attrgetter(_ID)
+
+    @staticmethod
+    def serves(features: Sequence[FeatureSpec], id_field: str) -> bool:
+        """Whether the fast path applies: every feature canonical, the id field no feature."""
+        return all(f.canonical for f in features) and id_field not in {f.name for f in features}
+
+    def read(self, events: Sequence[InputEvent], decide: Decide) -> ColumnBatch | None:
+        """The batch's checked frame and ids, or None: score it with the general path.
+
+        ``decide(i)`` is consulted only for the events the struct decoder refuses."""
+        values = list(map(_VALUE, events))
+        if None in values or max(map(len, cast(list[bytes], values)), default=0) > self.limit:
+            return self._each(values, decide)
+        try:
+            structs = list(map(self._decode, cast(list[bytes], values)))
+        except msgspec.DecodeError:  # ValidationError is one too
+            return self._each(values, decide)
+        return self._checked(structs, list(range(len(structs))), [])
+
+    def _each(self, values: list[bytes | None], decide: Decide) -> ColumnBatch | None:
+        """Some value is refused: each one on its own, the refused ones judged by ``decide``."""
+        decode, limit = self._decode, self.limit
+        structs: list[Any] = []
+        accepted: list[int] = []
+        rejected: list[tuple[int, Rejection]] = []
+        for index, value in enumerate(values):
+            if value is not None and len(value) <= limit:
+                try:
+                    structs.append(decode(value))
+                except msgspec.DecodeError:
+                    pass
+                else:
+                    accepted.append(index)
+                    continue
+            rejection = decide(index)
+            if rejection is None:  # the general path scores what the struct refused
+                return None
+            rejected.append((index, rejection))
+        return self._checked(structs, accepted, rejected)
+
+    def _checked(
+        self, structs: list[Any], accepted: list[int], rejected: list[tuple[int, Rejection]]
+    ) -> ColumnBatch | None:
+        columns: list[Any] = []
+        unknown: dict[str, int] = {}
+        for feature, column in zip(self.features, self._columns, strict=True):
+            values = list(map(column, structs))
+            if feature.kind == "numeric":
+                numbers = np.array(values, dtype=np.float64)  # None -> NaN
+                finite = np.isfinite(numbers)
+                if not finite.all() and any(values[i] is not None for i in np.flatnonzero(~finite)):
+                    return None  # not reachable through msgspec; the general path judges it
+                columns.append(numbers)
+            else:
+                columns.append(category_column(values))
+                if count := unknown_count(feature, values):
+                    unknown[feature.name] = count
+        ids: list[Any] = list(map(self._id, structs))
+        if msgspec.UNSET in ids:
+            ids = [None if i is msgspec.UNSET else i for i in ids]
+        checked = CheckedBatch(accepted, rejected, frame_of(self.features, columns), unknown)
+        return ColumnBatch(checked, ids)
