@@ -27,8 +27,6 @@ import orjson
 
 from model_bundles.predict import Outputs
 
-_BULK_TYPES = frozenset({int, float, bool, type(None)})
-"""Types whose orjson text holds no comma, so a JSON array of them splits on b","."""
 _SOURCE_NUMBERS = (attrgetter("partition"), attrgetter("offset"), attrgetter("timestamp_ms"))
 _TOPIC = attrgetter("topic")
 
@@ -171,13 +169,15 @@ _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 def _json_each(values: list[Any]) -> list[bytes]:
-    """``[orjson.dumps(v) for v in values]``, in one orjson call where that is safe."""
+    """``[orjson.dumps(v) for v in values]``, in one orjson call where that is exact: the
+    array's text split on its commas gives one piece per value unless some value's text
+    holds a comma (a string, a list...), and then there are more pieces than values."""
     if not values:
         return []
-    types = set(map(type, values))
-    if types <= _BULK_TYPES:
-        return orjson.dumps(values)[1:-1].split(b",")
-    if len(types) == 1:  # e.g. string labels: encode each distinct value once
+    pieces = orjson.dumps(values)[1:-1].split(b",")
+    if len(pieces) == len(values):
+        return pieces
+    if set(map(type, values)) <= _STR:  # e.g. labels with commas: each distinct one once
         memo = {v: orjson.dumps(v) for v in set(values)}
         return list(map(memo.__getitem__, values))
     return [orjson.dumps(v) for v in values]
