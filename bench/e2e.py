@@ -1,8 +1,9 @@
 """End to end through a real broker: the worker (``scoring-worker run``) or the passthrough.
 
 One run: fresh 4-partition input and output topics, the events loaded before the
-consumer starts, the process started with ``--max-events N``, and the time from its
-partition assignment (its first poll follows at once) to the commit of its last output.
+consumer starts, the process started with ``--max-events N``, and the time from its first
+fetch (the passthrough's partition assignment; the worker's ``start_offsets`` line, once
+it knows where its partitions start) to the commit of its last output.
 The end is seen from outside: the summed end offsets of the output topic, sampled every
 ~20 ms (the last stable offset for exactly-once, which moves only when a transaction
 commits), reach their final value. The output is then read back: exactly N records.
@@ -38,6 +39,8 @@ class RunResult:
     the broker, it says how busy the loop was whatever the neighbours did."""
     load: float = float("nan")
     """The machine's 1-minute load average at the end of the run (other users' work)."""
+    start_wait_s: float = 0.0
+    """From the first assignment to the first fetch (the worker's committed-offset fetch)."""
 
     @property
     def cpu_us_per_event(self) -> float:
@@ -106,14 +109,29 @@ def _passthrough_args(setup: Setup, source: str, sink: str, mode: Mode) -> list[
     ]  # fmt: skip
 
 
-def assigned_at(child: Child, kind: Kind) -> float:
-    """Wall time of the child's first partition assignment."""
+def fetching_from(child: Child, kind: Kind) -> tuple[float, float]:
+    """Wall time from which the child may fetch, and how long it waited for it after its
+    first partition assignment. The passthrough fetches at once (librdkafka starts its
+    partitions); the worker first asks the group's committed offsets itself
+    (``worker.live.positions``: its ``start_offsets`` line), a wait of its own that
+    depends on the broker, not on the events: reported apart, not in the throughput."""
     lines = child.json_lines("stderr" if kind == "worker" else "stdout")
+    assigned: float | None = None
     for line in lines:
-        if line.get("event") == "assigned":
-            ts = line["ts"]
-            return float(ts) if isinstance(ts, int | float) else _epoch(str(ts))
-    raise BenchError(f"{kind} never logged its assignment: {child.stderr()[-2000:]}")
+        event = line.get("event")
+        if event == "assigned" and assigned is None:
+            assigned = _when(line)
+            if kind == "passthrough":
+                return assigned, 0.0
+        elif event == "start_offsets" and assigned is not None:
+            started = _when(line)
+            return started, started - assigned
+    raise BenchError(f"{kind} never logged where it starts: {child.stderr()[-2000:]}")
+
+
+def _when(line: dict[str, object]) -> float:
+    ts = line["ts"]
+    return float(ts) if isinstance(ts, int | float) else _epoch(str(ts))
 
 
 def _epoch(iso: str) -> float:
@@ -165,10 +183,12 @@ def run_once(
         produced = kafka.count(sink)
         if produced != count:
             raise BenchError(f"{kind} {mode}: {produced} records out for {count} events in")
-        start = assigned_at(child, kind)
+        start, start_wait = fetching_from(child, kind)
         cpu, main_cpu = child.cpu_between(start, end)
         load = os.getloadavg()[0]
-        return RunResult(count, end - start, child.peak_rss_kib / 1024, cpu, main_cpu, load)
+        return RunResult(
+            count, end - start, child.peak_rss_kib / 1024, cpu, main_cpu, load, start_wait
+        )
     finally:
         kafka.cleanup()
 

@@ -189,7 +189,7 @@ def run_e2e(
         report.add(
             f"{label}: {plan.events:,} events, 4 partitions",
             Figure.of([r.events_per_s for r in runs], "events/s"),
-            f"first poll -> last commit{plan.pinned_note}; {loads}",
+            f"first fetch -> last commit{plan.pinned_note}; {loads}",
         )
         report.add(
             f"{label}: process CPU per event",
@@ -207,6 +207,11 @@ def run_e2e(
                 f"worker main-thread CPU per event, {mode}, {name}",
                 Figure.of([r.main_cpu_s / r.events * 1e6 for r in runs], "µs/event"),
                 "the Python loop; its busy share = this x events/s",
+            )
+            report.add(
+                f"worker start, assignment -> first fetch, {mode}, {name}",
+                Figure.of([r.start_wait_s for r in runs], "s"),
+                "its own fetch of the group's committed offsets; not in the events/s",
             )
     return results
 
