@@ -1,7 +1,9 @@
 """Event latency at a fixed offered rate: the worker running, ``bench.pace`` producing.
 
 The worker is started first (exactly-once, metrics on) and the producer only once the
-worker has its partitions. A read_committed reader here consumes the output as it is
+worker fetches its partitions: the passthrough's ``assigned`` line, the worker's
+``start_offsets`` line (after its own fetch of the committed offsets, a start-up wait of
+0.2 s to 20 s here that ``bench.e2e`` reports apart). A read_committed reader here consumes the output as it is
 committed. Per event, two latencies (ms), both against the input's CreateTime:
 
 - ``visible``: when the reader got the record: what a downstream consumer sees, commit
@@ -75,7 +77,10 @@ def measure(run: LatencyRun) -> LatencyResult:
     kafka.topic_named(f"{sink}-dlq", 1)
     try:
         with running(Child(run.args(source, sink, count), run.workdir)) as worker:
-            _wait_assigned(worker, "stderr" if run.kind == "worker" else "stdout")
+            if run.kind == "worker":  # the worker fetches once it knows its start offsets
+                _wait_for(worker, "stderr", "start_offsets")
+            else:
+                _wait_for(worker, "stdout", "assigned")
             pace = [
                 PYTHON, "-m", "bench.pace", "--bootstrap", kafka.bootstrap, "--topic", source,
                 "--rate", str(run.rate), "--count", str(count),
@@ -95,11 +100,13 @@ def measure(run: LatencyRun) -> LatencyResult:
         kafka.cleanup()
 
 
-def _wait_assigned(worker: Child, stream: str, deadline_s: float = 120) -> None:
+def _wait_for(worker: Child, stream: str, event: str, deadline_s: float = 120) -> None:
+    """Until ``worker`` logs ``event`` on ``stream``: the moment it fetches its partitions
+    (the worker's own wait for its committed offsets is reported by ``bench.e2e``)."""
     deadline = time.monotonic() + deadline_s
-    while not any(line.get("event") == "assigned" for line in worker.json_lines(stream)):
+    while not any(line.get("event") == event for line in worker.json_lines(stream)):
         if worker.poll() is not None or time.monotonic() > deadline:
-            raise BenchError(f"worker not assigned: {worker.stderr()[-2000:]}")
+            raise BenchError(f"no {event} line: {worker.stderr()[-2000:]}")
         time.sleep(0.05)
 
 
