@@ -3,8 +3,9 @@
 The worker is started first (exactly-once, metrics on) and the producer only once the
 worker fetches its partitions: the passthrough's ``assigned`` line, the worker's
 ``start_offsets`` line (after its own fetch of the committed offsets, a start-up wait of
-0.2 s to 20 s here that ``bench.e2e`` reports apart). A read_committed reader here consumes the output as it is
-committed. Per event, two latencies (ms), both against the input's CreateTime:
+0.2 s to 22 s here that ``bench.e2e`` reports apart). A read_committed reader here
+consumes the output as it is committed. Per event, two latencies (ms), both against the
+input's CreateTime:
 
 - ``visible``: when the reader got the record: what a downstream consumer sees, commit
   and fetch included (the reader fetches with ``fetch.wait.max.ms`` = 5);
