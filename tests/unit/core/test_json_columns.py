@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -193,3 +193,37 @@ def test_numbers_read_as_orjson_then_float64_reads_them(x: float, spelling: int)
     want = np.array([orjson.loads(value)["x"]], dtype=np.float64)
     assert held is not None
     assert held.checked.frame["x"].to_numpy().tobytes() == want.tobytes()
+
+
+class _Raising:
+    """The penguins bundle, its model raising on any frame holding a bill longer than
+    50 mm (``model_error`` for those events alone, after isolation)."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self._bundle = bundle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bundle, name)
+
+    def predict_model_frame(self, frame: Any) -> Outputs:
+        if (frame["bill_length_mm"] > 50).any():
+            raise ValueError("bill too long for this model")
+        return self._bundle.predict_model_frame(frame)
+
+
+def test_a_model_error_in_a_fast_path_batch_is_isolated_as_on_the_general_path(
+    penguins_bundle: Bundle,
+) -> None:
+    raising = cast(Bundle, _Raising(penguins_bundle))
+    values = [_event(i, bill_length_mm=40.0 + 3 * i) for i in range(8)]  # 52, 55, 58, 61 raise
+    values.insert(3, b"not json")
+    events = [InputEvent(v, offset=i) for i, v in enumerate(values)]
+    fast, general = BatchScorer(raising), BatchScorer(raising)
+    general._columns = None
+    assert fast._columns is not None
+    assert fast._columns.read(events, fast._verdict_at(events)) is not None  # the fast path
+    got, want = fast.score(events), general.score(events)
+    _same(got, want)
+    reasons = [r.rejection.reason for r in got.rejected]
+    assert reasons == ["invalid_json", "model_error", "model_error", "model_error", "model_error"]
+    assert fast.isolating_calls == general.isolating_calls > 0
