@@ -112,7 +112,7 @@ def machine() -> list[str]:
     return out
 
 
-_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "orjson", "confluent-kafka")
+_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "orjson", "msgspec", "confluent-kafka")
 
 
 def _version(package: str) -> str:

@@ -10,9 +10,9 @@ in place of ``"scores"`` (``scores_key``). Building that dict per event cost
 more than scoring the batch, so ``RecordEncoder`` fills a bytes template
 instead: constant parts (keys, the model) are encoded once, and the variable
 values are encoded with orjson in bulk (one call for all the scores of the
-batch, one for all the source numbers), then split; only numbers, nulls and
-booleans are split that way, as their JSON text never holds a comma. A test
-checks it against ``encode_one`` on random batches.
+batch, one per column of source numbers), then split on commas, kept only when
+that gives one piece per value (a value whose text holds a comma gives more). A
+test checks it against ``encode_one`` on random batches.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class RecordEncoder:
             return self._encode_each(event_ids, sources, outputs)
         columns: list[Sequence[bytes]] = [ids, _json_array(outputs.predictions)]
         if scores is not None:
-            flat = _json_array(scores)
+            flat = _json_array(np.ascontiguousarray(scores).ravel())
             width = len(self.labels)
             columns.extend(flat[j::width] for j in range(width))
         if self.include_source:
@@ -155,14 +155,14 @@ class RecordEncoder:
 
 
 def _json_array(values: npt.NDArray[Any]) -> list[bytes]:
-    """``_json_each`` of an array's values in row-major order. A float64 array goes to
-    orjson as it is: orjson writes a numpy float64 as it writes the same Python float
-    (checked on two million random bit patterns, NaN and infinities included), without
-    a Python float object per value."""
-    if values.dtype == np.float64 and values.size:
-        dumped = orjson.dumps(np.ascontiguousarray(values).ravel(), option=_NUMPY)
+    """``_json_each(values.tolist())``: one text per row (a row of a 2-D array is a JSON
+    array). A 1-D float64 array goes to orjson as it is: orjson writes a numpy float64 as
+    it writes the same Python float (checked on two million random bit patterns, NaN and
+    infinities included), without a Python float object per value."""
+    if values.ndim == 1 and values.dtype == np.float64 and values.size:
+        dumped = orjson.dumps(np.ascontiguousarray(values), option=_NUMPY)
         return dumped[1:-1].split(b",")
-    return _json_each(values.ravel().tolist())
+    return _json_each(values.tolist())
 
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY

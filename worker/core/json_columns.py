@@ -8,8 +8,9 @@ numbers, text categories), ``JsonColumns`` instead decodes each value with msgsp
 struct type compiled from the features: msgspec checks the types while it reads (a
 number for a numeric feature, text for a categorical one, null only where the pipeline
 imputes it, every feature present) and creates one slotted object per event, with no
-dict. The columns are then read off the structs. It costs about half of the general
-path's decode and check (measured by ``make bench``, "decode + validate + frame").
+dict. The columns are then read off the structs. On the demo events it reads a batch of
+5,000 in about 60 % of the general path's decode and check (docs/benchmarks.md, issue 33
+round 3).
 
 Exactness: the fast path holds a batch only when every event it accepts is one
 ``check_event`` accepts, with the same values, and every event it refuses is one the
@@ -20,9 +21,11 @@ detail or value changes.
   float64 (an integer as ``float(int)``), as orjson followed by ``np.array(float64)``
   does; a number beyond float64 is an error to msgspec (``non_finite`` to
   ``check_event``); every column is still checked finite. Text is read as orjson reads
-  it; a duplicate key keeps its last value in both.
-- Refused: each event the struct decoder refuses (not JSON, not an object, a feature
-  absent, null where not imputed, another type, an id that is not text...) is judged by
+  it; a duplicate key keeps its last value in both. A value that is not UTF-8 anywhere
+  (even in a key or field the struct ignores, which msgspec skips unchecked) is refused.
+- Refused: each event the struct decoder refuses (not JSON, not UTF-8, not an object, a
+  feature absent, null where not imputed, another type, an id that is not text, nesting
+  beyond the recursion limit...) is judged by
   the general path's ``decide`` on its own; when that accepts it (an integer id, a
   category given as an integer...), the whole batch goes to the general path.
 
@@ -45,7 +48,29 @@ from schemas.manifest import FeatureSpec
 from schemas.rejection import Rejection
 from worker.core.events import InputEvent
 
+MAX_REFUSED = 8
+"""Refused events a batch may hold and still take the fast path (each is judged alone)."""
+_REFUSED = (ValueError, RecursionError)
+"""What the struct decoder raises on a value it refuses: msgspec's DecodeError (and its
+ValidationError) are ValueErrors; text that is not UTF-8 in a field it reads is a
+UnicodeDecodeError; nesting deeper than the interpreter's recursion limit (an ignored key
+holding 1,000 nested arrays, which orjson reads) is a RecursionError."""
 _VALUE = attrgetter("value")
+
+
+def _utf8(value: bytes) -> bool:
+    """Whether ``value`` is UTF-8. msgspec skips the keys and values of fields it does not
+    read without checking their bytes, where orjson (and the general path's fallback to
+    the standard library) refuse the whole value: ``invalid_json``."""
+    if value.isascii():
+        return True
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 _ID = "event_id_"
 """The struct's attribute for the id field (features are ``f0``, ``f1``...)."""
 
@@ -88,13 +113,19 @@ class JsonColumns:
     def read(self, events: Sequence[InputEvent], decide: Decide) -> ColumnBatch | None:
         """The batch's checked frame and ids, or None: score it with the general path.
 
-        ``decide(i)`` is consulted only for the events the struct decoder refuses."""
+        ``decide(i)`` is consulted only for the events the struct decoder refuses, at most
+        ``MAX_REFUSED`` of them: a batch with more goes to the general path whole, which
+        judges many bad events at once more cheaply than one by one."""
         values = list(map(_VALUE, events))
-        if None in values or max(map(len, cast(list[bytes], values)), default=0) > self.limit:
+        if (
+            None in values
+            or max(map(len, cast(list[bytes], values)), default=0) > self.limit
+            or not all(map(_utf8, cast(list[bytes], values)))
+        ):
             return self._each(values, decide)
         try:
             structs = list(map(self._decode, cast(list[bytes], values)))
-        except msgspec.DecodeError:  # ValidationError is one too
+        except _REFUSED:
             return self._each(values, decide)
         return self._checked(structs, list(range(len(structs))), [])
 
@@ -105,14 +136,16 @@ class JsonColumns:
         accepted: list[int] = []
         rejected: list[tuple[int, Rejection]] = []
         for index, value in enumerate(values):
-            if value is not None and len(value) <= limit:
+            if value is not None and len(value) <= limit and _utf8(value):
                 try:
                     structs.append(decode(value))
-                except msgspec.DecodeError:
+                except _REFUSED:
                     pass
                 else:
                     accepted.append(index)
                     continue
+            if len(rejected) == MAX_REFUSED:
+                return None
             rejection = decide(index)
             if rejection is None:  # the general path scores what the struct refused
                 return None
@@ -136,8 +169,9 @@ class JsonColumns:
                 columns.append(category_column(values))
                 if count := unknown_count(feature, values):
                     unknown[feature.name] = count
-        ids: list[Any] = list(map(self._id, structs))
-        if msgspec.UNSET in ids:
-            ids = [None if i is msgspec.UNSET else i for i in ids]
+        found: list[str | msgspec.UnsetType] = list(map(self._id, structs))
+        ids: list[Any] = found
+        if msgspec.UNSET in found:  # no id field: ``BatchScorer`` takes the key or the bytes
+            ids = [None if i is msgspec.UNSET else i for i in found]
         checked = CheckedBatch(accepted, rejected, frame_of(self.features, columns), unknown)
         return ColumnBatch(checked, ids)

@@ -8,7 +8,7 @@ they cannot disagree about an event.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol, cast
@@ -26,7 +26,7 @@ from worker.core.encoding import RecordEncoder
 from worker.core.events import InputEvent
 from worker.core.formats import HEADER_BYTES, WireDecoder
 from worker.core.ids import event_id, fallback_id
-from worker.core.json_columns import JsonColumns
+from worker.core.json_columns import Decide, JsonColumns
 from worker.core.model_errors import ModelCircuit, isolate, model_error
 from worker.core.sizes import DEFAULT_MAX_EVENT_BYTES as DEFAULT_MAX_EVENT_BYTES
 
@@ -158,7 +158,7 @@ class BatchScorer:
             rejected.sort(key=attrgetter("index"))
         return decoded, positions, rejected, checked
 
-    def _verdict_at(self, events: Sequence[InputEvent]) -> Callable[[int], Rejection | None]:
+    def _verdict_at(self, events: Sequence[InputEvent]) -> Decide:
         """The general path's verdict on the event at a position of ``events``, alone: its
         rejection, or None when it scores."""
 

@@ -259,3 +259,15 @@ def test_a_batch_decoded_at_once_gives_each_events_own_verdict(penguins_bundle: 
             assert [(rejection.reason, rejection.detail)] == alone(bad)[1]
             assert batch.indices == [i for i in range(len(values)) if i != at]
             assert batch.records == whole.records
+
+
+def test_record_encoder_gives_encode_ones_bytes_for_multi_output_predictions() -> None:
+    """A multi-output regressor predicts one row of numbers per event: each record holds
+    its row as a JSON array, as ``encode_one`` writes it."""
+    predictions = np.array([[1.5, -0.0], [2.0, 1e300], [float("nan"), 3.25]])
+    sources = [InputEvent(b"{}", topic="events", offset=i) for i in range(3)]
+    encoder = RecordEncoder(MODEL, [], include_source=True)
+    got = encoder.encode(["a", "b", "c"], sources, Outputs(predictions, None))
+    rows = predictions.tolist()
+    want = [encode_one(i, rows[n], None, MODEL, sources[n]) for n, i in enumerate("abc")]
+    assert got == want

@@ -22,10 +22,13 @@ from hypothesis import strategies as st
 from model_bundles.bundle import Bundle
 from model_bundles.predict import Outputs
 from schemas.manifest import FeatureSpec
+from schemas.rejection import Rejection
 from worker.core.events import InputEvent
-from worker.core.json_columns import JsonColumns
+from worker.core.json_columns import MAX_REFUSED, JsonColumns
 from worker.core.scoring import BatchScorer, ScoredBatch
 
+LIMIT = 8000
+"""--max-event-bytes of the scorers compared: above the deepest nesting tried but one."""
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 
 
@@ -34,6 +37,17 @@ _ODD_NUMBERS = [
     b"2.2250738585072011e-308", b"4.9e-324", b"9007199254740993", b"18446744073709551617",
     b"NaN", b"Infinity", b"true", b"null", b'"5"', b"[1]", b"01", b"1.", b".5",
 ]  # fmt: skip
+
+
+_IGNORED_FIELDS = [
+    (b"note", b'"\xff"'),  # not UTF-8: invalid_json on the general path
+    (b"\xfe", b"1"),  # a key that is not UTF-8
+    (b"note", b'"caf\xc3\xa9"'),  # UTF-8, not ASCII
+    (b"nested", b"[" * 1000 + b"]" * 1000),  # orjson reads it, msgspec's recursion does not
+    (b"nested", b"[" * 3000 + b"]" * 3000),  # beyond both
+    (b"note", b'"\\ud800"'),  # a lone surrogate escape
+    (b"pad", b'"' + b"x" * LIMIT + b'"'),  # too_large
+]
 
 
 def _number_texts() -> st.SearchStrategy[bytes]:
@@ -83,12 +97,14 @@ def event_values(draw: st.DrawFn) -> bytes | None:
         fields.append((b"event_id", id_text))
     if draw(st.integers(0, 9)) == 0:  # a key again: the last one counts
         fields.append(draw(st.sampled_from(fields)) if fields else (b"x", b"1"))
+    if draw(st.integers(0, 9)) == 0:  # a field no feature reads, msgspec skips it
+        fields.append(draw(st.sampled_from(_IGNORED_FIELDS)))
     fields = draw(st.permutations(fields))
     return b"{" + b",".join(b'"' + k + b'":' + v for k, v in fields) + b"}"
 
 
 def _general(bundle: Bundle) -> BatchScorer:
-    scorer = BatchScorer(bundle, max_event_bytes=300)
+    scorer = BatchScorer(bundle, max_event_bytes=LIMIT)
     scorer._columns = None
     return scorer
 
@@ -125,7 +141,7 @@ def test_the_fast_path_scores_every_batch_as_the_general_path(
     penguins_bundle: Bundle, values: list[bytes | None], key: bytes | None
 ) -> None:
     events = [InputEvent(v, key, "events", 0, i, 1_000 + i) for i, v in enumerate(values)]
-    fast = BatchScorer(penguins_bundle, max_event_bytes=300)
+    fast = BatchScorer(penguins_bundle, max_event_bytes=LIMIT)
     assert fast._columns is not None
     _same(fast.score(events), _general(penguins_bundle).score(events))
 
@@ -136,6 +152,28 @@ def _event(i: int, **extra: Any) -> bytes:
         "flipper_length_mm": 181, "body_mass_g": 3750, "island": "Dream", "sex": None,
     }  # fmt: skip
     return json.dumps(event | extra).encode()  # orjson refuses integers beyond 64 bits
+
+
+def test_a_batch_of_many_bad_events_goes_to_the_general_path_whole(
+    penguins_bundle: Bundle,
+) -> None:
+    """Each event the struct decoder refuses is judged alone; past ``MAX_REFUSED`` of them
+    the general path takes the batch, which judges them together."""
+    values = [_event(i) for i in range(5)] + [b"[%d]" % i for i in range(MAX_REFUSED + 1)]
+    events = [InputEvent(v, offset=i) for i, v in enumerate(values)]
+    scorer = BatchScorer(penguins_bundle)
+    assert scorer._columns is not None
+    judged: list[int] = []
+
+    def verdict(index: int) -> Rejection | None:
+        judged.append(index)
+        return scorer._verdict_at(events)(index)
+
+    assert scorer._columns.read(events, verdict) is None
+    assert len(judged) == MAX_REFUSED
+    held = scorer._columns.read(events[: 5 + MAX_REFUSED], verdict)
+    assert held is not None and len(held.checked.rejected) == MAX_REFUSED
+    _same(scorer.score(events), _general(penguins_bundle).score(events))
 
 
 def test_a_clean_batch_and_a_batch_with_rejects_take_the_fast_path(
