@@ -120,7 +120,10 @@ class JsonColumns:
         if (
             None in values
             or max(map(len, cast(list[bytes], values)), default=0) > self.limit
-            or not all(map(_utf8, cast(list[bytes], values)))
+            or not (
+                all(map(bytes.isascii, cast(list[bytes], values)))  # in C: the common batch
+                or all(map(_utf8, cast(list[bytes], values)))
+            )
         ):
             return self._each(values, decide)
         try:
