@@ -109,24 +109,25 @@ def _passthrough_args(setup: Setup, source: str, sink: str, mode: Mode) -> list[
     ]  # fmt: skip
 
 
+FIRST_FETCH: dict[Kind, tuple[str, str]] = {
+    "passthrough": ("stdout", "assigned"),  # librdkafka starts its partitions at once
+    "worker": ("stderr", "start_offsets"),  # after its own fetch of the committed offsets
+}
+"""The stream and log line marking when each kind of child may first fetch."""
+
+
 def fetching_from(child: Child, kind: Kind) -> tuple[float, float]:
-    """Wall time from which the child may fetch, and how long it waited for it after its
-    first partition assignment. The passthrough fetches at once (librdkafka starts its
-    partitions); the worker first asks the group's committed offsets itself
-    (``worker.live.positions``: its ``start_offsets`` line), a wait of its own that
-    depends on the broker, not on the events: reported apart, not in the throughput."""
-    lines = child.json_lines("stderr" if kind == "worker" else "stdout")
-    assigned: float | None = None
-    for line in lines:
-        event = line.get("event")
-        if event == "assigned" and assigned is None:
-            assigned = _when(line)
-            if kind == "passthrough":
-                return assigned, 0.0
-        elif event == "start_offsets" and assigned is not None:
-            started = _when(line)
-            return started, started - assigned
-    raise BenchError(f"{kind} never logged where it starts: {child.stderr()[-2000:]}")
+    """Wall time from which the child may fetch (``FIRST_FETCH``), and how long it waited
+    for it after its first partition assignment. The worker first asks the group's
+    committed offsets itself (``worker.live.positions``), a wait of its own that depends
+    on the broker, not on the events: reported apart, not in the throughput."""
+    stream, event = FIRST_FETCH[kind]
+    lines = child.json_lines(stream)
+    assigned = next((_when(line) for line in lines if line.get("event") == "assigned"), None)
+    fetching = next((_when(line) for line in lines if line.get("event") == event), None)
+    if assigned is None or fetching is None:
+        raise BenchError(f"{kind} never logged where it starts: {child.stderr()[-2000:]}")
+    return fetching, fetching - assigned
 
 
 def _when(line: dict[str, object]) -> float:

@@ -27,7 +27,7 @@ from confluent_kafka import TopicPartition
 
 from bench.child import Child, running
 from bench.common import PYTHON, BenchError, Kafka, unique
-from bench.e2e import Kind, property_args, worker_args, worker_defaults
+from bench.e2e import FIRST_FETCH, Kind, property_args, worker_args, worker_defaults
 
 WARM_UP_S = 1.0
 Samples = np.ndarray[tuple[int, int], np.dtype[np.float64]]
@@ -78,10 +78,7 @@ def measure(run: LatencyRun) -> LatencyResult:
     kafka.topic_named(f"{sink}-dlq", 1)
     try:
         with running(Child(run.args(source, sink, count), run.workdir)) as worker:
-            if run.kind == "worker":  # the worker fetches once it knows its start offsets
-                _wait_for(worker, "stderr", "start_offsets")
-            else:
-                _wait_for(worker, "stdout", "assigned")
+            _wait_for(worker, *FIRST_FETCH[run.kind])
             pace = [
                 PYTHON, "-m", "bench.pace", "--bootstrap", kafka.bootstrap, "--topic", source,
                 "--rate", str(run.rate), "--count", str(count),
