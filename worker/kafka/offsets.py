@@ -1,5 +1,5 @@
 """Where partitions start, decided by the worker: explicit start offsets, and the group's
-committed offsets fetched with stable-offset semantics through the admin API.
+committed offsets fetched with stable-offset semantics (``worker.kafka.committed``).
 
 Why the worker does not let librdkafka start its partitions (librdkafka 2.16, read in
 ``rdkafka_assignment.c``): on assignment a read_committed consumer asks for the group's
@@ -12,10 +12,10 @@ partition from offset 0 (duplicates); with ``error`` it stops for good.
 
 So the consumer here claims each assigned partition without starting it
 (``incremental_assign([])``), the worker fetches the committed offsets itself
-(``ExplicitStartConsumer.ask_committed``: the consumer's own stable-offset fetch, one
-partition per request in helper threads; not the admin API, see
-``worker.kafka.offsets_admin``) and
-starts each partition at an explicit offset (``ExplicitStartConsumer.start_at``).
+(``ExplicitStartConsumer.ask_committed``: a consumer's stable-offset fetch, one
+partition per request, on reader consumers in helper threads, ``worker.kafka.committed``;
+not the admin API, see ``worker.kafka.offsets_admin``) and starts each partition at an
+explicit offset (``ExplicitStartConsumer.start_at``).
 ``auto.offset.reset`` is ``error``: a committed offset outside the log (retention)
 surfaces as an ``_AUTO_OFFSET_RESET`` error for that partition instead of a silent jump.
 """
@@ -24,26 +24,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_INVALID,
-    KafkaError,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from worker.kafka.clients import GroupConsumer
+from worker.kafka.committed import CommittedReader
 from worker.kafka.errors import call as _call
-from worker.kafka.errors import from_exception
-from worker.kafka.types import (
-    CommittedOffsets,
-    ErrorHandler,
-    Partition,
-    RebalanceListener,
-)
+from worker.kafka.types import ErrorHandler, Partition, RebalanceListener
 
 
 def _parts(tps: Sequence[TopicPartition]) -> list[Partition]:
@@ -65,7 +54,7 @@ class ExplicitStartConsumer(GroupConsumer):
     ) -> None:
         super().__init__(config, on_error, logger)
         self._started: set[Partition] = set()
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="committed")
+        self._reader = CommittedReader(config, logger)
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         def assigned(consumer: Any, tps: list[TopicPartition]) -> None:
@@ -87,37 +76,18 @@ class ExplicitStartConsumer(GroupConsumer):
         )
 
     def ask_committed(self, partitions: Sequence[Partition], timeout_s: float) -> Future[Any]:
-        """Ask for the group's committed offsets of ``partitions``, one request each in
-        helper threads (the loop goes on meanwhile); the future's result is a
-        ``CommittedOffsets``. A read_committed consumer asks with ``require_stable`` and
-        librdkafka retries while the broker answers UNSTABLE_OFFSET_COMMIT, so a
-        partition whose offsets a transaction holds comes back as a timeout: it is
-        reported ``unstable`` (one request per partition keeps the others apart)."""
-        out: Future[Any] = Future()
-        asked = list(partitions)
-        futures = [self._pool.submit(self._committed_one, p, timeout_s) for p in asked]
-
-        def combine(_done: Future[Any]) -> None:
-            if all(f.done() for f in futures):
-                settle(out, combine_outcomes(asked, [f.result() for f in futures]))
-
-        for future in futures:
-            future.add_done_callback(combine)
-        return out
-
-    def _committed_one(self, p: Partition, timeout_s: float) -> tuple[str, Any]:
-        try:
-            (tp,) = self._consumer.committed([TopicPartition(*p)], timeout_s)
-        except KafkaException as exc:
-            problem = from_exception(exc)
-            return ("unstable" if "TIMED_OUT" in problem.code else "failed", str(problem))
-        except Exception as exc:  # e.g. the consumer closed meanwhile
-            return ("failed", f"{type(exc).__name__}: {exc}")
-        return outcome(tp)
+        """Ask for the group's committed offsets of ``partitions``, one request each, on
+        reader consumers in helper threads (``worker.kafka.committed``: the loop goes on
+        meanwhile); the future's result is a ``CommittedOffsets``. A read_committed
+        consumer asks with ``require_stable`` and librdkafka retries while the broker
+        answers UNSTABLE_OFFSET_COMMIT, so a partition whose offsets a transaction holds
+        comes back as a timeout: it is reported ``unstable`` (one request per partition
+        keeps the others apart)."""
+        return self._reader.ask(partitions, timeout_s)
 
     def close(self) -> None:
         """Wait for committed-offset requests in flight, then leave the group."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._reader.close()
         super().close()
 
     def start_at(self, offsets: Mapping[Partition, int | None]) -> None:
@@ -156,42 +126,3 @@ class ExplicitStartConsumer(GroupConsumer):
             self._seek(tp)
         if tps:
             _call(lambda: self._consumer.resume(tps))
-
-
-def settle(out: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
-    """Complete ``out`` unless it already is (an answer after giving up is dropped)."""
-    try:
-        if error is not None:
-            out.set_exception(error)
-        else:
-            out.set_result(result)
-    except InvalidStateError:
-        pass
-
-
-def outcome(tp: TopicPartition) -> tuple[str, Any]:
-    """One partition of an OffsetFetch answer: (offset|missing|unstable|failed, value)."""
-    error = tp.error
-    if error is not None and error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT:
-        return ("unstable", None)
-    if error is not None:
-        return ("failed", f"{error.name()}: {error.str()}")
-    if tp.offset == OFFSET_INVALID or tp.offset < 0:
-        return ("missing", None)
-    return ("offset", tp.offset)
-
-
-def combine_outcomes(
-    asked: Sequence[Partition], outcomes: Sequence[tuple[str, Any]]
-) -> CommittedOffsets:
-    answer = CommittedOffsets()
-    for p, (kind, value) in zip(asked, outcomes, strict=True):
-        if kind == "offset":
-            answer.offsets[p] = value
-        elif kind == "missing":
-            answer.missing.append(p)
-        elif kind == "unstable":
-            answer.unstable.append(p)
-        else:
-            answer.failed[p] = value
-    return answer
