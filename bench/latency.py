@@ -18,16 +18,22 @@ The first second of offered load is left out (start-up: first fetches, first mod
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from confluent_kafka import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.child import Child, running
 from bench.common import PYTHON, BenchError, Kafka, unique
 from bench.e2e import FIRST_FETCH, Kind, property_args, worker_args, worker_defaults
+from bench.passthrough import SLOW_DELIVERY_S
 
 WARM_UP_S = 1.0
 Samples = np.ndarray[tuple[int, int], np.dtype[np.float64]]
@@ -42,6 +48,9 @@ class LatencyResult:
     offered_per_s: float
     events: int
     max_rss_mib: float
+    slow_delivery_pct: float
+    """Share of the batch deliveries (transactions) that took over 50 ms: the worker's
+    ``scoring_delivery_duration_seconds``, the passthrough's own count."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class LatencyRun:
     """or the passthrough, under the same load and settings: the floor."""
     kafka_properties: tuple[str, ...] = ()
 
-    def args(self, source: str, sink: str, count: int) -> list[str]:
+    def args(self, source: str, sink: str, count: int, metrics_port: int = 0) -> list[str]:
         default_events, default_age = worker_defaults()
         age = str(self.batch_age_ms or default_age)
         if self.kind == "passthrough":
@@ -69,6 +78,7 @@ class LatencyRun:
                 *property_args(self.kafka_properties),
             ]  # fmt: skip
         args = worker_args(self.bundle, self.kafka.bootstrap, source, sink, "exactly-once", count)
+        args += ["--metrics-port", str(metrics_port)]  # the last one given counts
         return [*args, "--max-batch-age-ms", age, *property_args(self.kafka_properties)]
 
 
@@ -76,8 +86,9 @@ def measure(run: LatencyRun) -> LatencyResult:
     kafka, count = run.kafka, int(run.rate * run.seconds)
     source, sink = kafka.topic("lat-in"), kafka.topic("lat-out")
     kafka.topic_named(f"{sink}-dlq", 1)
+    port = _free_port()
     try:
-        with running(Child(run.args(source, sink, count), run.workdir)) as worker:
+        with running(Child(run.args(source, sink, count, port), run.workdir)) as worker:
             _wait_for(worker, *FIRST_FETCH[run.kind])
             pace = [
                 PYTHON, "-m", "bench.pace", "--bootstrap", kafka.bootstrap, "--topic", source,
@@ -85,7 +96,11 @@ def measure(run: LatencyRun) -> LatencyResult:
             ]  # fmt: skip
             with running(Child(pace, run.workdir, measured=False)) as pacer:
                 try:
-                    outputs = _read(kafka, sink, count, worker, run.seconds + 120)
+                    scraped: list[tuple[float, float]] = []
+                    watch = _scraper(port, scraped) if run.kind == "worker" else None
+                    outputs = _read(kafka, sink, count, worker, run.seconds + 120, watch)
+                    if watch is not None:
+                        watch()  # the last deliveries, unless the worker is gone already
                 except BenchError as exc:  # say whether the pacer gave up, and why
                     said = (pacer.stdout() + pacer.stderr()).strip().splitlines()[-3:]
                     raise BenchError(f"{exc}; pacer exit {pacer.poll()}: {said}") from None
@@ -93,7 +108,13 @@ def measure(run: LatencyRun) -> LatencyResult:
             worker.wait(60)
         if pacer.returncode != 0 or worker.returncode != 0:
             raise BenchError(f"pacer {pacer.returncode}, worker {worker.returncode}")
-        return _result(_join(kafka, source, outputs), count, worker.peak_rss_kib / 1024)
+        if scraped:
+            slow = scraped[-1]
+        else:  # the passthrough's own count, on its last line
+            done = [x for x in worker.json_lines("stdout") if x.get("event") == "done"][-1]
+            slow = (done["slow_deliveries"], done["deliveries"])
+        samples = _join(kafka, source, outputs)
+        return _result(samples, count, worker.peak_rss_kib / 1024, 100 * slow[0] / max(slow[1], 1))
     finally:
         kafka.cleanup()
 
@@ -109,14 +130,20 @@ def _wait_for(worker: Child, stream: str, event: str, deadline_s: float = 120) -
 
 
 def _read(
-    kafka: Kafka, topic: str, count: int, worker: Child, deadline_s: float
+    kafka: Kafka,
+    topic: str,
+    count: int,
+    worker: Child,
+    deadline_s: float,
+    scrape: Callable[[], None] | None = None,
 ) -> dict[bytes, tuple[float, float]]:
-    """Output key -> (output CreateTime, received), in ms, for every record of ``topic``."""
+    """Output key -> (output CreateTime, received), in ms, for every record of ``topic``;
+    ``scrape`` is called about once a second meanwhile."""
     consumer = kafka.consumer("read_committed", **{"fetch.wait.max.ms": 5})
     consumer.assign([TopicPartition(topic, p, 0) for p in kafka.partitions(topic)])
     seen: dict[bytes, tuple[float, float]] = {}
     deadline = time.monotonic() + deadline_s
-    next_sample = 0.0
+    next_sample = next_scrape = 0.0
     try:
         while len(seen) < count:
             if time.monotonic() > deadline:
@@ -128,6 +155,9 @@ def _read(
             if time.monotonic() >= next_sample:
                 worker.sample()
                 next_sample = time.monotonic() + 0.1
+            if scrape is not None and time.monotonic() >= next_scrape:
+                scrape()
+                next_scrape = time.monotonic() + 1.0
     finally:
         consumer.close()
     return seen
@@ -143,7 +173,38 @@ def _join(kafka: Kafka, source: str, outputs: dict[bytes, tuple[float, float]]) 
     return np.array(rows, dtype=np.float64)
 
 
-def _result(samples: Samples, count: int, rss_mib: float) -> LatencyResult:
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _scraper(port: int, into: list[tuple[float, float]]) -> Callable[[], None]:
+    def scrape() -> None:
+        with contextlib.suppress(OSError):  # not up yet, or exited: the last answer stands
+            into.append(_slow_deliveries(port))
+
+    return scrape
+
+
+def _slow_deliveries(port: int) -> tuple[float, float]:
+    """(deliveries over 50 ms, deliveries) from the worker's /metrics, read while it runs
+    (it exits once it has consumed its events)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    within = total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "scoring_delivery_duration_seconds":
+            continue
+        for s in family.samples:
+            if s.name.endswith("_bucket") and float(s.labels["le"]) == SLOW_DELIVERY_S:
+                within = s.value
+            elif s.name.endswith("_count"):
+                total = s.value
+    return total - within, total
+
+
+def _result(samples: Samples, count: int, rss_mib: float, slow_pct: float) -> LatencyResult:
     inputs = samples[:, 0]
     first = inputs.min()
     steady = samples[inputs >= first + WARM_UP_S * 1000]
@@ -158,4 +219,5 @@ def _result(samples: Samples, count: int, rss_mib: float) -> LatencyResult:
         offered_per_s=float(count / span_s) if span_s > 0 else float("nan"),
         events=len(steady),
         max_rss_mib=rss_mib,
+        slow_delivery_pct=slow_pct,
     )

@@ -23,6 +23,10 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from worker.kafka.clients import gather
 
+SLOW_DELIVERY_S = 0.05
+"""A batch delivery (a transaction, exactly-once) counted slow: the worker's
+``scoring_delivery_duration_seconds`` bucket of the same bound."""
+
 
 def _say(event: str, **fields: Any) -> None:
     sys.stdout.write(orjson.dumps({"event": event, "ts": time.time(), **fields}).decode() + "\n")
@@ -91,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         [args.input], on_assign=lambda _c, tps: _say("assigned", partitions=len(tps))
     )
     done, first, waited_s, delivering_s = 0, None, 0.0, 0.0
+    deliveries, slow = 0, 0  # batches, and those whose delivery took over SLOW_DELIVERY_S
     deadline = time.monotonic() + args.deadline_s
     while done < args.max_events:
         if time.monotonic() > deadline:
@@ -112,10 +117,14 @@ def run(args: argparse.Namespace) -> int:
             waited_s += time.perf_counter() - started
         started = time.perf_counter()
         _deliver(args, consumer, producer, batch)
-        delivering_s += time.perf_counter() - started
+        took = time.perf_counter() - started
+        delivering_s += took
+        deliveries += 1
+        slow += took > SLOW_DELIVERY_S
         done += len(batch)
     _say("done", count=done, first_consume=first, last_commit=time.time(),
-         consuming_s=waited_s, delivering_s=delivering_s)  # fmt: skip
+         consuming_s=waited_s, delivering_s=delivering_s, deliveries=deliveries,
+         slow_deliveries=slow)  # fmt: skip
     consumer.close()
     producer.flush(30)
     return 0

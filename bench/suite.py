@@ -265,7 +265,8 @@ def run_latency(
             f"--max-batch-age-ms {age if age is not None else 'default'}"
         )
         for kind, key, label in _LATENCY_ROWS:
-            figure = Figure.of([getattr(r, key) for r in results[kind]], "ms")
+            unit = "%" if key == "slow_delivery_pct" else "ms"
+            figure = Figure.of([getattr(r, key) for r in results[kind]], unit)
             report.add(f"{label}, {kind}{', LR' if kind == 'worker' else ''}, {where}", figure,
                        _LATENCY_NOTES[key] + plan.pinned_note)  # fmt: skip
         p99[age] = (
@@ -280,9 +281,12 @@ _LATENCY_ROWS: Sequence[tuple[str, str, str]] = (
     ("worker", "visible_p99_ms", "event latency p99"),
     ("worker", "produced_p99_ms", "event latency p99 to produce"),
     ("passthrough", "visible_p99_ms", "event latency p99"),
+    ("worker", "slow_delivery_pct", "batch deliveries over 50 ms"),
+    ("passthrough", "slow_delivery_pct", "batch deliveries over 50 ms"),
 )
 _LATENCY_NOTES = {
     "visible_p50_ms": "input CreateTime -> read by a read_committed consumer",
     "visible_p99_ms": "input CreateTime -> read by a read_committed consumer",
     "produced_p99_ms": "input CreateTime -> output CreateTime (before the commit)",
+    "slow_delivery_pct": "share of transactions (produce, send offsets, commit) over 50 ms",
 }

@@ -104,6 +104,9 @@ def check_against_offline(samples: Samples, expected: dict[str, Any]) -> None:
             live = sample(samples, "scoring_feature_drift", feature=feature, statistic=statistic)
             assert live == pytest.approx(expected[feature][i], abs=1e-9, rel=0), feature
     assert sample(samples, "scoring_event_latency_seconds_count") == EVENTS
+    batches = sample(samples, "scoring_batch_duration_seconds_count")
+    assert batches >= 1  # every delivered batch's delivery is timed
+    assert sample(samples, "scoring_delivery_duration_seconds_count") == batches
 
 
 def test_training_distribution_shows_low_drift(

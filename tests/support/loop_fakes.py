@@ -214,7 +214,13 @@ class RecordingObserver:
     def batch_scored(self, topic: str, consumed: int, batch: Any, duration_s: float) -> None:
         self.scored.append(consumed)
 
-    def delivered(self, count: int, event_timestamps_ms: list[int | None], now_s: float) -> None:
+    def delivered(
+        self,
+        count: int,
+        event_timestamps_ms: list[int | None],
+        now_s: float,
+        delivery_s: float | None = None,
+    ) -> None:
         self.delivered_counts.append(count)
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:

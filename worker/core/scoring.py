@@ -61,7 +61,11 @@ class ScoringObserver(Protocol):
         self, topic: str, consumed: int, batch: ScoredBatch, duration_s: float
     ) -> None: ...
     def delivered(
-        self, count: int, event_timestamps_ms: list[int | None], now_s: float
+        self,
+        count: int,
+        event_timestamps_ms: list[int | None],
+        now_s: float,
+        delivery_s: float | None = None,
     ) -> None: ...
 
 

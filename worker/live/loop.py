@@ -229,13 +229,15 @@ class Worker(RebalanceListener):
         if self.avro is not None:
             messages = _in_avro(messages, self.avro)
         batch = DeliveryBatch(messages, next_offsets(events), sources)
+        delivering = self.clock()
         delivered = self.delivery.deliver(batch)
+        delivery_s = self.clock() - delivering
         self.progress.delivered(delivered, self.delivery.last_rollback)
         if delivered:
             self.outputs.delivered(events)
             if self.extra is not None:
                 self.extra.delivered()
-            self._account(events, scored, duration_s)
+            self._account(events, scored, duration_s, delivery_s)
             return
         self.summary.rolled_back += 1
         self.outputs.rolled_back(batch, self.delivery.last_refused)  # raises past the bound
@@ -302,7 +304,9 @@ class Worker(RebalanceListener):
             sources += [events[r.index] for r in scored.rejected]
         return out, sources
 
-    def _account(self, events: list[InputEvent], scored: ScoredBatch, duration_s: float) -> None:
+    def _account(
+        self, events: list[InputEvent], scored: ScoredBatch, duration_s: float, delivery_s: float
+    ) -> None:
         summary = self.summary
         summary.batches += 1
         summary.consumed += len(events)
@@ -310,7 +314,7 @@ class Worker(RebalanceListener):
         summary.rejected.update(r.rejection.reason.value for r in scored.rejected)
         self.observer.batch_scored(self.settings.input_topic, len(events), scored, duration_s)
         stamps = list(map(_TIMESTAMP, map(events.__getitem__, scored.indices)))
-        self.observer.delivered(len(scored.records), stamps, time.time())
+        self.observer.delivered(len(scored.records), stamps, time.time(), delivery_s)
 
     def _ask(self, what: str, ask: Callable[[], _T]) -> _T:
         """A broker request, retried with backoff while the broker is away."""

@@ -46,7 +46,13 @@ class NullObserver:
     ) -> None:
         pass
 
-    def delivered(self, count: int, event_timestamps_ms: list[int | None], now_s: float) -> None:
+    def delivered(
+        self,
+        count: int,
+        event_timestamps_ms: list[int | None],
+        now_s: float,
+        delivery_s: float | None = None,
+    ) -> None:
         pass
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:

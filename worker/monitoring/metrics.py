@@ -53,6 +53,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "scoring_seconds_since_last_commit",
         "scoring_feature_reference_missing_ratio",
         # for the recording/alert rules and dashboards
+        "scoring_delivery_duration_seconds",
         "scoring_prediction_reference_ratio",
         "scoring_feature_bin_total",
         "scoring_feature_reference_ratio",
@@ -131,6 +132,12 @@ class WorkerMetrics:
         self._batch_duration = Histogram(
             "scoring_batch_duration_seconds",
             "Decode+score+encode time per batch",
+            buckets=BATCH_DURATION_BUCKETS,
+            registry=r,
+        )
+        self._delivery_duration = Histogram(
+            "scoring_delivery_duration_seconds",
+            "Time to deliver a scored batch: produce and commit (a transaction, exactly-once)",
             buckets=BATCH_DURATION_BUCKETS,
             registry=r,
         )
@@ -248,9 +255,19 @@ class WorkerMetrics:
             counts = self.layout.count(batch.frame, outputs.predictions, outputs.scores)
             self._drift.add(counts, rows)
 
-    def delivered(self, count: int, event_timestamps_ms: list[int | None], now_s: float) -> None:
-        """Predictions delivered; latency from each event's timestamp (epoch ms) to ``now_s``."""
+    def delivered(
+        self,
+        count: int,
+        event_timestamps_ms: list[int | None],
+        now_s: float,
+        delivery_s: float | None = None,
+    ) -> None:
+        """Predictions delivered; latency from each event's timestamp (epoch ms) to ``now_s``;
+        ``delivery_s``: how long the batch's delivery took (seconds; exactly-once: begin,
+        produce, send the offsets, commit)."""
         self._produced.inc(count)
+        if delivery_s is not None:
+            self._delivery_duration.observe(delivery_s)
         if not event_timestamps_ms:
             return
         try:

@@ -48,6 +48,7 @@ EXTRA_METRICS: dict[str, tuple[str, set[str]]] = {
     "scoring_partition_blocked": ("gauge", {"topic", "partition", "reason"}),
     "scoring_hanging_transaction": ("gauge", {"topic", "partition"}),
     "scoring_batch_in_progress_seconds": ("gauge", set()),
+    "scoring_delivery_duration_seconds": ("histogram", set()),
 }
 
 
@@ -143,6 +144,18 @@ def test_event_latency_histogram(metrics: WorkerMetrics, registry: CollectorRegi
     assert value(registry, "scoring_event_latency_seconds_sum") == pytest.approx(91.501)
     metrics.delivered(3, [1_999_000, 1_999_000, 1_999_000], now_s)
     assert value(registry, bucket, le="1.0") == 7
+
+
+def test_delivery_duration_histogram(metrics: WorkerMetrics, registry: CollectorRegistry) -> None:
+    metrics.delivered(4, [1_999_000] * 4, 2_000.0, delivery_s=0.004)
+    metrics.delivered(4, [1_999_000] * 4, 2_000.0, delivery_s=0.12)
+    metrics.delivered(4, [1_999_000] * 4, 2_000.0)  # no delivery time given: not observed
+    bucket = "scoring_delivery_duration_seconds_bucket"
+    assert value(registry, bucket, le="0.005") == 1
+    assert value(registry, bucket, le="0.1") == 1
+    assert value(registry, bucket, le="0.25") == 2
+    assert value(registry, "scoring_delivery_duration_seconds_count") == 2
+    assert value(registry, "scoring_delivery_duration_seconds_sum") == pytest.approx(0.124)
 
 
 def test_lag_per_partition_and_forgetting_one(
