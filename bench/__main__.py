@@ -280,6 +280,21 @@ def _efficiency(
         if target is not None:
             _target(report, f"efficiency >= {target:.2f}, {name} (issue 33)", value, target,
                     "{:.2f}")  # fmt: skip
+        cored = e2e.get(("passthrough", "exactly-once", name))
+        if cored and floor is not None and model is not None:
+            least = statistics.median(r.cpu_us_per_event for r in cored)
+            report.ratios.append(
+                (f"efficiency of the passthrough + scoring core, exactly-once, {name}",
+                 (floor + model) / least,
+                 "(passthrough + model) / (passthrough with the scoring core): the most a "
+                 "worker on this core can reach")
+            )  # fmt: skip
+            if runs:
+                report.ratios.append(
+                    (f"worker / (passthrough + scoring core), CPU per event, {name}",
+                     statistics.median(r.cpu_us_per_event for r in runs) / least,
+                     "what the worker does beyond the scoring core and Kafka's floor")
+                )  # fmt: skip
     for name, floor_share in (("LR", 0.5), ("HGB", 0.85)):
         result = cores.get(name)
         share = result.scorer.median / result.bare.median if result else None

@@ -167,8 +167,9 @@ def run_once(
             if challenger is not None:
                 kafka.topic_named(f"{sink}-chal", 4)
                 args += ["--challenger", str(challenger), "--challenger-topic", f"{sink}-chal"]
-        else:
+        else:  # with a bundle: the passthrough with the scoring core in its loop
             args = _passthrough_args(setup, source, sink, mode)
+            args += ["--bundle", str(bundle)] if bundle is not None else []
         child = Child(args, setup.workdir)
         isolation = "read_committed" if mode == "exactly-once" else "read_uncommitted"
         watcher = EndWatcher(kafka, sink, isolation)

@@ -6,6 +6,12 @@ batches formed by ``worker.kafka.clients.gather`` (``--max-batch-events``, ``--m
 then, per batch, either one transaction holding the messages and the consumed offsets
 (``eos``) or produce, wait for every delivery, commit the offsets (``alo``).
 
+With ``--bundle B`` each batch also goes through the worker's scoring core
+(``worker.core.scoring.BatchScorer``, on the worker's own ``InputEvent``s) and the
+prediction records are produced instead of the input's bytes, with nothing else the
+worker does around it (no headers, dead letters, metrics, drift, positions, watchdog):
+the least a worker built on this core can spend per event.
+
 Run as ``python -m bench.passthrough ...`` (one JSON line on stdout per stage), so the
 measurement, like the worker's, happens in a process of its own.
 """
@@ -13,15 +19,17 @@ measurement, like the worker's, happens in a process of its own.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from worker.kafka.clients import gather
+from worker.kafka.clients import gather, to_input_events
 
 SLOW_DELIVERY_S = 0.05
 """A batch delivery (a transaction, exactly-once) counted slow: the worker's
@@ -63,6 +71,34 @@ def _produce(producer: Producer, topic: str, messages: Sequence[Any]) -> None:
                 producer.poll(0.05)
 
 
+class _Scoring:
+    """The scoring core in the passthrough's loop: a batch's messages -> (record, key)."""
+
+    def __init__(self, bundle: str) -> None:
+        from model_bundles.bundle import load_bundle
+        from worker.core.scoring import BatchScorer
+
+        self._scorer = BatchScorer(load_bundle(Path(bundle)))
+        gc.freeze()  # as the worker does once loaded (``worker.cli.live``)
+
+    def records(self, messages: Sequence[Any]) -> list[tuple[bytes, bytes | None]]:
+        events = to_input_events(messages).events
+        scored = self._scorer.score(events)
+        return [(r, events[i].key) for r, i in zip(scored.records, scored.indices, strict=True)]
+
+
+def _produce_records(
+    producer: Producer, topic: str, records: Sequence[tuple[bytes, bytes | None]]
+) -> None:
+    for value, key in records:
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+
+
 def _offsets(messages: Sequence[Any]) -> list[TopicPartition]:
     nxt: dict[tuple[str, int], int] = {}
     for m in messages:
@@ -72,16 +108,27 @@ def _offsets(messages: Sequence[Any]) -> list[TopicPartition]:
 
 
 def _deliver(
-    args: argparse.Namespace, consumer: Consumer, producer: Producer, batch: list[Any]
+    args: argparse.Namespace,
+    consumer: Consumer,
+    producer: Producer,
+    batch: list[Any],
+    scoring: _Scoring | None = None,
 ) -> None:
     if args.mode == "eos":
+        records = scoring.records(batch) if scoring is not None else None
         producer.begin_transaction()
-        _produce(producer, args.output, batch)
+        if records is None:
+            _produce(producer, args.output, batch)
+        else:
+            _produce_records(producer, args.output, records)
         meta = consumer.consumer_group_metadata()
         producer.send_offsets_to_transaction(_offsets(batch), meta, 30)
         producer.commit_transaction(30)
         return
-    _produce(producer, args.output, batch)
+    if scoring is not None:
+        _produce_records(producer, args.output, scoring.records(batch))
+    else:
+        _produce(producer, args.output, batch)
     if producer.flush(30):
         raise KafkaException("deliveries outstanding after 30 s")
     consumer.commit(offsets=_offsets(batch), asynchronous=False)
@@ -89,6 +136,7 @@ def _deliver(
 
 def run(args: argparse.Namespace) -> int:
     consumer, producer = _clients(args)
+    scoring = _Scoring(args.bundle) if args.bundle else None
     if args.mode == "eos":
         producer.init_transactions(30)
     consumer.subscribe(
@@ -116,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             waited_s += time.perf_counter() - started
         started = time.perf_counter()
-        _deliver(args, consumer, producer, batch)
+        _deliver(args, consumer, producer, batch, scoring)
         took = time.perf_counter() - started
         delivering_s += took
         deliveries += 1
@@ -142,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-batch-age-ms", type=int, default=5)
     parser.add_argument("--kafka-property", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--deadline-s", type=float, default=600)
+    parser.add_argument("--bundle", help="score each batch with this bundle's scoring core")
     return run(parser.parse_args(argv))
 
 

@@ -154,6 +154,8 @@ AVRO = "LR, Avro"
 E2E: list[tuple[Kind, Mode, str | None]] = [
     ("passthrough", "exactly-once", None),
     ("passthrough", "at-least-once", None),
+    ("passthrough", "exactly-once", "LR"),  # with the scoring core: what the worker adds to it
+    ("passthrough", "exactly-once", "HGB"),
     ("worker", "exactly-once", "LR"),
     ("worker", "at-least-once", "LR"),
     ("worker", "exactly-once", "HGB"),
@@ -185,6 +187,8 @@ def run_e2e(
             )
     for (kind, mode, name), runs in results.items():
         label = f"{kind} {mode}" + (f", {name}" if name else " (ceiling)")
+        if kind == "passthrough" and name:
+            label = f"passthrough {mode} + scoring core, {name}"
         loads = f"load {min(r.load for r in runs):.1f}-{max(r.load for r in runs):.1f}"
         report.add(
             f"{label}: {plan.events:,} events, 4 partitions",
