@@ -2,14 +2,18 @@
 
 The worker is started first (exactly-once, metrics on) and the producer only once the
 worker fetches its partitions: the passthrough's ``assigned`` line, the worker's
-``start_offsets`` line (after its own fetch of the committed offsets, a start-up wait of
-0.2 s to 22 s here that ``bench.e2e`` reports apart). A read_committed reader here
+``start_offsets`` line (after its own fetch of the committed offsets, which ``bench.e2e``
+reports apart: about 0.2 s here). A read_committed reader here
 consumes the output as it is committed. Per event, two latencies (ms), both against the
 input's CreateTime:
 
 - ``visible``: when the reader got the record: what a downstream consumer sees, commit
   and fetch included (the reader fetches with ``fetch.wait.max.ms`` = 5);
 - ``produced``: the output record's own CreateTime (when the worker produced it).
+
+And the share of batch deliveries (transactions) that took over 50 ms: from the worker's
+``scoring_delivery_duration_seconds`` (its /metrics, read once near the end), and the
+passthrough's own count (its last line).
 
 Inputs and outputs are matched by key (the event id; the output keeps the input's key).
 
@@ -108,7 +112,9 @@ def measure(run: LatencyRun) -> LatencyResult:
             worker.wait(60)
         if pacer.returncode != 0 or worker.returncode != 0:
             raise BenchError(f"pacer {pacer.returncode}, worker {worker.returncode}")
-        if scraped:
+        if run.kind == "worker":
+            if not scraped:
+                raise BenchError(f"the worker's /metrics never answered on port {port}")
             slow = scraped[-1]
         else:  # the passthrough's own count, on its last line
             done = [x for x in worker.json_lines("stdout") if x.get("event") == "done"][-1]
@@ -138,12 +144,13 @@ def _read(
     scrape: Callable[[], None] | None = None,
 ) -> dict[bytes, tuple[float, float]]:
     """Output key -> (output CreateTime, received), in ms, for every record of ``topic``;
-    ``scrape`` is called about once a second meanwhile."""
+    ``scrape`` is called once, when 95 % of them are in (the worker may have exited by the
+    end: it stops once it has consumed its events)."""
     consumer = kafka.consumer("read_committed", **{"fetch.wait.max.ms": 5})
     consumer.assign([TopicPartition(topic, p, 0) for p in kafka.partitions(topic)])
     seen: dict[bytes, tuple[float, float]] = {}
     deadline = time.monotonic() + deadline_s
-    next_sample = next_scrape = 0.0
+    next_sample = 0.0
     try:
         while len(seen) < count:
             if time.monotonic() > deadline:
@@ -155,9 +162,9 @@ def _read(
             if time.monotonic() >= next_sample:
                 worker.sample()
                 next_sample = time.monotonic() + 0.1
-            if scrape is not None and time.monotonic() >= next_scrape:
-                scrape()
-                next_scrape = time.monotonic() + 1.0
+            if scrape is not None and len(seen) >= 0.95 * count:
+                scrape()  # once, near the end: a scrape renders the drift gauges, and
+                scrape = None  # doing it often would weigh on the latency measured
     finally:
         consumer.close()
     return seen
@@ -181,7 +188,7 @@ def _free_port() -> int:
 
 def _scraper(port: int, into: list[tuple[float, float]]) -> Callable[[], None]:
     def scrape() -> None:
-        with contextlib.suppress(OSError):  # not up yet, or exited: the last answer stands
+        with contextlib.suppress(OSError):  # exited already: the earlier answer stands
             into.append(_slow_deliveries(port))
 
     return scrape
@@ -192,7 +199,7 @@ def _slow_deliveries(port: int) -> tuple[float, float]:
     (it exits once it has consumed its events)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()
-    within = total = 0.0
+    within = total = None
     for family in text_string_to_metric_families(text):
         if family.name != "scoring_delivery_duration_seconds":
             continue
@@ -201,6 +208,8 @@ def _slow_deliveries(port: int) -> tuple[float, float]:
                 within = s.value
             elif s.name.endswith("_count"):
                 total = s.value
+    if within is None or total is None:
+        raise BenchError(f"no scoring_delivery_duration_seconds bucket le={SLOW_DELIVERY_S}")
     return total - within, total
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from kafka_broker import QUIET, TopicFactory, commit_offsets, poll_until, transactional_producer
 
 from worker.kafka.offsets import ExplicitStartConsumer
@@ -92,11 +93,19 @@ def test_committed_offsets_come_back_at_once_while_the_loop_polls(
         commit_offsets(bootstrap, group, topic, {1: 7})
         with _member(bootstrap, group, topic) as (consumer, partitions):
             answer, longest = _answer_while_polling(consumer, partitions, 5.0, within_s=3.0)
+            members = _members(bootstrap, group)
+        assert members == 1, f"trial {trial}: {members} members: a reader joined the group"
         assert answer is not None, f"trial {trial}: no committed offsets within 3 s"
         assert answer.offsets == {(topic, 1): 7}
         assert sorted(answer.missing) == [(topic, 0), (topic, 2), (topic, 3)]
         assert not answer.unstable and not answer.failed
         assert longest < POLL_LIMIT_S, f"trial {trial}: a poll took {longest:.2f} s"
+
+
+def _members(bootstrap: str, group: str) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
+    (described,) = admin.describe_consumer_groups([group], request_timeout=10).values()
+    return len(described.result(timeout=15).members)
 
 
 @contextmanager

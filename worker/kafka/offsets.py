@@ -54,7 +54,11 @@ class ExplicitStartConsumer(GroupConsumer):
     ) -> None:
         super().__init__(config, on_error, logger)
         self._started: set[Partition] = set()
-        self._reader = CommittedReader(config, logger)
+        try:
+            self._reader = CommittedReader(config)
+        except BaseException:
+            _call(self._consumer.close)
+            raise
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         def assigned(consumer: Any, tps: list[TopicPartition]) -> None:
@@ -86,9 +90,12 @@ class ExplicitStartConsumer(GroupConsumer):
         return self._reader.ask(partitions, timeout_s)
 
     def close(self) -> None:
-        """Wait for committed-offset requests in flight, then leave the group."""
-        self._reader.close()
-        super().close()
+        """Leave the group, then wait for committed-offset requests in flight (the member
+        needs nothing from them: it leaves first, whatever a reader still waits for)."""
+        try:
+            super().close()
+        finally:
+            self._reader.close()
 
     def start_at(self, offsets: Mapping[Partition, int | None]) -> None:
         """Start claimed partitions at these offsets (None: the log's beginning)."""

@@ -100,8 +100,9 @@ _LEVELS = (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED)
 
 
 class OffsetsAsker:
-    """The group's committed offsets from the consumer's own stable-offset fetch, and
-    last stable offsets and partition counts from the admin client."""
+    """The group's committed offsets from the consumer's stable-offset fetch (on its
+    reader consumers, ``worker.kafka.committed``), and last stable offsets and partition
+    counts from the admin client."""
 
     def __init__(self, admin: OffsetsAdmin, consumer: ExplicitStartConsumer) -> None:
         self.admin = admin
