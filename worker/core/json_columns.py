@@ -4,13 +4,17 @@ The general path (``worker.core.scoring``) reads each value with ``orjson.loads`
 dict, then ``model_bundles.events.check_batch`` gathers each feature's column out of the
 dicts and validates it: a dict, its keys and values per event, then one lookup per
 feature per event. For a bundle whose features are all in the canonical form (float64
-numbers, text categories), ``JsonColumns`` instead decodes each value with msgspec into a
-struct type compiled from the features: msgspec checks the types while it reads (a
-number for a numeric feature, text for a categorical one, null only where the pipeline
-imputes it, every feature present) and creates one slotted object per event, with no
-dict. The columns are then read off the structs. On the demo events it reads a batch of
-5,000 in about 60 % of the general path's decode and check (docs/benchmarks.md, issue 33
-round 3).
+numbers, text categories) or of a fitted dtype it can express (integers within the
+dtype's range, bool, text: ``_struct_type``), ``JsonColumns`` instead decodes each value
+with msgspec into a struct type compiled from the features: msgspec checks the types
+while it reads (a number for a numeric feature, text for a categorical one, an integer in
+range for an int64 or uint8 column, true/false for a bool one, null only where the
+pipeline imputes it, every feature present) and creates one slotted object per event,
+with no dict. The columns are then read off the structs (a fitted dtype's with the
+general path's own ``FrameType.column``). On the demo events it reads a batch of 5,000 in
+about 60 % of the general path's decode and check (docs/benchmarks.md, issue 33 round 3);
+on a pipeline fitted on int64, bool, Int64, boolean, str and string columns the whole
+scoring core takes 82 % of the general path's CPU (``python -m bench.typed``, round 4).
 
 Exactness: the fast path holds a batch only when every event it accepts is one
 ``check_event`` accepts, with the same values, and every event it refuses is one the
@@ -38,11 +42,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, cast
+from typing import Annotated, Any, Optional, cast
 
 import msgspec
 import numpy as np
 
+from model_bundles.dtypes import BooleanType, IntegerType, TextType, frame_type
 from model_bundles.events import CheckedBatch, category_column, frame_of, unknown_count
 from schemas.manifest import FeatureSpec
 from schemas.rejection import Rejection
@@ -56,6 +61,27 @@ ValidationError) are ValueErrors; text that is not UTF-8 in a field it reads is 
 UnicodeDecodeError; nesting deeper than the interpreter's recursion limit (an ignored key
 holding 1,000 nested arrays, which orjson reads) is a RecursionError."""
 _VALUE = attrgetter("value")
+
+
+def _struct_type(feature: FeatureSpec) -> Any:
+    """The msgspec type that reads exactly the (non-null) JSON values ``check_event``
+    accepts for ``feature``, as the same Python values; None for a fitted dtype whose
+    rule it cannot express (floats other than float64, categories, datetimes), served by
+    the general path.
+
+    Canonical: a number (an integer too, read as its float) or text. Fitted (issue 33,
+    ``model_bundles.dtypes``): an integer within the dtype's range (msgspec reads no
+    ``1.0`` or ``true`` as an int), ``true``/``false``, text."""
+    if feature.canonical:
+        return float if feature.kind == "numeric" else str
+    fitted = frame_type(feature)
+    if isinstance(fitted, IntegerType):
+        return Annotated[int, msgspec.Meta(ge=fitted.low, le=fitted.high)]
+    if isinstance(fitted, BooleanType):
+        return bool
+    if isinstance(fitted, TextType):
+        return str
+    return None
 
 
 def _utf8(value: bytes) -> bool:
@@ -96,8 +122,8 @@ class JsonColumns:
         self.limit = max_event_bytes
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for index, feature in enumerate(self.features):
-            kind: Any = float if feature.kind == "numeric" else str
-            fields.append((f"f{index}", kind | None if feature.nullable else kind))
+            kind = _struct_type(feature)
+            fields.append((f"f{index}", Optional[kind] if feature.nullable else kind))  # noqa: UP045
         fields.append((_ID, str | msgspec.UnsetType, msgspec.UNSET))
         rename = {f"f{i}": f.name for i, f in enumerate(self.features)} | {_ID: id_field}
         struct = msgspec.defstruct("Event", fields, rename=rename, gc=False)
@@ -107,8 +133,10 @@ class JsonColumns:
 
     @staticmethod
     def serves(features: Sequence[FeatureSpec], id_field: str) -> bool:
-        """Whether the fast path applies: every feature canonical, the id field no feature."""
-        return all(f.canonical for f in features) and id_field not in {f.name for f in features}
+        """Whether the fast path applies: every feature canonical or of a fitted dtype it
+        reads (integers, bool, text: ``_struct_type``), the id field no feature."""
+        names = {f.name for f in features}
+        return all(_struct_type(f) is not None for f in features) and id_field not in names
 
     def read(self, events: Sequence[InputEvent], decide: Decide) -> ColumnBatch | None:
         """The batch's checked frame and ids, or None: score it with the general path.
@@ -162,7 +190,11 @@ class JsonColumns:
         unknown: dict[str, int] = {}
         for feature, column in zip(self.features, self._columns, strict=True):
             values = list(map(column, structs))
-            if feature.kind == "numeric":
+            if not feature.canonical:  # the general path's own column of its checked values
+                columns.append(frame_type(feature).column(values))
+                if feature.kind == "categorical" and (count := unknown_count(feature, values)):
+                    unknown[feature.name] = count
+            elif feature.kind == "numeric":
                 numbers = np.array(values, dtype=np.float64)  # None -> NaN
                 finite = np.isfinite(numbers)
                 if not finite.all() and any(values[i] is not None for i in np.flatnonzero(~finite)):

@@ -19,6 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.typed import typed_bundle as bench_typed_bundle
+from bench.typed import typed_events
 from model_bundles.bundle import Bundle
 from model_bundles.predict import Outputs
 from schemas.manifest import FeatureSpec
@@ -214,11 +216,79 @@ def test_a_batch_with_an_event_only_the_general_path_reads_is_scored_by_it(
 
 
 def test_features_the_fast_path_does_not_serve() -> None:
-    typed = FeatureSpec(name="n", kind="numeric", dtype="int64", nullable=False)
     plain = FeatureSpec(name="x", kind="numeric", dtype="float64", nullable=True)
     assert JsonColumns.serves([plain], "event_id")
-    assert not JsonColumns.serves([plain, typed], "event_id")  # a fitted dtype
     assert not JsonColumns.serves([plain], "x")  # the id field is a feature
+    for dtype in ("int64", "UInt8", "bool", "boolean", "str", "string"):  # read as fitted
+        typed = FeatureSpec(name="n", kind="numeric", dtype=dtype, nullable=False)
+        assert JsonColumns.serves([plain, typed], "event_id"), dtype
+    for dtype in ("float32", "Float64", "datetime64[ns]"):  # left to the general path
+        typed = FeatureSpec(name="n", kind="numeric", dtype=dtype, nullable=False)
+        assert not JsonColumns.serves([plain, typed], "event_id"), dtype
+
+
+# --- fitted dtypes (the frame a team fits on, ``pd.read_csv``'s int and bool columns) ---
+
+TYPED_VALUES = {
+    "count": [b"0", b"7", b"-3", b"9223372036854775807", b"9223372036854775808", b"-0"],
+    "small": [b"0", b"255", b"256", b"-1", b"12"],
+    "maybe": [b"null", b"4", b"-9223372036854775809", b"2"],
+    "flag": [b"true", b"false", b"1", b"0"],
+    "ok": [b"true", b"false", b"null"],
+    "code": [b'"01"', b'"2"', b'"x"', b'"new"', b'""', b'"caf\\u00e9"'],
+    "name": [b'"a"', b'"b"', b'""', b"null"],
+}
+"""Per feature: values it fits and values near its edges (out of range, another type)."""
+_TYPED_ODD = [b"1.0", b"1e2", b"true", b'"7"', b"[]", b"{}", b"null", b"01", b"1.5"]
+
+
+@st.composite
+def typed_event_values(draw: st.DrawFn) -> bytes | None:
+    """A JSON value for ``typed_bundle``: mostly fitting, sometimes not in every way."""
+    if draw(st.integers(0, 29)) == 0:
+        return draw(st.sampled_from([None, b"", b"[1]", b"\xff", b'{"count": 1}']))
+    fields = []
+    for name, fitting in TYPED_VALUES.items():
+        if draw(st.integers(0, 24)) == 0:
+            continue  # absent
+        odd = draw(st.integers(0, 9)) == 0
+        fields.append((name.encode(), draw(st.sampled_from(_TYPED_ODD if odd else fitting))))
+    if draw(st.booleans()):
+        fields.append((b"event_id", draw(st.sampled_from([b'"e1"', b"7", b"null"]))))
+    if draw(st.integers(0, 9)) == 0:
+        fields.append(draw(st.sampled_from(_IGNORED_FIELDS[:3])))
+    fields = draw(st.permutations(fields))
+    return b"{" + b",".join(b'"' + k + b'":' + v for k, v in fields) + b"}"
+
+
+@pytest.fixture(scope="module")
+def typed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """A pipeline fitted on a frame of fitted dtypes the fast path reads (``bench.typed``:
+    int64, uint8, Int64 with missing values, bool, boolean, str, string)."""
+    return bench_typed_bundle(tmp_path_factory.mktemp("typed") / "b")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(typed_event_values(), max_size=12), st.sampled_from([None, b"k"]))
+def test_the_fast_path_scores_fitted_dtypes_as_the_general_path(
+    typed_bundle: Bundle, values: list[bytes | None], key: bytes | None
+) -> None:
+    events = [InputEvent(v, key, "events", 0, i, 1_000 + i) for i, v in enumerate(values)]
+    fast = BatchScorer(typed_bundle, max_event_bytes=LIMIT)
+    assert fast._columns is not None
+    _same(fast.score(events), _general(typed_bundle).score(events))
+
+
+def test_a_clean_batch_of_fitted_dtypes_takes_the_fast_path(typed_bundle: Bundle) -> None:
+    events = typed_events(50)
+    fast = BatchScorer(typed_bundle, max_event_bytes=LIMIT)
+    assert fast._columns is not None
+    held = fast._columns.read(events, fast._verdict_at(events))
+    assert held is not None and held.checked.accepted == list(range(50))
+    assert [str(t) for t in held.checked.frame.dtypes] == [
+        "int64", "uint8", "Int64", "bool", "boolean", "str", "string"
+    ]  # fmt: skip
+    _same(fast.score(events), _general(typed_bundle).score(events))
 
 
 @settings(max_examples=500, deadline=None)
