@@ -129,6 +129,15 @@ def _same(got: ScoredBatch, want: ScoredBatch) -> None:
     _same_outputs(got.outputs, want.outputs)
 
 
+def _fast_as_general(bundle: Bundle, values: list[bytes | None], key: bytes | None) -> None:
+    """The batch of ``values`` (all keyed ``key``) scored through the fast path's scorer
+    and through the general path alone give the same batch."""
+    events = [InputEvent(v, key, "events", 0, i, 1_000 + i) for i, v in enumerate(values)]
+    fast = BatchScorer(bundle, max_event_bytes=LIMIT)
+    assert fast._columns is not None
+    _same(fast.score(events), _general(bundle).score(events))
+
+
 def _same_outputs(got: Outputs, want: Outputs) -> None:
     assert got.predictions.tolist() == want.predictions.tolist()
     if want.scores is None:
@@ -142,10 +151,7 @@ def _same_outputs(got: Outputs, want: Outputs) -> None:
 def test_the_fast_path_scores_every_batch_as_the_general_path(
     penguins_bundle: Bundle, values: list[bytes | None], key: bytes | None
 ) -> None:
-    events = [InputEvent(v, key, "events", 0, i, 1_000 + i) for i, v in enumerate(values)]
-    fast = BatchScorer(penguins_bundle, max_event_bytes=LIMIT)
-    assert fast._columns is not None
-    _same(fast.score(events), _general(penguins_bundle).score(events))
+    _fast_as_general(penguins_bundle, values, key)
 
 
 def _event(i: int, **extra: Any) -> bytes:
@@ -273,10 +279,7 @@ def typed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
 def test_the_fast_path_scores_fitted_dtypes_as_the_general_path(
     typed_bundle: Bundle, values: list[bytes | None], key: bytes | None
 ) -> None:
-    events = [InputEvent(v, key, "events", 0, i, 1_000 + i) for i, v in enumerate(values)]
-    fast = BatchScorer(typed_bundle, max_event_bytes=LIMIT)
-    assert fast._columns is not None
-    _same(fast.score(events), _general(typed_bundle).score(events))
+    _fast_as_general(typed_bundle, values, key)
 
 
 def test_a_clean_batch_of_fitted_dtypes_takes_the_fast_path(typed_bundle: Bundle) -> None:
