@@ -18,7 +18,8 @@ one value at a time, so a value's meaning never depends on its neighbours:
 | datetime64[unit] and [unit, tz] | an ISO 8601 string (``DATETIME_TEXT``) | NaT |
 
 Any other value is ``wrong_type`` (``"3"`` or ``3.5`` for an integer column,
-``"yes"`` or ``1`` for a bool, ``3`` for a string); a number too large for the
+``"yes"`` or ``1`` for a bool, ``3`` for a string, or a string holding a lone surrogate
+such as ``"\ud800"``, which is no Unicode text); a number too large for the
 dtype is ``wrong_type`` for integers, ``non_finite`` for floats.
 
 Datetimes: one rule for every event. A value with an offset (``Z``, ``+01:00``)
@@ -161,7 +162,15 @@ class TextType(FrameType):
     expected = "a string"
 
     def mismatch(self, value: Any) -> Mismatch | None:
-        return None if type(value) is str else self._wrong()
+        if type(value) is not str:
+            return self._wrong()
+        if value.isascii():
+            return None
+        try:  # a str or string column holds UTF-8 (pyarrow's, when pandas has it)
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, "\ud800" escaped in the JSON
+            return Mismatch(RejectReason.WRONG_TYPE, "a string of Unicode text")
+        return None
 
 
 class CategoryType(FrameType):

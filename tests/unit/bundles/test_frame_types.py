@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
+from bench.typed import typed_bundle as fitted_dtypes_bundle
 from model_bundles.build import build_bundle
 from model_bundles.bundle import Bundle, load_bundle
 from schemas.errors import BadInputError
@@ -120,6 +121,25 @@ def test_values_that_do_not_fit_the_fitted_dtype_are_wrong_type(tmp_path: Path) 
         assert outcome[0] == "wrong_type" and detail in outcome[1]
     # a null for a dtype that holds no missing value: the pipeline never saw one
     assert _served(bundle, [{"zone": None, "flag": True}], 1)[0][0] == "missing_feature"
+
+
+def test_a_lone_surrogate_in_a_text_column_is_wrong_type_on_every_path(tmp_path: Path) -> None:
+    """``"\\ud800"`` in JSON is no Unicode text. A str or string column holds UTF-8 when
+    pandas has pyarrow (the research commands): there the batch raised, while the live
+    worker (pyarrow left out) scored the event. It is wrong_type on every path now."""
+    bundle = fitted_dtypes_bundle(tmp_path / "b")
+    good = b'{"count":1,"small":2,"maybe":null,"flag":true,"ok":false,"code":"x","name":"a"}'
+    for field, value in (("code", b'"x"'), ("name", b'"a"')):
+        bad = good.replace(value, b'"caf\\u00e9 \\ud800"')
+        for fast in (True, False):
+            scorer = BatchScorer(bundle)
+            if not fast:
+                scorer._columns = None  # the general path alone
+            scored = scorer.score([InputEvent(good), InputEvent(bad)])
+            assert scored.indices == [0], (field, fast)
+            (rejected,) = scored.rejected
+            assert rejected.index == 1 and rejected.rejection.reason.value == "wrong_type"
+            assert f"'{field}'" in rejected.rejection.detail, rejected.rejection.detail
 
 
 # --- datetimes: one declared parse per value, never dependent on the batch ---

@@ -242,7 +242,7 @@ TYPED_VALUES = {
     "flag": [b"true", b"false", b"1", b"0"],
     "ok": [b"true", b"false", b"null"],
     "code": [b'"01"', b'"2"', b'"x"', b'"new"', b'""', b'"caf\\u00e9"'],
-    "name": [b'"a"', b'"b"', b'""', b"null"],
+    "name": [b'"a"', b'"b"', b'""', b'"\\ud800"', b"null"],
 }
 """Per feature: values it fits and values near its edges (out of range, another type)."""
 _TYPED_ODD = [b"1.0", b"1e2", b"true", b'"7"', b"[]", b"{}", b"null", b"01", b"1.5"]
