@@ -63,11 +63,14 @@ holding 1,000 nested arrays, which orjson reads) is a RecursionError."""
 _VALUE = attrgetter("value")
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _struct_type(feature: FeatureSpec) -> Any:
     """The msgspec type that reads exactly the (non-null) JSON values ``check_event``
     accepts for ``feature``, as the same Python values; None for a fitted dtype whose
-    rule it cannot express (floats other than float64, categories, datetimes), served by
-    the general path.
+    rule it cannot express (uint64, floats other than float64, categories, datetimes),
+    served by the general path.
 
     Canonical: a number (an integer too, read as its float) or text. Fitted (issue 33,
     ``model_bundles.dtypes``): an integer within the dtype's range (msgspec reads no
@@ -76,6 +79,8 @@ def _struct_type(feature: FeatureSpec) -> Any:
         return float if feature.kind == "numeric" else str
     fitted = frame_type(feature)
     if isinstance(fitted, IntegerType):
+        if fitted.high > _INT64_MAX:  # uint64: msgspec takes no bound beyond int64's
+            return None
         return Annotated[int, msgspec.Meta(ge=fitted.low, le=fitted.high)]
     if isinstance(fitted, BooleanType):
         return bool
